@@ -1,0 +1,7 @@
+"""The coordinator: public API (core), protocol drivers, participant calls."""
+
+from __future__ import annotations
+
+from .core import TransactionCoordinator
+
+__all__ = ["TransactionCoordinator"]

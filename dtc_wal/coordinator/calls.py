@@ -1,0 +1,210 @@
+"""Participant calls: retries with exponential backoff and jitter (tenacity), timeouts.
+
+A call is tried once directly; only when it raises does tenacity take over for the
+remaining ``max_retries`` attempts, so the common path pays nothing for the retry machinery.
+Every sleep goes through the injected clock (instant under a ManualClock).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import tenacity
+
+from ..clock import Clock
+from ..errors import ParticipantTimeoutError, TransientError, VoteNo
+
+__all__ = ["CallPolicy", "CallResult", "run_parallel"]
+
+log = logging.getLogger("dtc_wal.coordinator")
+T = TypeVar("T")
+
+DEFAULT_TRANSIENT: tuple[type[BaseException], ...] = (
+    TransientError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclasses.dataclass(slots=True)
+class CallResult:
+    """How one participant call ended: ``ok``, or the last error after ``attempts`` tries."""
+
+    name: str
+    ok: bool
+    attempts: int
+    error: BaseException | None = None
+
+    @property
+    def error_text(self) -> str:
+        if self.error is None:
+            return ""
+        return f"{type(self.error).__name__}: {self.error}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """Retry and timeout settings for participant calls."""
+
+    max_retries: int = 3
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    jitter: float = 0.05
+    transient: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.backoff_initial < 0 or self.backoff_max < 0 or self.jitter < 0:
+            raise ValueError("backoff_initial, backoff_max and jitter must be >= 0")
+
+    def call(
+        self,
+        fn: Callable[[], object],
+        *,
+        name: str,
+        txid: str,
+        phase: str,
+        clock: Clock,
+        retry_any: bool,
+        cancelled: threading.Event | None = None,
+    ) -> CallResult:
+        """Run ``fn``; retry transient errors (any error when ``retry_any``) with backoff.
+
+        ``VoteNo`` is never retried. ``cancelled`` stops further attempts (set on timeout).
+        """
+        try:
+            fn()
+            return CallResult(name, True, 1)
+        except Exception as first:
+            if not self._retryable(first, retry_any) or self.max_retries == 0:
+                self._log_failure(txid, name, phase, first, 1)
+                return CallResult(name, False, 1, first)
+            log.warning(
+                "txid=%s %s %s failed (attempt 1, will retry): %s",
+                txid,
+                phase,
+                name,
+                first,
+                extra={"txid": txid},
+            )
+
+        attempts = 1
+
+        class StopWhenCancelled(tenacity.stop.stop_base):
+            def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+                return cancelled is not None and cancelled.is_set()
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            outcome = state.outcome
+            err = outcome.exception() if outcome is not None else None
+            log.warning(
+                "txid=%s %s %s failed (attempt %d, will retry): %s",
+                txid,
+                phase,
+                name,
+                state.attempt_number + 1,
+                err,
+                extra={"txid": txid},
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries) | StopWhenCancelled(),
+            # The first retry waits `backoff_initial` (below); tenacity's waits then double.
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.backoff_initial * 2, max=self.backoff_max, jitter=self.jitter
+            ),
+            retry=tenacity.retry_if_exception(lambda e: self._retryable(e, retry_any)),
+            sleep=clock.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        clock.sleep(min(self.backoff_initial, self.backoff_max) + random.uniform(0, self.jitter))
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = 1 + attempt.retry_state.attempt_number
+                    fn()
+            return CallResult(name, True, attempts)
+        except Exception as exc:
+            self._log_failure(txid, name, phase, exc, attempts)
+            return CallResult(name, False, attempts, exc)
+
+    def _retryable(self, exc: BaseException, retry_any: bool) -> bool:
+        if isinstance(exc, VoteNo):
+            return False
+        return retry_any or isinstance(exc, self.transient)
+
+    @staticmethod
+    def _log_failure(txid: str, name: str, phase: str, exc: BaseException, n: int) -> None:
+        log.error(
+            "txid=%s %s %s failed after %d attempt(s): %s: %s",
+            txid,
+            phase,
+            name,
+            n,
+            type(exc).__name__,
+            exc,
+            extra={"txid": txid},
+        )
+
+
+def run_parallel(
+    pool: cf.Executor,
+    calls: Sequence[tuple[str, Callable[[threading.Event], CallResult]]],
+    timeout: float | None,
+    txid: str,
+    phase: str,
+    on_result: Callable[[CallResult], None] | None = None,
+) -> list[CallResult]:
+    """Run named calls at once; one that is not done by ``timeout`` counts as failed.
+
+    Results come back in the order of ``calls``; ``on_result`` sees each as it arrives, in
+    the calling thread. A timed-out call is told to stop retrying; a call already inside the
+    participant cannot be interrupted (Python threads cannot be killed) and finishes in the
+    background.
+    """
+    if len(calls) == 1 and timeout is None:
+        result = calls[0][1](threading.Event())
+        if on_result is not None:
+            on_result(result)
+        return [result]
+    flags = [threading.Event() for _ in calls]
+    futures = {
+        pool.submit(fn, flag): i for i, ((_, fn), flag) in enumerate(zip(calls, flags, strict=True))
+    }
+    results: list[CallResult | None] = [None] * len(calls)
+    try:
+        for future in cf.as_completed(futures, timeout=timeout):
+            result = future.result()
+            results[futures[future]] = result
+            if on_result is not None:
+                on_result(result)
+    except cf.TimeoutError:
+        pass
+    out: list[CallResult] = []
+    for i, (name, _) in enumerate(calls):
+        done = results[i]
+        if done is not None:
+            out.append(done)
+            continue
+        flags[i].set()
+        log.error(
+            "txid=%s %s %s timed out after %.3gs",
+            txid,
+            phase,
+            name,
+            timeout,
+            extra={"txid": txid},
+        )
+        err = ParticipantTimeoutError(
+            f"{phase} of {name} in transaction {txid} did not return within {timeout}s"
+        )
+        out.append(CallResult(name, False, 1, err))
+    return out

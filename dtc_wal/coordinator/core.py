@@ -1,0 +1,410 @@
+"""The public coordinator: begin, enlist or register, commit or roll back."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+from ..clock import Clock, SystemClock
+from ..errors import (
+    CommitIncompleteError,
+    CoordinatorClosedError,
+    DuplicateParticipantError,
+    InvalidParticipantError,
+    MixedTransactionError,
+    TransactionAborted,
+    TransactionFinishedError,
+    TransactionStateError,
+    UnknownTransactionError,
+)
+from ..history import TransactionView
+from ..participant import CallableStep, as_participant, as_saga_step
+from ..records import check_encodable
+from ..registry import ParticipantRegistry
+from ..states import Mode, Outcome, TxState
+from ..wal.store import MIB
+from ..wal.writer import WriteAheadLog
+from .calls import DEFAULT_TRANSIENT, CallPolicy
+from .driver import Driver
+from .live import LiveTransaction, Member, Phase
+
+__all__ = ["TransactionCoordinator"]
+
+log = logging.getLogger("dtc_wal.coordinator")
+
+
+class TransactionCoordinator:
+    """Drives participants through two-phase commit or an ordered saga, durably.
+
+    Every state transition goes to the write-ahead log at ``log_path`` (an LMDB directory,
+    created when missing) before the coordinator acts on it; see docs/protocol.md. One
+    live coordinator holds a log at a time. Thread-safe: any number of threads may run
+    transactions at once.
+
+    >>> import tempfile
+    >>> from dtc_wal import TransactionCoordinator
+    >>> done = []
+    >>> with TransactionCoordinator(tempfile.mkdtemp()) as coord:
+    ...     txid = coord.begin_transaction()
+    ...     coord.register_participant(txid, "order", lambda t, d: done.append("order"),
+    ...                                lambda t: done.append("undo order"))
+    ...     coord.commit_transaction(txid)
+    ...     coord.state(txid)
+    <TxState.COMMITTED: 'committed'>
+    >>> done
+    ['order']
+    """
+
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str],
+        *,
+        registry: ParticipantRegistry | None = None,
+        prepare_timeout: float | None = 5.0,
+        phase2_timeout: float | None = 30.0,
+        max_retries: int = 3,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 2.0,
+        jitter: float = 0.05,
+        transient_errors: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT,
+        max_workers: int = 32,
+        map_size: int = 64 * MIB,
+        max_map_size: int = 8 * 1024 * MIB,
+        sync: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        if prepare_timeout is not None and prepare_timeout <= 0:
+            raise ValueError("prepare_timeout must be positive (or None for no limit)")
+        if phase2_timeout is not None and phase2_timeout <= 0:
+            raise ValueError("phase2_timeout must be positive (or None for no limit)")
+        self.registry = registry if registry is not None else ParticipantRegistry()
+        self.clock: Clock = clock or SystemClock()
+        self.policy = CallPolicy(
+            max_retries=max_retries,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            jitter=jitter,
+            transient=transient_errors,
+        )
+        self.wal = WriteAheadLog(log_path, map_size=map_size, max_map_size=max_map_size, sync=sync)
+        self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dtc")
+        self._driver = Driver(
+            wal=self.wal,
+            policy=self.policy,
+            pool=self._pool,
+            clock=self.clock,
+            prepare_timeout=prepare_timeout,
+            phase2_timeout=phase2_timeout,
+        )
+        self._live: dict[str, LiveTransaction] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        log.info("coordinator opened on %s", self.wal.path)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop accepting work, write what is queued, release the log. Idempotent.
+
+        Transactions still open are left as they are: never begun in the log ones vanish
+        (nothing was sent to their participants), begun ones are finished by recovery.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.wal.close()
+        log.info("coordinator closed")
+
+    def abandon(self) -> None:
+        """Drop everything without a final write: the in-process stand-in for kill -9."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.wal.abandon()
+
+    def __enter__(self) -> TransactionCoordinator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Wait until every record appended so far, lazy ones included, is durable."""
+        self.wal.flush()
+
+    # -- starting and joining -------------------------------------------------------------
+
+    def begin_transaction(self) -> str:
+        """Start a transaction and return its id (a UUID4 string)."""
+        txid = str(uuid.uuid4())
+        tx = LiveTransaction(txid, self.clock.now(), self.clock.monotonic())
+        with self._lock:
+            self._check_open()
+            self._live[txid] = tx
+        log.info("txid=%s begun", txid, extra={"txid": txid})
+        return txid
+
+    def enlist_participant(
+        self,
+        txid: str,
+        participant: object,
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Add a two-phase-commit participant; return the name it is logged under.
+
+        ``participant`` is an object with ``prepare``/``commit``/``rollback``, or the name of
+        a registry factory -- then it is built with ``params`` now and rebuilt from
+        ``(name, params)`` by recovery after a crash. Objects passed directly cannot be
+        rebuilt after a crash: give them a factory for that.
+        """
+        if isinstance(participant, str):
+            factory: str | None = participant
+            member_name = name or participant
+            obj = self._create(participant, params)
+            as_participant(obj, f"factory {participant!r}")
+        else:
+            if params is not None:
+                raise InvalidParticipantError(
+                    "params are for participants built from a registry factory; pass the "
+                    "factory name as the participant to use them"
+                )
+            factory = None
+            obj = as_participant(participant, "enlisted object")
+            member_name = name or getattr(participant, "name", None) or type(participant).__name__
+            if not isinstance(member_name, str):
+                raise InvalidParticipantError("a participant name is a string")
+        self._join(txid, Mode.TWO_PHASE, member_name, obj, factory, params, name is not None)
+        return member_name
+
+    def register_participant(
+        self,
+        txid: str,
+        service_name: str,
+        commit_function: Callable[[str, Mapping[str, Any]], object] | None = None,
+        rollback_function: Callable[[str], object] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add a saga step; steps run in registration order, compensations in reverse.
+
+        With ``commit_function(txid, data)`` and ``rollback_function(txid)`` the step is
+        those callables (not rebuildable after a crash). Without them ``service_name`` names
+        a registry factory returning an object with ``action``/``compensate``, which
+        recovery can rebuild.
+        """
+        if commit_function is None and rollback_function is None:
+            obj: object = self._create(service_name, params)
+            as_saga_step(obj, f"factory {service_name!r}")
+            factory: str | None = service_name
+        elif commit_function is None or rollback_function is None:
+            raise InvalidParticipantError(
+                "register_participant needs both commit_function and rollback_function, or "
+                "neither (then service_name names a registry factory)"
+            )
+        else:
+            obj = CallableStep(commit_function, rollback_function)
+            factory = None
+            if params is not None:
+                raise InvalidParticipantError(
+                    "params are for steps built from a registry factory; omit the functions "
+                    "to use them"
+                )
+        self._join(txid, Mode.SAGA, service_name, obj, factory, params, True)
+
+    def _create(self, factory: str, params: Mapping[str, Any] | None) -> object:
+        check_encodable(dict(params or {}), f"params of {factory!r}")
+        return self.registry.create(factory, params)
+
+    def _join(
+        self,
+        txid: str,
+        mode: Mode,
+        name: str,
+        obj: object,
+        factory: str | None,
+        params: Mapping[str, Any] | None,
+        explicit_name: bool,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidParticipantError("a participant name is a non-empty string")
+        tx = self._get_live(txid)
+        with tx.lock:
+            if tx.phase is not Phase.OPEN:
+                raise TransactionStateError(
+                    f"transaction {txid} is already committing or rolling back; enlist every "
+                    "participant before commit_transaction"
+                )
+            if tx.mode is not None and tx.mode is not mode:
+                raise MixedTransactionError(
+                    f"transaction {txid} is a {tx.mode.value} transaction; it cannot also take "
+                    f"{'saga steps' if mode is Mode.SAGA else '2PC participants'} -- use one "
+                    "transaction per style (docs/protocol.md, Mixed transactions)"
+                )
+            if any(m.obj is obj for m in tx.members):
+                raise DuplicateParticipantError(
+                    f"this participant object is already enlisted in {txid} as "
+                    f"{next(m.name for m in tx.members if m.obj is obj)!r}"
+                )
+            if tx.member(name) is not None:
+                if explicit_name or mode is Mode.SAGA:
+                    raise DuplicateParticipantError(
+                        f"transaction {txid} already has a participant named {name!r}; "
+                        "participant names are unique within a transaction"
+                    )
+                base, n = name, 2
+                while tx.member(name) is not None:
+                    name, n = f"{base}#{n}", n + 1
+            tx.mode = mode
+            tx.members.append(Member(name, len(tx.members), obj, factory, dict(params or {})))
+        log.info(
+            "txid=%s enlisted %s (%s%s)",
+            txid,
+            name,
+            mode.value,
+            f", factory {factory}" if factory else "",
+            extra={"txid": txid},
+        )
+
+    # -- finishing ---------------------------------------------------------------------------
+
+    def commit_transaction(self, txid: str, data: Mapping[str, Any] | None = None) -> None:
+        """Commit: returns only when every participant acknowledged commit.
+
+        Raises :class:`TransactionAborted` when the outcome is rollback (``cause`` says
+        why), :class:`CommitIncompleteError` when commit is decided and durable but some
+        participant has not acknowledged yet (recovery finishes it), and
+        :class:`UnencodableDataError` -- with nothing sent and the transaction still open --
+        when msgpack cannot encode ``data``.
+        """
+        payload = dict(data) if data is not None else {}
+        check_encodable(payload, "data")
+        tx = self._start_finishing(txid)
+        try:
+            if tx.mode is Mode.SAGA:
+                self._commit_saga(tx, payload)
+            else:
+                self._commit_two_phase(tx, payload)
+        finally:
+            self._forget(tx)
+
+    def _commit_two_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
+        votes = self._driver.prepare(tx, data) if tx.members else []
+        refused = [r for r in votes if not r.ok]
+        if refused:
+            first = refused[0]
+            reason = f"{first.name} voted no in prepare ({first.error_text})"
+            self._abort(tx, reason, first.error)
+        self._driver.decide_commit(tx, data or None)
+        self._finish_commit(tx)
+
+    def _commit_saga(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
+        failed = self._driver.run_saga(tx, data)
+        if failed is not None:
+            reason = f"saga step {failed.name} failed ({failed.error_text})"
+            self._abort(tx, reason, failed.error)
+        self._driver.decide_commit(tx, data or None)
+        self._finish_commit(tx)
+
+    def _finish_commit(self, tx: LiveTransaction) -> None:
+        pending = self._driver.deliver(tx, Outcome.COMMIT)
+        if pending:
+            raise CommitIncompleteError(
+                tx.txid, [m.name for m in pending], [m.last_error or "" for m in pending]
+            )
+
+    def _abort(self, tx: LiveTransaction, reason: str, cause: BaseException | None) -> NoReturn:
+        self._driver.decide_abort(tx, reason)
+        pending = self._driver.deliver(tx, Outcome.ROLLBACK)
+        raise TransactionAborted(tx.txid, reason, cause, [m.name for m in pending]) from cause
+
+    def rollback_transaction(self, txid: str, reason: str = "rolled back by the caller") -> None:
+        """Roll back an open transaction: every 2PC participant gets ``rollback``; saga
+        steps never ran, so none is compensated. Returns when the decision is logged and
+        delivered; participants whose rollback failed are left to recovery (logged)."""
+        tx = self._start_finishing(txid)
+        try:
+            self._driver.decide_abort(tx, reason)
+            pending = self._driver.deliver(tx, Outcome.ROLLBACK)
+            if pending:
+                log.error(
+                    "txid=%s rollback not acknowledged by %s; recovery will retry",
+                    txid,
+                    ", ".join(m.name for m in pending),
+                    extra={"txid": txid},
+                )
+        finally:
+            self._forget(tx)
+
+    def _start_finishing(self, txid: str) -> LiveTransaction:
+        tx = self._get_live(txid)
+        with tx.lock:
+            if tx.phase is not Phase.OPEN:
+                raise TransactionStateError(
+                    f"transaction {txid} is already committing or rolling back; wait for "
+                    "that call to return"
+                )
+            tx.phase = Phase.RUNNING
+        return tx
+
+    def _forget(self, tx: LiveTransaction) -> None:
+        tx.phase = Phase.DONE
+        with self._lock:
+            self._live.pop(tx.txid, None)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def transaction(self, txid: str) -> TransactionView:
+        """The transaction as the log sees it (a copy), including records still queued."""
+        with self._lock:
+            tx = self._live.get(txid)
+        if tx is not None and not tx.logged:
+            return tx.view()
+        self.wal.flush()
+        view = self.wal.view(txid)
+        if view is None:
+            raise UnknownTransactionError(txid)
+        return view
+
+    def state(self, txid: str) -> TxState:
+        """Shortcut for ``transaction(txid).state``."""
+        return self.transaction(txid).state
+
+    def unfinished(self) -> list[TransactionView]:
+        """Every transaction the log does not show completed, oldest first."""
+        self.wal.flush()
+        return self.wal.unfinished()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CoordinatorClosedError(
+                "this coordinator is closed; open a new TransactionCoordinator on the log"
+            )
+
+    def _get_live(self, txid: str) -> LiveTransaction:
+        if not isinstance(txid, str):
+            raise UnknownTransactionError(repr(txid))
+        with self._lock:
+            self._check_open()
+            tx = self._live.get(txid)
+        if tx is not None:
+            return tx
+        view = self.wal.view(txid)
+        if view is None:
+            raise UnknownTransactionError(txid)
+        if view.state.finished:
+            raise TransactionFinishedError(txid, view.state.value)
+        raise TransactionStateError(
+            f"transaction {txid} is {view.state.value} and owned by recovery, not by a "
+            "caller; see `dtc show` for its history"
+        )

@@ -1,0 +1,205 @@
+"""Every exception dtc-wal raises on purpose.
+
+One root, :class:`DtcError`. Names say whose fault it was: argument errors are also
+``ValueError``/``TypeError``/``LookupError`` so generic handlers still work; log errors say
+what happened to the log; outcome errors (:class:`TransactionAborted`,
+:class:`CommitIncompleteError`) say what happened to a transaction. Every message says what
+to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CommitIncompleteError",
+    "CoordinatorClosedError",
+    "DtcError",
+    "DuplicateFactoryError",
+    "DuplicateParticipantError",
+    "InvalidParticipantError",
+    "InvalidTransitionError",
+    "LogCorruptError",
+    "LogError",
+    "LogFullError",
+    "LogLockedError",
+    "MixedTransactionError",
+    "ParticipantTimeoutError",
+    "ParticipantUnavailableError",
+    "TransactionAborted",
+    "TransactionFinishedError",
+    "TransactionStateError",
+    "TransientError",
+    "UnencodableDataError",
+    "UnknownFactoryError",
+    "UnknownTransactionError",
+    "UnsupportedFormatError",
+    "VoteNo",
+]
+
+
+class DtcError(Exception):
+    """Root of every error raised by dtc-wal."""
+
+
+# --- caller mistakes -------------------------------------------------------------------
+
+
+class UnknownTransactionError(DtcError, LookupError):
+    """The transaction id is not known to this coordinator or its log."""
+
+    def __init__(self, txid: str) -> None:
+        self.txid = txid
+        super().__init__(
+            f"unknown transaction {txid!r}: use the id returned by begin_transaction() "
+            "on a coordinator that owns this log"
+        )
+
+    def __str__(self) -> str:  # LookupError would otherwise quote the message
+        return str(self.args[0])
+
+
+class TransactionStateError(DtcError):
+    """The operation is not allowed in the transaction's current state."""
+
+
+class TransactionFinishedError(TransactionStateError):
+    """The transaction already has an outcome; it cannot be changed or extended."""
+
+    def __init__(self, txid: str, outcome: str) -> None:
+        self.txid = txid
+        self.outcome = outcome
+        super().__init__(
+            f"transaction {txid} is already {outcome}: begin a new transaction for further work"
+        )
+
+
+class DuplicateParticipantError(DtcError, ValueError):
+    """Two participants of one transaction share a name."""
+
+
+class MixedTransactionError(DtcError, ValueError):
+    """2PC participants and saga steps were mixed in one transaction."""
+
+
+class InvalidParticipantError(DtcError, TypeError):
+    """The object given as a participant does not have the methods the protocol needs."""
+
+
+class UnencodableDataError(DtcError, TypeError):
+    """Data or params that msgpack cannot encode; nothing was sent or logged."""
+
+
+class UnknownFactoryError(DtcError, LookupError):
+    """No participant factory is registered under that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DuplicateFactoryError(DtcError, ValueError):
+    """A participant factory name is registered twice."""
+
+
+class CoordinatorClosedError(DtcError):
+    """The coordinator was closed; open a new one on the log to continue."""
+
+
+# --- participant signals ---------------------------------------------------------------
+
+
+class VoteNo(DtcError):
+    """Raised by a participant's ``prepare`` (or a saga action) to refuse, without retry."""
+
+
+class TransientError(DtcError):
+    """Raised by a participant to ask for a retry with backoff."""
+
+
+class ParticipantTimeoutError(DtcError, TimeoutError):
+    """A participant call did not return within its timeout."""
+
+
+class ParticipantUnavailableError(DtcError):
+    """A participant could not be rebuilt (unknown factory, factory raised, not recoverable);
+    its transaction stays unfinished and is reported in doubt."""
+
+
+# --- outcomes --------------------------------------------------------------------------
+
+
+class TransactionAborted(DtcError):
+    """The transaction was rolled back; ``cause`` says why.
+
+    ``pending`` names participants whose rollback was not acknowledged yet: the outcome is
+    abort and recovery keeps retrying them.
+    """
+
+    def __init__(
+        self,
+        txid: str,
+        reason: str,
+        cause: BaseException | None = None,
+        pending: Sequence[str] = (),
+    ) -> None:
+        self.txid = txid
+        self.reason = reason
+        self.cause = cause
+        self.pending = tuple(pending)
+        message = f"transaction {txid} was rolled back: {reason}"
+        if self.pending:
+            message += (
+                f"; rollback not yet acknowledged by {', '.join(self.pending)} "
+                "(recovery keeps retrying)"
+            )
+        super().__init__(message)
+
+
+class CommitIncompleteError(DtcError):
+    """Commit is decided and durable, but some participants have not acknowledged it.
+
+    The outcome is commit and will not change: recovery (at start-up and in the background
+    loop) re-sends commit until every participant acknowledges.
+    """
+
+    def __init__(self, txid: str, pending: Sequence[str], errors: Sequence[str] = ()) -> None:
+        self.txid = txid
+        self.pending = tuple(pending)
+        self.errors = tuple(errors)
+        detail = f" (last errors: {'; '.join(self.errors)})" if self.errors else ""
+        super().__init__(
+            f"transaction {txid} is decided commit, but {', '.join(self.pending)} "
+            f"did not acknowledge yet{detail}; the decision is durable and recovery will "
+            "finish it -- do not retry the transaction"
+        )
+
+
+# --- the log ---------------------------------------------------------------------------
+
+
+class LogError(DtcError):
+    """A problem with the write-ahead log itself."""
+
+
+class LogLockedError(LogError):
+    """Another live coordinator holds the log directory."""
+
+
+class LogFullError(LogError):
+    """The log reached its configured maximum size; nothing already logged was lost."""
+
+
+class LogCorruptError(LogError):
+    """A record failed its integrity check; start-up stops rather than skip it."""
+
+    def __init__(self, message: str, lsn: int | None = None) -> None:
+        self.lsn = lsn
+        super().__init__(message)
+
+
+class UnsupportedFormatError(LogCorruptError):
+    """A record or log was written in a format version this build cannot read."""
+
+
+class InvalidTransitionError(LogError, ValueError):
+    """A record would break the state order (see docs/protocol.md); it was not appended."""

@@ -1,0 +1,121 @@
+"""The participant contracts. Their docstrings are the specification, phase by phase.
+
+Two shapes take part in transactions:
+
+* :class:`Participant` -- two-phase commit: ``prepare`` (vote), then ``commit`` or
+  ``rollback``. Enlisted with ``enlist_participant``.
+* :class:`SagaStep` -- an ordered saga step: ``action`` does the work at once and
+  ``compensate`` undoes it. Registered with ``register_participant`` (from two callables,
+  or by registry name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import InvalidParticipantError
+
+__all__ = [
+    "CallableStep",
+    "Participant",
+    "SagaStep",
+    "as_participant",
+    "as_saga_step",
+]
+
+
+@runtime_checkable
+class Participant(Protocol):
+    """A resource that takes part in two-phase commit.
+
+    Every method receives the coordinator's transaction id; use it as the key of whatever
+    the participant holds for the transaction. Calls may come from any thread and, after
+    timeouts and crashes, more than once: each method says what it must tolerate.
+    """
+
+    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        """Vote. Return normally to vote yes: from then on the participant must be able to
+        commit even after its own crash. Raise :class:`dtc_wal.errors.VoteNo` (or any
+        exception that is not transient) to vote no; raise
+        :class:`dtc_wal.errors.TransientError`, ``ConnectionError`` or ``TimeoutError`` to be
+        asked again with backoff. May be called again after a timeout."""
+
+    def commit(self, transaction_id: str) -> None:
+        """Make the prepared work permanent. Must not fail for a business reason; may be
+        called more than once (also after a restart of either side) and must then do
+        nothing. An exception means "not yet": the coordinator retries, and recovery keeps
+        retrying until it succeeds."""
+
+    def rollback(self, transaction_id: str) -> None:
+        """Undo prepared work. May be called more than once, for a transaction id that was
+        never prepared (then record it and do nothing), or before a late ``prepare``
+        arrives (which must then vote no)."""
+
+
+@runtime_checkable
+class SagaStep(Protocol):
+    """One step of an ordered saga: forward action and its compensation."""
+
+    def action(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        """Do the step's work and make it durable on the participant's side. Raising
+        decides the saga's abort (transient errors are retried first)."""
+
+    def compensate(self, transaction_id: str) -> None:
+        """Undo the step. Runs in reverse registration order after an abort; may run more
+        than once and for a step whose action never ran (do nothing then)."""
+
+
+class CallableStep:
+    """A saga step from two callables: ``commit_function(txid, data)`` and
+    ``rollback_function(txid)`` -- the seed's ``register_participant`` form."""
+
+    __slots__ = ("commit_function", "rollback_function")
+
+    def __init__(
+        self,
+        commit_function: Callable[[str, Mapping[str, Any]], object],
+        rollback_function: Callable[[str], object],
+    ) -> None:
+        if not callable(commit_function) or not callable(rollback_function):
+            raise InvalidParticipantError(
+                "register_participant needs a callable commit_function(txid, data) and a "
+                "callable rollback_function(txid)"
+            )
+        self.commit_function = commit_function
+        self.rollback_function = rollback_function
+
+    def action(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        self.commit_function(transaction_id, data)
+
+    def compensate(self, transaction_id: str) -> None:
+        self.rollback_function(transaction_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"CallableStep({getattr(self.commit_function, '__qualname__', '?')}, "
+            f"{getattr(self.rollback_function, '__qualname__', '?')})"
+        )
+
+
+def as_participant(obj: object, what: str) -> Participant:
+    """Check that ``obj`` has callable prepare/commit/rollback, or raise naming ``what``."""
+    missing = [m for m in ("prepare", "commit", "rollback") if not callable(getattr(obj, m, None))]
+    if missing:
+        raise InvalidParticipantError(
+            f"{what} ({type(obj).__name__}) is not a participant: it lacks "
+            f"{', '.join(missing)}; give an object with prepare(txid, data), commit(txid) "
+            "and rollback(txid), or use register_participant for saga callables"
+        )
+    return obj  # type: ignore[return-value]
+
+
+def as_saga_step(obj: object, what: str) -> SagaStep:
+    missing = [m for m in ("action", "compensate") if not callable(getattr(obj, m, None))]
+    if missing:
+        raise InvalidParticipantError(
+            f"{what} ({type(obj).__name__}) is not a saga step: it lacks "
+            f"{', '.join(missing)}; a registry factory used with register_participant must "
+            "return an object with action(txid, data) and compensate(txid)"
+        )
+    return obj  # type: ignore[return-value]

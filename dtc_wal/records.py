@@ -1,0 +1,200 @@
+"""Byte-exact record framing and encoding: the one module writer and reader both import.
+
+docs/log-format.md is the specification; keep the two in step.
+
+A framed value is::
+
+    offset  size  field
+    0       1     format version (FORMAT_VERSION)
+    1       4     payload length, unsigned big-endian
+    5       4     CRC-32 (zlib) of bytes 0..4 followed by the payload, unsigned big-endian
+    9       n     payload: one msgpack map
+
+Record keys are 8-byte big-endian log sequence numbers (LSN), so LMDB's byte order is log
+order and ``append=True`` is always valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from .errors import LogCorruptError, UnencodableDataError, UnsupportedFormatError
+from .states import Mode, Outcome, RecordType
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HEADER",
+    "LogRecord",
+    "check_encodable",
+    "decode_record",
+    "encode_record",
+    "frame",
+    "key_lsn",
+    "lsn_key",
+    "pack",
+    "unframe",
+    "unpack",
+]
+
+FORMAT_VERSION = 1
+HEADER = struct.Struct(">BII")  # version, payload length, crc32
+LSN = struct.Struct(">Q")
+
+# Short map keys of the record payload. Never reuse a key for another meaning.
+_K_TYPE = "k"
+_FIELDS: tuple[tuple[str, str], ...] = (
+    ("txid", "x"),
+    ("at", "t"),
+    ("participant", "p"),
+    ("factory", "f"),
+    ("params", "a"),
+    ("order", "n"),
+    ("mode", "m"),
+    ("outcome", "o"),
+    ("reason", "r"),
+    ("data", "d"),
+    ("error", "e"),
+    ("attempts", "c"),
+    ("actor", "w"),
+)
+_BY_SHORT = {short: name for name, short in _FIELDS}
+
+
+def lsn_key(lsn: int) -> bytes:
+    return LSN.pack(lsn)
+
+
+def key_lsn(key: bytes) -> int:
+    value: int = LSN.unpack(key)[0]
+    return value
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack with the options every dtc-wal writer uses (str keys, bin type)."""
+    data: bytes = msgpack.packb(obj, use_bin_type=True, datetime=False)
+    return data
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+
+
+def check_encodable(value: Any, what: str) -> bytes:
+    """Encode ``value`` or raise :class:`UnencodableDataError` naming ``what``."""
+    try:
+        return pack(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UnencodableDataError(
+            f"{what} cannot be written to the log ({exc}); pass only None, bool, int, "
+            "float, str, bytes, lists and dicts of those"
+        ) from exc
+
+
+def frame(payload: bytes, version: int = FORMAT_VERSION) -> bytes:
+    head = struct.pack(">BI", version, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack(">I", crc) + payload
+
+
+def unframe(value: bytes, lsn: int | None = None, what: str = "record") -> bytes:
+    """Check a framed value and return its payload, or raise naming the damage."""
+    where = f"{what} at LSN {lsn}" if lsn is not None else what
+    if len(value) < HEADER.size:
+        raise LogCorruptError(
+            f"{where} is truncated: {len(value)} bytes, shorter than the {HEADER.size}-byte "
+            "header; run `dtc verify` and see docs/recovery.md (repair)",
+            lsn,
+        )
+    version, length, crc = HEADER.unpack_from(value)
+    if version != FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"{where} has format version {version}; this build reads version "
+            f"{FORMAT_VERSION}: upgrade dtc-wal or check the log was not damaged",
+            lsn,
+        )
+    payload = value[HEADER.size :]
+    if len(payload) != length:
+        raise LogCorruptError(
+            f"{where} has a bad length: header says {length} payload bytes, found "
+            f"{len(payload)} (truncated or damaged); run `dtc verify`",
+            lsn,
+        )
+    actual = zlib.crc32(payload, zlib.crc32(value[:5]))
+    if actual != crc:
+        raise LogCorruptError(
+            f"{where} fails its checksum (stored {crc:#010x}, computed {actual:#010x}); "
+            "run `dtc verify` and see docs/recovery.md (repair)",
+            lsn,
+        )
+    return payload
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One state transition. Fields that a record type does not use are None."""
+
+    type: RecordType
+    txid: str
+    at: float
+    participant: str | None = None
+    factory: str | None = None
+    params: Mapping[str, Any] | None = None
+    order: int | None = None
+    mode: Mode | None = None
+    outcome: Outcome | None = None
+    reason: str | None = None
+    data: Any = None
+    error: str | None = None
+    attempts: int | None = None
+    actor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A readable dict (long field names, enums as strings) for export and display."""
+        out: dict[str, Any] = {"type": self.type.name.lower().replace("_", "-")}
+        for name, _short in _FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.value if isinstance(value, Mode | Outcome) else value
+        return out
+
+
+def encode_record(record: LogRecord) -> bytes:
+    body: dict[str, Any] = {_K_TYPE: int(record.type)}
+    for name, short in _FIELDS:
+        value = getattr(record, name)
+        if value is None:
+            continue
+        if isinstance(value, Mode | Outcome):
+            value = value.value
+        body[short] = value
+    return frame(pack(body))
+
+
+def decode_record(value: bytes, lsn: int | None = None) -> LogRecord:
+    payload = unframe(value, lsn)
+    try:
+        body = unpack(payload)
+        if not isinstance(body, dict):
+            raise TypeError("payload is not a map")
+        kwargs: dict[str, Any] = {_BY_SHORT[k]: v for k, v in body.items() if k != _K_TYPE}
+        kwargs["type"] = RecordType(body[_K_TYPE])
+        if "mode" in kwargs:
+            kwargs["mode"] = Mode(kwargs["mode"])
+        if "outcome" in kwargs:
+            kwargs["outcome"] = Outcome(kwargs["outcome"])
+        if not isinstance(kwargs.get("txid"), str) or not isinstance(kwargs.get("at"), int | float):
+            raise TypeError("missing txid or time")
+        return LogRecord(**kwargs)
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        where = f"record at LSN {lsn}" if lsn is not None else "record"
+        raise LogCorruptError(
+            f"{where} passes its checksum but its payload is not a valid record ({exc}); "
+            "it was written by an incompatible writer -- run `dtc verify`",
+            lsn,
+        ) from exc

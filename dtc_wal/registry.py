@@ -1,0 +1,90 @@
+"""Named participant factories: how recovery gets a live participant back after a crash.
+
+The log stores ``(factory name, params)`` for each recoverable participant; recovery calls
+``registry.create(name, params)`` to rebuild it. The registry holds factories only, never
+live connections of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .errors import DuplicateFactoryError, UnknownFactoryError
+from .participant import CallableStep
+
+__all__ = ["Factory", "ParticipantRegistry"]
+
+Factory = Callable[..., object]
+
+
+class ParticipantRegistry:
+    """Maps names to factories ``factory(**params) -> participant or saga step``.
+
+    >>> registry = ParticipantRegistry()
+    >>> @registry.factory("inventory")
+    ... def make_inventory(sku: str) -> object: ...
+    >>> "inventory" in registry
+    True
+    """
+
+    def __init__(self) -> None:
+        self._factories: dict[str, Factory] = {}
+        self._lock = threading.Lock()
+
+    def register(self, name: str, factory: Factory, *, replace: bool = False) -> None:
+        """Register ``factory`` under ``name``; a second registration needs ``replace=True``."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a factory name is a non-empty string")
+        if not callable(factory):
+            raise TypeError(f"factory for {name!r} is not callable")
+        with self._lock:
+            if name in self._factories and not replace:
+                raise DuplicateFactoryError(
+                    f"a factory named {name!r} is already registered; pick another name or "
+                    "pass replace=True"
+                )
+            self._factories[name] = factory
+
+    def register_functions(
+        self,
+        name: str,
+        commit_function: Callable[[str, Mapping[str, Any]], object],
+        rollback_function: Callable[[str], object],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Register a saga step made of two module-level callables, recoverable by name."""
+        step = CallableStep(commit_function, rollback_function)
+        self.register(name, lambda **_params: step, replace=replace)
+
+    def factory(self, name: str) -> Callable[[Factory], Factory]:
+        """Decorator form of :meth:`register`."""
+
+        def decorate(factory: Factory) -> Factory:
+            self.register(name, factory)
+            return factory
+
+        return decorate
+
+    def create(self, name: str, params: Mapping[str, Any] | None = None) -> object:
+        """Build a participant; the factory's own exceptions propagate unchanged."""
+        with self._lock:
+            factory = self._factories.get(name)
+        if factory is None:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise UnknownFactoryError(
+                f"no participant factory named {name!r} (registered: {known}); register it "
+                "with ParticipantRegistry.register before opening the coordinator"
+            )
+        return factory(**dict(params or {}))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._factories))
+
+    def __len__(self) -> int:
+        return len(self._factories)

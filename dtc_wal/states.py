@@ -1,0 +1,92 @@
+"""The log's vocabulary: record types, transaction and participant states.
+
+The transition rules that use these live in :mod:`dtc_wal.history`; docs/protocol.md is the
+prose version of both.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["Mode", "Outcome", "ParticipantState", "RecordType", "TxState"]
+
+
+class RecordType(enum.IntEnum):
+    """What a log record says happened. The integer is the on-disk code (docs/log-format.md)."""
+
+    BEGUN = 1
+    """A transaction started; carries its mode once the first participant fixes it."""
+    ENLISTED = 2
+    """A participant (2PC) or step (saga) joined: name, factory name, params, order."""
+    PREPARED = 3
+    """2PC: the participant voted yes. Saga: the step's action completed."""
+    DECIDED_COMMIT = 4
+    """The outcome is commit. Synced before any commit is sent."""
+    DECIDED_ABORT = 5
+    """The outcome is abort (presumed when absent)."""
+    ACKNOWLEDGED = 6
+    """A participant finished its part of the outcome (committed, rolled back, or skipped)."""
+    COMPLETED = 7
+    """Every participant acknowledged or was resolved: the transaction is finished."""
+    FAILED = 8
+    """A participant call failed after its retries (informational: error and attempts)."""
+    RESOLVED = 9
+    """An operator settled a participant that could not be reached (heuristic outcome)."""
+
+
+class Mode(enum.StrEnum):
+    """How a transaction drives its participants; fixed by the first participant."""
+
+    TWO_PHASE = "2pc"
+    SAGA = "saga"
+
+
+class Outcome(enum.StrEnum):
+    """What a participant did once the transaction was decided."""
+
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+    SKIP = "skip"
+    """Saga only: the step never ran, so there was nothing to compensate."""
+
+
+class TxState(enum.StrEnum):
+    """A transaction's state as the log sees it."""
+
+    ACTIVE = "active"
+    """Begun; participants may join; prepare or saga steps may be running."""
+    DECIDED_COMMIT = "decided-commit"
+    DECIDED_ABORT = "decided-abort"
+    COMMITTED = "committed"
+    """Completed with outcome commit."""
+    ABORTED = "aborted"
+    """Completed with outcome abort."""
+
+    @property
+    def finished(self) -> bool:
+        return self in (TxState.COMMITTED, TxState.ABORTED)
+
+    @property
+    def decided(self) -> bool:
+        return self is not TxState.ACTIVE
+
+
+class ParticipantState(enum.StrEnum):
+    """One participant's state inside a transaction."""
+
+    ENLISTED = "enlisted"
+    PREPARED = "prepared"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled-back"
+    SKIPPED = "skipped"
+    RESOLVED = "resolved"
+
+    @property
+    def done(self) -> bool:
+        """True once nothing more needs to be sent to this participant."""
+        return self in (
+            ParticipantState.COMMITTED,
+            ParticipantState.ROLLED_BACK,
+            ParticipantState.SKIPPED,
+            ParticipantState.RESOLVED,
+        )

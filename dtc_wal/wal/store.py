@@ -1,0 +1,330 @@
+"""The LMDB environment behind the log: tables, the directory lock, map growth, reads.
+
+Tables (LMDB named databases), all described in docs/log-format.md:
+
+* ``records``    LSN (8-byte big-endian) -> framed msgpack record, appended in order;
+* ``txns``       txid (UTF-8) -> framed summary of the transaction (state, LSNs, ...);
+* ``unfinished`` txid -> empty value, for every transaction not yet completed, so start-up
+  reads only these and never the history;
+* ``meta``       ``format`` and ``last-lsn`` (8-byte big-endian).
+
+This module knows nothing of participants or of group commit; :mod:`.writer` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from ..errors import LogCorruptError, LogError, LogFullError, LogLockedError
+from ..fault_injection import points
+from ..records import (
+    FORMAT_VERSION,
+    LogRecord,
+    decode_record,
+    frame,
+    key_lsn,
+    lsn_key,
+    pack,
+    unframe,
+    unpack,
+)
+
+__all__ = ["DirectoryLock", "LogStore", "Summary"]
+
+T = TypeVar("T")
+Summary = dict[str, Any]
+
+LOCK_FILE = "coordinator.lock"
+MIB = 1024 * 1024
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``<log>/coordinator.lock``; the kernel drops it on death.
+
+    The file holds the owner's pid, host and start time so the error can name the holder.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise LogLockedError(
+                    f"log {self.path.parent} is held by another live coordinator "
+                    f"({holder}); stop it first, or open a different log directory"
+                ) from exc
+            raise
+        os.ftruncate(fd, 0)
+        owner = f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n"
+        os.pwrite(fd, owner.encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    @staticmethod
+    def holder(directory: Path) -> str | None:
+        """Who holds the lock on ``directory`` now, or None when nobody does."""
+        path = directory / LOCK_FILE
+        if not path.exists():
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+class _ReadWriteGate:
+    """Many readers or one map resize: LMDB forbids set_mapsize while a txn is open."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._resizing = False
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing or self._readers:
+                self._cond.wait()
+            self._resizing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
+
+
+class LogStore:
+    """An open LMDB log directory. Thread-safe for reads; writes go through :meth:`write`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        map_size: int = 64 * MIB,
+        max_map_size: int = 8 * 1024 * MIB,
+        sync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.max_map_size = max(max_map_size, map_size)
+        if readonly:
+            if not (self.path / "data.mdb").exists():
+                raise LogError(
+                    f"no log at {self.path}: give the directory a coordinator was opened on"
+                )
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.env = lmdb.open(
+                str(self.path),
+                map_size=map_size,
+                max_dbs=8,
+                readonly=readonly,
+                sync=sync,
+                metasync=sync,
+                readahead=False,
+                max_readers=256,
+                subdir=True,
+            )
+        except lmdb.Error as exc:
+            raise LogError(f"cannot open log at {self.path}: {exc}") from exc
+        self._gate = _ReadWriteGate()
+        self.stale_readers_cleared = 0 if readonly else self.env.reader_check()
+        create = not readonly
+        self.records = self.env.open_db(b"records", create=create)
+        self.txns = self.env.open_db(b"txns", create=create)
+        self.unfinished_db = self.env.open_db(b"unfinished", create=create)
+        self.meta = self.env.open_db(b"meta", create=create)
+        self.syncs = 0
+        self.last_lsn = self._read_last_lsn()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.env.close()
+
+    def _read_last_lsn(self) -> int:
+        with self.env.begin(write=not self.readonly) as txn:
+            fmt = txn.get(b"format", db=self.meta)
+            if fmt is None and not self.readonly:
+                txn.put(b"format", lsn_key(FORMAT_VERSION), db=self.meta)
+            elif fmt is not None and key_lsn(fmt) != FORMAT_VERSION:
+                raise LogCorruptError(
+                    f"log at {self.path} has format {key_lsn(fmt)}; this build reads "
+                    f"{FORMAT_VERSION}: use a matching dtc-wal version"
+                )
+            raw = txn.get(b"last-lsn", db=self.meta)
+            last = key_lsn(raw) if raw else 0
+            with txn.cursor(db=self.records) as cur:
+                if cur.last():
+                    last = max(last, key_lsn(cur.key()))
+            return last
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write(self, body: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``body`` in one write transaction, commit and sync; grow the map when full.
+
+        ``body`` may run more than once (after a map growth) and must be repeatable.
+        """
+        while True:
+            try:
+                with self._gate.read():
+                    txn = self.env.begin(write=True)
+                    try:
+                        result = body(txn)
+                    except BaseException:
+                        txn.abort()
+                        raise
+                    if points.ARMED:
+                        points.hit("wal.before-sync")
+                    txn.commit()
+                    self.syncs += 1
+                    return result
+            except lmdb.MapFullError as exc:
+                self._grow(exc)
+            except lmdb.Error as exc:
+                raise LogError(
+                    f"writing the log at {self.path} failed ({exc}); nothing of this batch "
+                    "was written and earlier records are intact -- check the disk"
+                ) from exc
+
+    def _grow(self, cause: Exception) -> None:
+        current = self.env.info()["map_size"]
+        if current >= self.max_map_size:
+            raise LogFullError(
+                f"log at {self.path} is full at its maximum of {current // MIB} MiB; nothing "
+                "logged was lost. Finish or compact old transactions (`dtc compact`) or "
+                "open the coordinator with a larger max_map_size"
+            ) from cause
+        new = min(self.max_map_size, current * 2)
+        with self._gate.exclusive():
+            self.env.set_mapsize(new)
+
+    @property
+    def map_size(self) -> int:
+        size: int = self.env.info()["map_size"]
+        return size
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[lmdb.Transaction]:
+        with self._gate.read():
+            try:
+                txn = self.env.begin()
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)  # adopt the size another process grew it to
+                txn = self.env.begin()
+            try:
+                yield txn
+            finally:
+                txn.abort()
+
+    def summary(self, txid: str, txn: lmdb.Transaction | None = None) -> Summary | None:
+        if txn is None:
+            with self.reader() as rtxn:
+                return self.summary(txid, rtxn)
+        raw = txn.get(txid.encode(), db=self.txns)
+        if raw is None:
+            return None
+        decoded: Summary = unpack(unframe(bytes(raw), what=f"summary of {txid}"))
+        return decoded
+
+    def record(self, lsn: int, txn: lmdb.Transaction) -> LogRecord:
+        raw = txn.get(lsn_key(lsn), db=self.records)
+        if raw is None:
+            raise LogCorruptError(f"record at LSN {lsn} is missing from the log", lsn)
+        return decode_record(bytes(raw), lsn)
+
+    def records_of(self, txid: str) -> list[tuple[int, LogRecord]]:
+        """Every record of one transaction, in log order (empty when unknown)."""
+        with self.reader() as txn:
+            summary = self.summary(txid, txn)
+            if summary is None:
+                return []
+            return [(lsn, self.record(lsn, txn)) for lsn in summary["l"]]
+
+    def unfinished_txids(self) -> list[str]:
+        with self.reader() as txn, txn.cursor(db=self.unfinished_db) as cur:
+            return [bytes(k).decode() for k in cur.iternext(keys=True, values=False)]
+
+    def iter_records(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Raw ``(lsn, value)`` pairs from ``start`` in log order (values undecoded)."""
+        with self.reader() as txn, txn.cursor(db=self.records) as cur:
+            if not cur.set_range(lsn_key(start)):
+                return
+            for key, value in cur:
+                yield key_lsn(bytes(key)), bytes(value)
+
+    def iter_summaries(self) -> Iterator[tuple[str, bytes]]:
+        """Raw ``(txid, framed summary)`` pairs in txid order."""
+        with self.reader() as txn, txn.cursor(db=self.txns) as cur:
+            for key, value in cur:
+                yield bytes(key).decode(), bytes(value)
+
+    def counts(self) -> dict[str, int]:
+        with self.reader() as txn:
+            return {
+                "records": txn.stat(self.records)["entries"],
+                "transactions": txn.stat(self.txns)["entries"],
+                "unfinished": txn.stat(self.unfinished_db)["entries"],
+            }
+
+    def used_bytes(self) -> int:
+        info = self.env.info()
+        psize: int = self.env.stat()["psize"]
+        return (int(info["last_pgno"]) + 1) * psize
+
+
+def put_summary(txn: lmdb.Transaction, store: LogStore, txid: str, summary: Summary) -> None:
+    key = txid.encode()
+    txn.put(key, frame(pack(summary)), db=store.txns)
+    if summary["s"] in ("committed", "aborted"):
+        txn.delete(key, db=store.unfinished_db)
+    else:
+        txn.put(key, b"", db=store.unfinished_db)

@@ -1,0 +1,344 @@
+"""The write-ahead log: validated appends through one group-commit writer.
+
+Group commit, LevelDB style. Appenders put an entry on a queue. The first appender that
+finds no writer active becomes the leader: it takes everything queued, validates it against
+the transition table, writes it in one LMDB write transaction with one sync, then wakes each
+waiter of that batch through the waiter's own lock (no ``notify_all`` herd). If more entries
+queued up meanwhile, it promotes the first waiting one to leader and returns; so at low
+concurrency the caller writes its own records with zero thread hand-offs, and at high
+concurrency N appenders share one sync.
+
+Entries appended with ``wait=False`` (records that may be lazy, docs/protocol.md) do not
+wait: they ride along with the next batch, or a flusher thread writes them after
+``lazy_delay`` seconds when no batch comes. Every LMDB commit is synced (unless the log was
+opened with ``sync=False``), so a lazy record is as safe as any other once written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import lmdb
+
+from ..errors import CoordinatorClosedError, DtcError, InvalidTransitionError, LogError
+from ..fault_injection import points
+from ..history import ParticipantView, TransactionView, replay
+from ..records import LogRecord, encode_record, lsn_key
+from ..states import RecordType
+from .store import MIB, DirectoryLock, LogStore, put_summary
+
+__all__ = ["WriteAheadLog"]
+
+log = logging.getLogger("dtc_wal.wal")
+
+
+class _Entry:
+    __slots__ = ("done", "error", "lsns", "records", "wake")
+
+    def __init__(self, records: Sequence[LogRecord], wait: bool) -> None:
+        self.records = records
+        self.wake: threading.Lock | None = None
+        if wait:
+            self.wake = threading.Lock()
+            self.wake.acquire()
+        self.done = False
+        self.error: BaseException | None = None
+        self.lsns: list[int] = []
+
+
+def _copy_view(view: TransactionView) -> TransactionView:
+    return dataclasses.replace(
+        view,
+        participants={k: dataclasses.replace(p) for k, p in view.participants.items()},
+        lsns=list(view.lsns),
+    )
+
+
+class WriteAheadLog:
+    """An exclusively opened log that appends validated records durably.
+
+    >>> import tempfile, time
+    >>> from dtc_wal.wal import LogRecord, WriteAheadLog
+    >>> from dtc_wal.states import RecordType
+    >>> with WriteAheadLog(tempfile.mkdtemp()) as wal:
+    ...     wal.append([LogRecord(RecordType.BEGUN, "tx-1", time.time())])
+    [1]
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        map_size: int = 64 * MIB,
+        max_map_size: int = 8 * 1024 * MIB,
+        sync: bool = True,
+        lazy_delay: float = 0.002,
+    ) -> None:
+        self._lock_file: DirectoryLock | None = None
+        os.makedirs(path, exist_ok=True)
+        lock = DirectoryLock(Path(path))
+        lock.acquire()
+        self._lock_file = lock
+        try:
+            self.store = LogStore(path, map_size=map_size, max_map_size=max_map_size, sync=sync)
+            self._views: dict[str, TransactionView] = {}
+            self._load_unfinished()
+        except BaseException:
+            lock.release()
+            raise
+        self.path = self.store.path
+        self.lazy_delay = lazy_delay
+        self._mu = threading.Lock()
+        self._queue: list[_Entry] = []
+        self._leader = False
+        self._closed = False
+        self.batches = 0
+        self.records_written = 0
+        self._flush_wanted = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="dtc-wal-flusher")
+        self._flusher.daemon = True
+        self._flusher.start()
+
+    # -- start-up -----------------------------------------------------------------------
+
+    def _load_unfinished(self) -> None:
+        """Rebuild every unfinished transaction from its records (never the history)."""
+        for txid in self.store.unfinished_txids():
+            records = self.store.records_of(txid)
+            if not records:
+                raise LogError(f"index lists unfinished transaction {txid} with no records")
+            try:
+                self._views[txid] = replay(records)
+            except InvalidTransitionError as exc:
+                raise InvalidTransitionError(
+                    f"log at {self.store.path} holds an impossible history: {exc}; run "
+                    "`dtc verify` and see docs/recovery.md (repair)"
+                ) from exc
+
+    # -- queries --------------------------------------------------------------------------
+
+    def unfinished(self) -> list[TransactionView]:
+        """Copies of every transaction the log does not show completed, oldest first."""
+        with self._mu:
+            views = [_copy_view(v) for v in self._views.values()]
+        return sorted(views, key=lambda v: (v.created_at, v.lsns[:1]))
+
+    def view(self, txid: str) -> TransactionView | None:
+        """The log's view of one transaction (a copy), finished or not; None when unknown."""
+        with self._mu:
+            live = self._views.get(txid)
+            if live is not None:
+                return _copy_view(live)
+        records = self.store.records_of(txid)
+        return replay(records) if records else None
+
+    def participant(self, txid: str, name: str) -> ParticipantView | None:
+        view = self.view(txid)
+        return None if view is None else view.participants.get(name)
+
+    @property
+    def syncs(self) -> int:
+        return self.store.syncs
+
+    # -- appends --------------------------------------------------------------------------
+
+    def append(self, records: Sequence[LogRecord], *, wait: bool = True) -> list[int] | None:
+        """Append ``records`` in order; with ``wait`` return their LSNs once durable.
+
+        Raises :class:`InvalidTransitionError` (nothing of this call appended) when a record
+        breaks the state order, :class:`LogFullError` at the map maximum.
+        """
+        entry = _Entry(records, wait)
+        with self._mu:
+            if self._closed:
+                raise CoordinatorClosedError(f"the log at {self.path} is closed")
+            self._queue.append(entry)
+            if self._leader:
+                if not wait:
+                    return None
+                follower = True
+            else:
+                if not wait:
+                    self._flush_wanted.set()
+                    return None
+                self._leader = True
+                follower = False
+        if follower:
+            assert entry.wake is not None
+            entry.wake.acquire()
+            if not entry.done:
+                self._lead()
+        else:
+            self._lead()
+        if entry.error is not None:
+            raise entry.error
+        return entry.lsns
+
+    def flush(self) -> None:
+        """Wait until everything appended so far, lazy records included, is durable."""
+        with self._mu:
+            if not self._queue and not self._leader:
+                return
+        self.append([])
+
+    def _lead(self) -> None:
+        """Write one batch, then hand leadership to the next waiting appender, if any."""
+        with self._mu:
+            batch, self._queue = self._queue, []
+        self._write(batch)
+        for entry in batch:
+            entry.done = True
+        with self._mu:
+            successor = next((e for e in self._queue if e.wake is not None), None)
+            if successor is None:
+                self._leader = False
+                if self._queue:  # only lazy entries are left: the flusher takes them
+                    self._flush_wanted.set()
+        # Invariant: an entry is woken only after it is done or promoted to lead.
+        for entry in batch:
+            if entry.wake is not None:
+                entry.wake.release()
+        if successor is not None and successor.wake is not None:
+            successor.wake.release()
+
+    def _write(self, batch: list[_Entry]) -> None:
+        staged: dict[str, TransactionView] = {}
+
+        def body(txn: lmdb.Transaction) -> int:
+            staged.clear()
+            next_lsn = self.store.last_lsn
+            cursor = txn.cursor(db=self.store.records)
+            for entry in batch:
+                entry.error = None
+                local: dict[str, TransactionView] = {}
+                encoded: list[tuple[int, bytes]] = []
+                lsn = next_lsn
+                try:
+                    for record in entry.records:
+                        lsn += 1
+                        # Invariant: views in `local` are private copies, so a refused
+                        # entry leaves `staged` and the live views untouched.
+                        view = local.get(record.txid)
+                        if view is None:
+                            base = staged.get(record.txid)
+                            if base is None:
+                                view = self._start_view(txn, record, lsn)
+                            else:
+                                view = _copy_view(base)
+                                view.apply(record, lsn)
+                        else:
+                            view.apply(record, lsn)
+                        local[record.txid] = view
+                        encoded.append((lsn, encode_record(record)))
+                except DtcError as exc:
+                    entry.error = exc
+                    continue
+                for key_lsn, value in encoded:
+                    cursor.put(lsn_key(key_lsn), value, append=True)
+                staged.update(local)
+                entry.lsns = [n for n, _ in encoded]
+                next_lsn = lsn
+            for txid, view in staged.items():
+                put_summary(txn, self.store, txid, view.summary())
+            if next_lsn != self.store.last_lsn:
+                txn.put(b"last-lsn", lsn_key(next_lsn), db=self.store.meta)
+            return next_lsn
+
+        try:
+            last = self.store.write(body)
+        except BaseException as exc:
+            txids = sorted({r.txid for e in batch for r in e.records})
+            log.error("log write failed for transactions %s: %s", ", ".join(txids), exc)
+            for entry in batch:
+                entry.error = entry.error or exc
+            return
+        if points.ARMED:
+            points.hit("wal.after-sync")
+        self.store.last_lsn = last
+        self.batches += 1
+        with self._mu:
+            for txid, view in staged.items():
+                if view.state.finished:
+                    self._views.pop(txid, None)
+                else:
+                    self._views[txid] = view
+        for entry in batch:
+            if entry.error is None:
+                self.records_written += len(entry.records)
+            elif entry.wake is None:
+                log.error("lazy log records refused: %s", entry.error)
+
+    def _start_view(self, txn: lmdb.Transaction, record: LogRecord, lsn: int) -> TransactionView:
+        live = self._views.get(record.txid)
+        if live is not None:
+            view = _copy_view(live)
+            view.apply(record, lsn)
+            return view
+        if record.type is not RecordType.BEGUN:
+            known = self.store.summary(record.txid, txn)
+            why = "it is already finished" if known else "it was never begun"
+            raise InvalidTransitionError(
+                f"transaction {record.txid}: {record.type.name} refused: {why}"
+            )
+        if self.store.summary(record.txid, txn) is not None:
+            raise InvalidTransitionError(f"transaction {record.txid} was already begun")
+        return TransactionView.begin(record, lsn)
+
+    # -- background flush and shutdown ------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._flush_wanted.wait()
+            if self._closed:
+                return
+            self._flush_wanted.clear()
+            time.sleep(self.lazy_delay)
+            with self._mu:
+                if self._leader or not self._queue:
+                    continue
+                self._leader = True
+            self._lead()
+
+    def close(self) -> None:
+        """Write what is queued, then release the log. Idempotent."""
+        with self._mu:
+            if self._closed:
+                return
+        try:
+            self.flush()
+        except DtcError as exc:
+            log.error("final flush of %s failed: %s", self.path, exc)
+        with self._mu:
+            self._closed = True
+        self._flush_wanted.set()
+        self._flusher.join(timeout=5)
+        self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.release()
+
+    def abandon(self) -> None:
+        """Drop the log without writing what is queued: the in-process stand-in for kill -9.
+
+        Only for tests and the fault-injection harness. Queued lazy records are lost, as
+        they would be in a crash; the directory lock is released.
+        """
+        with self._mu:
+            self._closed = True
+            self._queue.clear()
+        self._flush_wanted.set()
+        self._flusher.join(timeout=5)
+        self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.release()
+
+    def __enter__(self) -> WriteAheadLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
