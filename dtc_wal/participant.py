@@ -11,7 +11,7 @@ Two shapes take part in transactions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import InvalidParticipantError
@@ -19,6 +19,7 @@ from .errors import InvalidParticipantError
 __all__ = [
     "CallableStep",
     "Participant",
+    "PreparedResource",
     "SagaStep",
     "as_participant",
     "as_saga_step",
@@ -64,6 +65,25 @@ class SagaStep(Protocol):
     def compensate(self, transaction_id: str) -> None:
         """Undo the step. Runs in reverse registration order after an abort; may run more
         than once and for a step whose action never ran (do nothing then)."""
+
+
+@runtime_checkable
+class PreparedResource(Protocol):
+    """A resource manager that can list what it holds prepared (XA ``recover``,
+    PostgreSQL ``pg_prepared_xacts``). Registered with
+    :meth:`ParticipantRegistry.register_resource`; recovery asks it at start-up and in the
+    background loop, commits what the log shows decided-commit and rolls back everything
+    else the log does not show as in progress (presumed abort, orphan resolution)."""
+
+    def prepared_transactions(self) -> Iterable[str]:
+        """Coordinator transaction ids this resource holds prepared, limited to those
+        that belong to this coordinator (e.g. by a gid prefix)."""
+
+    def commit_prepared(self, transaction_id: str) -> None:
+        """Commit a prepared branch; a no-op when it is no longer prepared."""
+
+    def rollback_prepared(self, transaction_id: str) -> None:
+        """Roll back a prepared branch; a no-op when it is no longer prepared."""
 
 
 class CallableStep:

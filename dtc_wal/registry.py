@@ -31,6 +31,7 @@ class ParticipantRegistry:
 
     def __init__(self) -> None:
         self._factories: dict[str, Factory] = {}
+        self._resources: dict[str, Callable[[], object]] = {}
         self._lock = threading.Lock()
 
     def register(self, name: str, factory: Factory, *, replace: bool = False) -> None:
@@ -58,6 +59,29 @@ class ParticipantRegistry:
         """Register a saga step made of two module-level callables, recoverable by name."""
         step = CallableStep(commit_function, rollback_function)
         self.register(name, lambda **_params: step, replace=replace)
+
+    def register_resource(
+        self, name: str, factory: Callable[[], object], *, replace: bool = False
+    ) -> None:
+        """Register a :class:`~dtc_wal.participant.PreparedResource` factory under ``name``.
+
+        Recovery calls ``factory()`` and asks the resource which transactions it holds
+        prepared, so orphans (prepared, with no commit decision in the log) are rolled back.
+        """
+        if not callable(factory):
+            raise TypeError(f"resource factory for {name!r} is not callable")
+        with self._lock:
+            if name in self._resources and not replace:
+                raise DuplicateFactoryError(
+                    f"a resource named {name!r} is already registered; pick another name or "
+                    "pass replace=True"
+                )
+            self._resources[name] = factory
+
+    def resources(self) -> dict[str, Callable[[], object]]:
+        """The registered resource factories by name (a copy)."""
+        with self._lock:
+            return dict(self._resources)
 
     def factory(self, name: str) -> Callable[[Factory], Factory]:
         """Decorator form of :meth:`register`."""
