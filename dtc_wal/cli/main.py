@@ -12,8 +12,13 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--log", "log_dir", type=click.Path(file_okay=False), default=None,
-              help="Log directory to use (default: a fresh temporary directory).")
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Log directory to use (default: a fresh temporary directory).",
+)
 def demo(log_dir: str | None) -> None:
     """Run the e-commerce demo: a failed payment rolls everything back, then it commits."""
     from ..demo import run_demo

@@ -25,10 +25,14 @@ from ..errors import (
 from ..history import TransactionView
 from ..participant import CallableStep, as_participant, as_saga_step
 from ..records import check_encodable
+from ..recovery.report import InDoubt, RecoveryReport
+from ..recovery.resolve import resolve_transaction
+from ..recovery.standalone import in_doubt_of
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome, TxState
 from ..wal.store import MIB
 from ..wal.writer import WriteAheadLog
+from .background import BackgroundRecovery
 from .calls import DEFAULT_TRANSIENT, CallPolicy
 from .driver import Driver
 from .live import LiveTransaction, Member, Phase
@@ -77,11 +81,21 @@ class TransactionCoordinator:
         max_map_size: int = 8 * 1024 * MIB,
         sync: bool = True,
         clock: Clock | None = None,
+        recover: bool = True,
+        recovery_interval: float | None = 5.0,
+        recovery_backoff_max: float = 300.0,
+        zombie_timeout: float | None = 300.0,
     ) -> None:
         if prepare_timeout is not None and prepare_timeout <= 0:
             raise ValueError("prepare_timeout must be positive (or None for no limit)")
         if phase2_timeout is not None and phase2_timeout <= 0:
             raise ValueError("phase2_timeout must be positive (or None for no limit)")
+        for option, value in (
+            ("recovery_interval", recovery_interval),
+            ("zombie_timeout", zombie_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{option} must be positive (or None to switch it off)")
         self.registry = registry if registry is not None else ParticipantRegistry()
         self.clock: Clock = clock or SystemClock()
         self.policy = CallPolicy(
@@ -104,6 +118,16 @@ class TransactionCoordinator:
         self._live: dict[str, LiveTransaction] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.zombie_timeout = zombie_timeout
+        self._background = BackgroundRecovery(self, recovery_interval, recovery_backoff_max)
+        self.last_recovery_report = RecoveryReport()
+        try:
+            if recover:
+                self.last_recovery_report = self._background.recover_now()
+            self._background.start()
+        except BaseException:
+            self.abandon()
+            raise
         log.info("coordinator opened on %s", self.wal.path)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -118,6 +142,7 @@ class TransactionCoordinator:
             if self._closed:
                 return
             self._closed = True
+        self._background.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.wal.close()
         log.info("coordinator closed")
@@ -126,6 +151,7 @@ class TransactionCoordinator:
         """Drop everything without a final write: the in-process stand-in for kill -9."""
         with self._lock:
             self._closed = True
+        self._background.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.wal.abandon()
 
@@ -317,6 +343,7 @@ class TransactionCoordinator:
     def _finish_commit(self, tx: LiveTransaction) -> None:
         pending = self._driver.deliver(tx, Outcome.COMMIT)
         if pending:
+            self._background.hand_over(tx)
             raise CommitIncompleteError(
                 tx.txid, [m.name for m in pending], [m.last_error or "" for m in pending]
             )
@@ -324,6 +351,8 @@ class TransactionCoordinator:
     def _abort(self, tx: LiveTransaction, reason: str, cause: BaseException | None) -> NoReturn:
         self._driver.decide_abort(tx, reason)
         pending = self._driver.deliver(tx, Outcome.ROLLBACK)
+        if pending:
+            self._background.hand_over(tx)
         raise TransactionAborted(tx.txid, reason, cause, [m.name for m in pending]) from cause
 
     def rollback_transaction(self, txid: str, reason: str = "rolled back by the caller") -> None:
@@ -335,6 +364,7 @@ class TransactionCoordinator:
             self._driver.decide_abort(tx, reason)
             pending = self._driver.deliver(tx, Outcome.ROLLBACK)
             if pending:
+                self._background.hand_over(tx)
                 log.error(
                     "txid=%s rollback not acknowledged by %s; recovery will retry",
                     txid,
@@ -382,6 +412,83 @@ class TransactionCoordinator:
         """Every transaction the log does not show completed, oldest first."""
         self.wal.flush()
         return self.wal.unfinished()
+
+    def in_doubt(self) -> list[InDoubt]:
+        """Participants of unfinished transactions that still need their outcome."""
+        with self._lock:
+            live = set(self._live)
+        return in_doubt_of(v for v in self.unfinished() if v.txid not in live)
+
+    # -- recovery and operators -------------------------------------------------------------
+
+    def recover_now(self) -> RecoveryReport:
+        """Run a recovery pass now over every unfinished transaction no caller owns."""
+        return self._background.recover_now()
+
+    def reap_zombies(self) -> list[str]:
+        """Roll back open transactions older than ``zombie_timeout``; return their ids."""
+        if self.zombie_timeout is None:
+            return []
+        now = self.clock.monotonic()
+        with self._lock:
+            old = [
+                tx
+                for tx in self._live.values()
+                if tx.phase is Phase.OPEN and now - tx.started_mono > self.zombie_timeout
+            ]
+        reaped = []
+        for tx in old:
+            reason = (
+                f"zombie reaper: open for {now - tx.started_mono:.0f}s, more than "
+                f"zombie_timeout={self.zombie_timeout}s, without commit or rollback"
+            )
+            try:
+                self.rollback_transaction(tx.txid, reason=reason)
+            except (TransactionStateError, UnknownTransactionError):
+                continue  # its caller got there first
+            log.warning("txid=%s %s", tx.txid, reason, extra={"txid": tx.txid})
+            reaped.append(tx.txid)
+        return reaped
+
+    def resolve(
+        self,
+        txid: str,
+        outcome: Outcome | str,
+        *,
+        reason: str,
+        participant: str | None = None,
+        actor: str | None = None,
+        heuristic: bool = False,
+    ) -> TransactionView:
+        """Operator decision for an in-doubt transaction, recorded in the log
+        (see :func:`dtc_wal.recovery.resolve_transaction`)."""
+        with self._lock:
+            if txid in self._live:
+                raise TransactionStateError(
+                    f"transaction {txid} is still driven by its caller; wait for it to finish"
+                )
+        view = resolve_transaction(
+            self.wal,
+            txid,
+            Outcome(outcome),
+            reason=reason,
+            participant=participant,
+            actor=actor,
+            heuristic=heuristic,
+            clock=self.clock,
+        )
+        if view.state.finished:
+            self._background.forget(txid)
+        return view
+
+    @property
+    def live_txids(self) -> set[str]:
+        with self._lock:
+            return set(self._live)
+
+    @property
+    def driver(self) -> Driver:
+        return self._driver
 
     # -- internals ---------------------------------------------------------------------------
 

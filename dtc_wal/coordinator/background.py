@@ -1,0 +1,100 @@
+"""The coordinator's background loop: retry unfinished transactions, reap zombies.
+
+Every ``interval`` seconds it (1) rolls back open transactions older than the zombie limit,
+(2) re-drives unfinished transactions whose retry is due -- each transaction backs off
+exponentially up to ``backoff_max`` while it stays in doubt, so an unreachable participant
+costs a few log records, not one per interval -- and (3) settles orphans of registered
+PreparedResources. A participant that comes back gets its outcome without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from ..errors import DtcError
+from ..recovery.engine import RecoveryEngine
+from ..recovery.report import RecoveryReport
+from .live import LiveTransaction
+
+if TYPE_CHECKING:
+    from .core import TransactionCoordinator
+
+__all__ = ["BackgroundRecovery"]
+
+log = logging.getLogger("dtc_wal.recovery")
+
+
+class BackgroundRecovery:
+    def __init__(
+        self, coordinator: TransactionCoordinator, interval: float | None, backoff_max: float
+    ) -> None:
+        self.coordinator = coordinator
+        self.interval = interval
+        self.backoff_max = backoff_max
+        self._handover: dict[str, LiveTransaction] = {}
+        self._due: dict[str, tuple[float, int]] = {}  # txid -> (next try, failures)
+        self._engine = RecoveryEngine(
+            coordinator.driver, coordinator.registry, handover=self._handover.get
+        )
+        self._pass_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.interval is None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="dtc-recovery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    def hand_over(self, tx: LiveTransaction) -> None:
+        """Keep a caller's unfinished transaction (with its live participant objects)."""
+        with self._pass_lock:
+            self._handover[tx.txid] = tx
+
+    def forget(self, txid: str) -> None:
+        with self._pass_lock:
+            self._handover.pop(txid, None)
+            self._due.pop(txid, None)
+
+    def recover_now(self, only_due: bool = False) -> RecoveryReport:
+        """One pass over every unfinished transaction no caller is driving."""
+        with self._pass_lock:
+            coord = self.coordinator
+            coord.wal.flush()
+            skip = coord.live_txids
+            now = coord.clock.monotonic()
+            if only_due:
+                skip |= {t for t, (due, _) in self._due.items() if due > now}
+            report = self._engine.run(skip=skip)
+            finished = set(report.finished)
+            for action in report.transactions:
+                if action.txid in finished:
+                    self._handover.pop(action.txid, None)
+                    self._due.pop(action.txid, None)
+                else:
+                    failures = self._due.get(action.txid, (0.0, 0))[1] + 1
+                    base = self.interval or 1.0
+                    delay = min(self.backoff_max, base * 2 ** (failures - 1))
+                    self._due[action.txid] = (now + delay, failures)
+            return report
+
+    def _loop(self) -> None:
+        assert self.interval is not None
+        while not self._stop.wait(self.interval):
+            try:
+                self.coordinator.reap_zombies()
+                report = self.recover_now(only_due=True)
+                if report.in_doubt:
+                    log.warning("background recovery: %s", report.summary())
+            except DtcError as exc:
+                log.error("background recovery pass failed: %s", exc)
+            except Exception:
+                log.exception("background recovery pass crashed; retrying next interval")

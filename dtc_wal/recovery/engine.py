@@ -1,0 +1,254 @@
+"""Drive unfinished transactions to their outcome, following the log and presumed abort.
+
+Rules (docs/recovery.md):
+
+* no decision on disk -> presumed abort: log DECIDED_ABORT, roll back every enlisted 2PC
+  participant; for a saga, compensate in reverse order every step with a PREPARED record
+  plus the first step without one (it may have run: its record is synced before the next
+  step starts, so no later step can have run);
+* DECIDED_COMMIT not completed -> re-send commit to every participant without an
+  acknowledgement; DECIDED_ABORT not completed -> re-send rollback likewise;
+* a participant that cannot be rebuilt (no factory, unknown name, factory raised) or keeps
+  failing stays pending: its transaction stays unfinished and is reported in doubt.
+
+Recovery never invents an outcome: it reads the decision from the log, or presumes abort
+when there is none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Container
+
+from ..coordinator.driver import Driver
+from ..coordinator.live import LiveTransaction, Member
+from ..history import TransactionView
+from ..participant import as_participant, as_saga_step
+from ..registry import ParticipantRegistry
+from ..states import Mode, Outcome, ParticipantState, TxState
+from .report import InDoubt, RecoveryReport, TransactionAction
+
+__all__ = ["RecoveryEngine", "plan", "rebuild_members"]
+
+log = logging.getLogger("dtc_wal.recovery")
+
+PRESUMED_ABORT = "presumed abort: no decision in the log when recovery found it"
+
+
+def rebuild_members(view: TransactionView, registry: ParticipantRegistry) -> list[Member]:
+    """Live members for ``view``, rebuilt from the registry where the log names a factory."""
+    members: list[Member] = []
+    for p in view.ordered():
+        member = Member(
+            name=p.name,
+            order=p.order,
+            obj=None,
+            factory=p.factory,
+            params=dict(p.params),
+            state=p.state,
+            attempts=p.attempts,
+            last_error=p.last_error,
+            prepared_logged=p.state is not ParticipantState.ENLISTED,
+        )
+        if not p.state.done:
+            _rebuild(member, view.mode, registry)
+        members.append(member)
+    _mark_started(view.mode, members)
+    return members
+
+
+def _rebuild(member: Member, mode: Mode | None, registry: ParticipantRegistry) -> None:
+    if member.factory is None:
+        member.unavailable = (
+            f"{member.name} was enlisted as an object, not through a registry factory, so it "
+            "cannot be rebuilt after a restart; settle it by hand and record that with "
+            "`dtc resolve`"
+        )
+        return
+    try:
+        obj = registry.create(member.factory, member.params)
+        if mode is Mode.SAGA:
+            as_saga_step(obj, f"factory {member.factory!r}")
+        else:
+            as_participant(obj, f"factory {member.factory!r}")
+    except Exception as exc:
+        member.unavailable = (
+            f"cannot rebuild {member.name} with factory {member.factory!r}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        return
+    member.obj = obj
+
+
+def _mark_started(mode: Mode | None, members: list[Member]) -> None:
+    """Saga: the first step without a PREPARED record may have run; mark it to compensate."""
+    if mode is not Mode.SAGA:
+        return
+    for member in members:
+        if member.state is ParticipantState.ENLISTED:
+            member.started = True
+            return
+
+
+class RecoveryEngine:
+    """One recovery pass over the log's unfinished transactions."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        registry: ParticipantRegistry,
+        *,
+        handover: Callable[[str], LiveTransaction | None] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.wal = driver.wal
+        self.registry = registry
+        self._handover = handover or (lambda txid: None)
+
+    def run(
+        self,
+        skip: Container[str] = (),
+        only: Container[str] | None = None,
+        include_resources: bool = True,
+    ) -> RecoveryReport:
+        """Recover every unfinished transaction not in ``skip`` (and in ``only`` if given)."""
+        report = RecoveryReport()
+        for view in self.wal.unfinished():
+            if view.txid in skip or (only is not None and view.txid not in only):
+                continue
+            report.merge(self.recover_one(view))
+        if include_resources:
+            report.merge(self.resolve_orphans(skip))
+        return report
+
+    def recover_one(self, view: TransactionView, reason: str = PRESUMED_ABORT) -> RecoveryReport:
+        report = RecoveryReport()
+        tx = self._handover(view.txid)
+        if tx is None:
+            tx = LiveTransaction.from_view(
+                view, rebuild_members(view, self.registry), self.driver.clock.monotonic()
+            )
+        before = view.state
+        if before is TxState.ACTIVE:
+            self.driver.decide_abort(tx, reason)
+            outcome = Outcome.ROLLBACK
+            action = "presumed abort: roll back"
+        else:
+            outcome = Outcome.COMMIT if before is TxState.DECIDED_COMMIT else Outcome.ROLLBACK
+            action = f"re-send {outcome.value}"
+        pending = self.driver.deliver(tx, outcome)
+        finished = not pending
+        log.log(
+            logging.INFO if finished else logging.WARNING,
+            "txid=%s recovery (%s): %s",
+            view.txid,
+            action,
+            "completed" if finished else f"in doubt: {', '.join(m.name for m in pending)}",
+            extra={"txid": view.txid},
+        )
+        report.transactions.append(
+            TransactionAction(
+                txid=view.txid,
+                mode=view.mode.value if view.mode else None,
+                state_before=before.value,
+                action=action,
+                outcome=outcome.value,
+                finished=finished,
+                pending=tuple(m.name for m in pending),
+            )
+        )
+        for m in pending:
+            report.in_doubt.append(
+                InDoubt(
+                    txid=view.txid,
+                    participant=m.name,
+                    outcome=outcome.value,
+                    state=m.state.value,
+                    error=m.last_error or m.unavailable,
+                    attempts=m.attempts,
+                )
+            )
+        return report
+
+    def resolve_orphans(self, skip: Container[str] = ()) -> RecoveryReport:
+        """Ask every registered PreparedResource what it holds prepared and settle it."""
+        report = RecoveryReport()
+        for name, factory in self.registry.resources().items():
+            try:
+                resource = factory()
+                prepared = list(resource.prepared_transactions())  # type: ignore[attr-defined]
+            except Exception as exc:
+                log.error("resource %s: cannot list prepared transactions: %s", name, exc)
+                report.in_doubt.append(InDoubt("*", name, None, "unreachable", str(exc), 1))
+                continue
+            for txid in prepared:
+                if txid in skip:
+                    continue
+                view = self.wal.view(txid)
+                if view is not None and view.state is TxState.ACTIVE:
+                    continue  # recovered above on this pass, or live: not an orphan yet
+                commit = view is not None and view.outcome is Outcome.COMMIT
+                action = "commit" if commit else "rollback"
+                try:
+                    if commit:
+                        resource.commit_prepared(txid)  # type: ignore[attr-defined]
+                    else:
+                        resource.rollback_prepared(txid)  # type: ignore[attr-defined]
+                except Exception as exc:
+                    log.error(
+                        "txid=%s resource %s: %s of prepared branch failed: %s",
+                        txid,
+                        name,
+                        action,
+                        exc,
+                        extra={"txid": txid},
+                    )
+                    report.in_doubt.append(InDoubt(txid, name, action, "prepared", f"{exc}", 1))
+                    continue
+                log.info(
+                    "txid=%s resource %s: prepared branch %s (%s)",
+                    txid,
+                    name,
+                    "committed" if commit else "rolled back",
+                    "log says commit" if commit else "no commit decision in the log",
+                    extra={"txid": txid},
+                )
+                report.orphans.append((name, txid, action))
+        return report
+
+
+def plan(views: list[TransactionView], registry: ParticipantRegistry) -> RecoveryReport:
+    """What a recovery pass would do, without calling any participant or factory."""
+    report = RecoveryReport(dry_run=True)
+    for view in views:
+        if view.state is TxState.ACTIVE:
+            outcome, action = Outcome.ROLLBACK, "presumed abort: roll back"
+        else:
+            outcome = Outcome.COMMIT if view.state is TxState.DECIDED_COMMIT else Outcome.ROLLBACK
+            action = f"re-send {outcome.value}"
+        members = view.pending() if view.state.decided else view.ordered()
+        blocked = []
+        for p in members:
+            if p.factory is None or p.factory not in registry:
+                blocked.append(p.name)
+                why = (
+                    "not recoverable (enlisted as an object)"
+                    if p.factory is None
+                    else f"factory {p.factory!r} is not in the registry"
+                )
+                report.in_doubt.append(
+                    InDoubt(view.txid, p.name, outcome.value, p.state.value, why, p.attempts)
+                )
+        targets = ", ".join(p.name for p in members) or "nobody"
+        report.transactions.append(
+            TransactionAction(
+                txid=view.txid,
+                mode=view.mode.value if view.mode else None,
+                state_before=view.state.value,
+                action=f"{action}: {targets}",
+                outcome=outcome.value,
+                finished=not blocked,
+                pending=tuple(blocked),
+            )
+        )
+    return report

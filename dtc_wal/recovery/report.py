@@ -1,0 +1,91 @@
+"""What a recovery pass did, and what it could not finish (in doubt)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["InDoubt", "RecoveryReport", "TransactionAction"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A participant whose outcome could not be delivered; its transaction stays unfinished."""
+
+    txid: str
+    participant: str
+    outcome: str | None
+    """What it must be told ("commit" or "rollback"), or None when undecided."""
+    state: str
+    error: str | None
+    attempts: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.txid} {self.participant}: needs {self.outcome or 'a decision'}, "
+            f"{self.attempts} attempt(s), last error: {self.error or 'none'}"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransactionAction:
+    """One transaction recovery examined, what it did (or would do), and how it ended."""
+
+    txid: str
+    mode: str | None
+    state_before: str
+    action: str
+    outcome: str | None
+    finished: bool
+    pending: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(slots=True)
+class RecoveryReport:
+    """The result of :func:`dtc_wal.recovery.recover` or a coordinator's recovery pass."""
+
+    dry_run: bool = False
+    transactions: list[TransactionAction] = dataclasses.field(default_factory=list)
+    in_doubt: list[InDoubt] = dataclasses.field(default_factory=list)
+    orphans: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    """``(resource, txid, action)`` for prepared branches found by PreparedResources."""
+    stale_readers_cleared: int = 0
+
+    @property
+    def examined(self) -> int:
+        return len(self.transactions)
+
+    @property
+    def finished(self) -> list[str]:
+        return [t.txid for t in self.transactions if t.finished]
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing is left in doubt."""
+        return not self.in_doubt
+
+    def merge(self, other: RecoveryReport) -> None:
+        self.transactions.extend(other.transactions)
+        self.in_doubt.extend(other.in_doubt)
+        self.orphans.extend(other.orphans)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "examined": self.examined,
+            "finished": self.finished,
+            "transactions": [dataclasses.asdict(t) for t in self.transactions],
+            "in_doubt": [dataclasses.asdict(d) for d in self.in_doubt],
+            "orphans": [{"resource": r, "txid": t, "action": a} for r, t, a in self.orphans],
+            "stale_readers_cleared": self.stale_readers_cleared,
+        }
+
+    def summary(self) -> str:
+        verb = "would finish" if self.dry_run else "finished"
+        text = (
+            f"examined {self.examined} unfinished transaction(s), {verb} "
+            f"{len(self.finished)}, {len(self.in_doubt)} participant(s) in doubt"
+        )
+        if self.orphans:
+            text += f", {len(self.orphans)} orphan prepared branch(es) resolved"
+        return text

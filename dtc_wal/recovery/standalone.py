@@ -1,0 +1,61 @@
+"""``recover(log_path, registry)``: one recovery pass for tools, and in-doubt listing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from ..history import TransactionView, replay
+from ..registry import ParticipantRegistry
+from ..wal.store import LogStore
+from .engine import plan
+from .report import InDoubt, RecoveryReport
+
+__all__ = ["in_doubt_of", "recover"]
+
+
+def recover(
+    log_path: str | os.PathLike[str],
+    registry: ParticipantRegistry,
+    *,
+    dry_run: bool = False,
+    **coordinator_options: Any,
+) -> RecoveryReport:
+    """Run one recovery pass over the log at ``log_path`` and return what happened.
+
+    Takes the log's lock (raises :class:`~dtc_wal.errors.LogLockedError` while a live
+    coordinator holds it -- that coordinator recovers by itself). With ``dry_run`` nothing is
+    written or called: the report says what a pass would do, and the log may be in use.
+    """
+    if dry_run:
+        store = LogStore(log_path, readonly=True)
+        try:
+            views = [replay(store.records_of(txid)) for txid in store.unfinished_txids()]
+        finally:
+            store.close()
+        views.sort(key=lambda v: v.created_at)
+        return plan(views, registry)
+    from ..coordinator.core import TransactionCoordinator
+
+    options = {"recovery_interval": None, "zombie_timeout": None, **coordinator_options}
+    coordinator = TransactionCoordinator(log_path, registry=registry, **options)
+    try:
+        report = coordinator.last_recovery_report
+        report.stale_readers_cleared = coordinator.wal.store.stale_readers_cleared
+        return report
+    finally:
+        coordinator.close()
+
+
+def in_doubt_of(views: Iterable[TransactionView]) -> list[InDoubt]:
+    """Every pending participant of the given unfinished transactions."""
+    out: list[InDoubt] = []
+    for view in views:
+        if view.state.finished:
+            continue
+        outcome = view.outcome.value if view.outcome else None
+        members = view.pending() if view.state.decided else view.ordered()
+        for p in members:
+            out.append(InDoubt(view.txid, p.name, outcome, p.state.value, p.last_error, p.attempts))
+    return out
