@@ -1,0 +1,178 @@
+"""The README demo: an order touches four services atomically (``dtc demo``).
+
+Order, payment, inventory and notification are participants. The first checkout fails
+because the wallet is short: nobody keeps anything (no order, no stock change, no charge,
+no email). After a top-up the same checkout commits everywhere. Then the same story as an
+ordered saga with compensations. Finally the log itself is printed, record by record.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .coordinator import TransactionCoordinator
+from .errors import TransactionAborted, VoteNo
+from .registry import ParticipantRegistry
+
+__all__ = ["Shop", "run_demo"]
+
+Echo = Callable[[str], None]
+
+
+class Shop:
+    """Four toy services sharing one in-memory world (the systems a real shop would call)."""
+
+    def __init__(self, stock: int = 5, wallet: int = 30) -> None:
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.stock = stock
+        self.wallet = wallet
+        self.emails: list[str] = []
+        self.held: dict[str, dict[str, Any]] = {}  # prepared work per (service, txid)
+
+    def registry(self) -> ParticipantRegistry:
+        registry = ParticipantRegistry()
+        for name in ("order", "payment", "inventory", "notification"):
+            registry.register(name, lambda service=name, **_: _Service(self, service))
+        return registry
+
+    def snapshot(self) -> str:
+        return (
+            f"orders={len(self.orders)} stock={self.stock} wallet={self.wallet} "
+            f"emails={len(self.emails)}"
+        )
+
+
+class _Service:
+    """A 2PC participant: prepare checks and holds, commit applies, rollback releases."""
+
+    def __init__(self, shop: Shop, service: str) -> None:
+        self.shop = shop
+        self.service = service
+
+    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        shop, key = self.shop, f"{self.service}:{transaction_id}"
+        if self.service == "payment" and shop.wallet < data["price"]:
+            raise VoteNo(f"insufficient funds: wallet {shop.wallet} < price {data['price']}")
+        if self.service == "inventory" and shop.stock < data["qty"]:
+            raise VoteNo(f"out of stock: {shop.stock} < {data['qty']}")
+        shop.held[key] = dict(data)
+
+    def commit(self, transaction_id: str) -> None:
+        shop = self.shop
+        data = shop.held.pop(f"{self.service}:{transaction_id}", None)
+        if data is None:
+            return  # already committed: commit is idempotent
+        if self.service == "order":
+            shop.orders[transaction_id] = data
+        elif self.service == "payment":
+            shop.wallet -= data["price"]
+        elif self.service == "inventory":
+            shop.stock -= data["qty"]
+        else:  # the email goes out only once the outcome is commit
+            shop.emails.append(
+                f"order {transaction_id[:8]} confirmed: {data['qty']} x {data['sku']}"
+            )
+
+    def rollback(self, transaction_id: str) -> None:
+        self.shop.held.pop(f"{self.service}:{transaction_id}", None)  # may be unknown: fine
+
+
+def _two_phase(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict[str, Any]) -> str:
+    txid = coord.begin_transaction()
+    for service in ("order", "payment", "inventory", "notification"):
+        coord.enlist_participant(txid, service)
+    try:
+        coord.commit_transaction(txid, data=data)
+        echo(f"  -> committed   {shop.snapshot()}")
+    except TransactionAborted as exc:
+        echo(f"  -> rolled back ({exc.reason})")
+        echo(f"                 {shop.snapshot()}")
+    return txid
+
+
+def _saga(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict[str, Any]) -> str:
+    log: list[str] = []
+
+    def step(name: str, do: Callable[[], None], undo: Callable[[], None]) -> None:
+        def action(txid: str, _data: Mapping[str, Any]) -> None:
+            do()
+            log.append(name)
+
+        def compensate(txid: str) -> None:
+            undo()
+            log.append(f"undo {name}")
+
+        coord.register_participant(txid, name, action, compensate)
+
+    def charge() -> None:
+        if shop.wallet < data["price"]:
+            raise ValueError(f"insufficient funds: wallet {shop.wallet} < price {data['price']}")
+        shop.wallet -= data["price"]
+
+    def refund() -> None:
+        if "charge" in log:  # compensation tolerates a charge that never happened
+            shop.wallet += data["price"]
+
+    txid = coord.begin_transaction()
+    step(
+        "create order",
+        lambda: shop.orders.__setitem__(txid, data),
+        lambda: shop.orders.pop(txid, None) and None,
+    )
+    step("charge", charge, refund)
+    step(
+        "reserve stock",
+        lambda: setattr(shop, "stock", shop.stock - data["qty"]),
+        lambda: setattr(shop, "stock", shop.stock + data["qty"]),
+    )
+    step("send email", lambda: shop.emails.append(f"order {txid[:8]} confirmed"), lambda: None)
+    try:
+        coord.commit_transaction(txid)
+        echo(f"  -> committed   {shop.snapshot()}   steps: {', '.join(log)}")
+    except TransactionAborted as exc:
+        echo(f"  -> compensated ({exc.reason})")
+        echo(f"                 {shop.snapshot()}   steps: {', '.join(log)}")
+    return txid
+
+
+def run_demo(log_dir: str | None = None, echo: Echo = print) -> None:
+    """Run the demo on ``log_dir`` (a fresh temporary directory when None)."""
+    log_dir = log_dir or tempfile.mkdtemp(prefix="dtc-demo-")
+    data = {"sku": "A1", "qty": 2, "price": 40}
+    echo(f"dtc-wal demo -- log at {log_dir}\n")
+    shop = Shop()
+    with TransactionCoordinator(log_dir, registry=shop.registry()) as coord:
+        echo("Two-phase commit: order + payment + inventory + notification")
+        echo(f"  start           {shop.snapshot()}")
+        echo("  checkout 2 x A1 for 40 with 30 in the wallet:")
+        failed = _two_phase(coord, shop, echo, data)
+        shop.wallet += 50
+        echo("  top up 50, checkout again:")
+        ok = _two_phase(coord, shop, echo, data)
+
+        echo("\nOrdered saga: the same checkout as steps with compensations")
+        saga_shop = Shop()
+        echo(f"  start           {saga_shop.snapshot()}")
+        failed_saga = _saga(coord, saga_shop, echo, data)
+        saga_shop.wallet += 50
+        ok_saga = _saga(coord, saga_shop, echo, data)
+
+        echo("\nThe write-ahead log (each record synced per docs/protocol.md):")
+        for label, txid in (
+            ("2PC, payment refused", failed),
+            ("2PC, committed", ok),
+            ("saga, compensated", failed_saga),
+            ("saga, committed", ok_saga),
+        ):
+            view = coord.transaction(txid)
+            echo(f"  {txid}  {label}: {view.state.value}")
+            for lsn, record in coord.wal.store.records_of(txid):
+                fields = record.to_dict()
+                kind = fields.pop("type")
+                fields.pop("txid")
+                fields.pop("at")
+                extra = " ".join(f"{k}={v}" for k, v in fields.items())
+                echo(f"    {lsn:>4}  {kind:<15} {extra}")
+    echo("\nInspect it yourself: python -m dtc_wal show " + log_dir + " <txid>")
