@@ -130,7 +130,10 @@ def main() -> None:
     print(
         f"naive anchor (1 synced LMDB txn per record, 8 records/tx): {naive['tx_per_s']:.0f} tx/s"
     )
-    header = f"{'callers':>7} {'durable tx/s':>13} {'syncs/tx':>9} {'no-sync tx/s':>13} {'durable/no-sync':>16} {'durable/naive':>14}"
+    header = (
+        f"{'callers':>7} {'durable tx/s':>13} {'syncs/tx':>9} {'no-sync tx/s':>13} "
+        f"{'durable/no-sync':>16} {'durable/naive':>14}"
+    )
     print(header)
     for row in rows:
         d, n = row["durable"], row["no_sync"]
