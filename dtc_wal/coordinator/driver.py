@@ -128,7 +128,9 @@ class Driver:
 
     def decide_commit(self, tx: LiveTransaction, data: Any) -> None:
         """Log the yes-votes and the commit decision in one batch; durable on return."""
-        records = self._unlogged_prepared(tx)
+        records = [] if tx.logged else tx.opening_records(self.clock.now())  # no participants
+        tx.logged = True
+        records += self._unlogged_prepared(tx)
         records.append(self.record(RecordType.DECIDED_COMMIT, tx, data=data))
         self.wal.append(records)
         log.info("txid=%s decided commit", tx.txid, extra={"txid": tx.txid})
