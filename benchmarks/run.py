@@ -1,0 +1,139 @@
+"""Run every benchmark, print one table of ratios against anchors, write JSON.
+
+    python -m benchmarks.run [--seconds 2] [--callers 1,8,64,256] [--quick] [--json PATH]
+
+Anchors are measured in the same run on the same machine, so the ratios mean something
+anywhere: no-sync (the price of durability), zope ``transaction`` in memory, a naive
+one-sync-per-record log, 2 round trips + one sync (latency), an empty log (start-up).
+Targets come from the performance issue; docs/performance.md records a run.
+A benchmark, not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import startup, workloads
+
+TARGETS = {
+    "durable/no-sync @64": 0.8,
+    "durable/zope @64": 0.5,
+    "group/naive @64": 10.0,
+    "syncs/tx @64 (max)": 0.05,
+    "p50/ideal (max)": 1.15,
+    "startup full/empty (max)": 1.5,
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput cell")
+    parser.add_argument("--callers", default="1,8,64,256")
+    parser.add_argument("--quick", action="store_true", help="100k history, 2k re-drive")
+    parser.add_argument("--json", dest="json_path", default="benchmarks/results/latest.json")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.callers.split(",")]
+    history = 100_000 if args.quick else 1_000_000
+    unfinished = 2_000 if args.quick else 10_000
+
+    out: dict[str, Any] = {
+        "machine": {
+            "arch": platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+        },
+        "throughput": [],
+    }
+    naive = workloads.naive_throughput(args.seconds)
+    out["naive"] = naive
+    for callers in levels:
+        row = {
+            "callers": callers,
+            "durable": workloads.coordinator_throughput(callers, args.seconds, sync=True),
+            "no_sync": workloads.coordinator_throughput(callers, args.seconds, sync=False),
+            "zope": workloads.zope_throughput(callers, args.seconds),
+        }
+        out["throughput"].append(row)
+        _print_row(row, naive)
+
+    sync_s = workloads.sync_time()
+    trip_s = workloads.sleep_time(0.001)
+    lat = workloads.latency(300)
+    ideal = 2 * trip_s + sync_s
+    out["latency"] = {**lat, "sync_s": sync_s, "round_trip_s": trip_s, "ideal_s": ideal}
+    print(
+        f"latency @1, 3 participants sleeping 1 ms: p50 {lat['p50_s'] * 1e3:.2f} ms, "
+        f"p99 {lat['p99_s'] * 1e3:.2f} ms; ideal 2 x {trip_s * 1e3:.2f} ms + sync "
+        f"{sync_s * 1e3:.2f} ms = {ideal * 1e3:.2f} ms; p50/ideal {lat['p50_s'] / ideal:.2f}"
+    )
+    out["startup"] = startup.startup(history)
+    s = out["startup"]
+    print(
+        f"start-up: empty log {s['open_empty_s'] * 1e3:.1f} ms, {history:,} finished "
+        f"{s['open_full_s'] * 1e3:.1f} ms (ratio {s['open_full_s'] / s['open_empty_s']:.2f}; "
+        f"building that log took {s['build_s']:.0f} s)"
+    )
+    out["redrive"] = startup.redrive(unfinished)
+    r = out["redrive"]
+    print(f"re-drive: {unfinished:,} unfinished in {r['seconds']:.2f} s = {r['tx_per_s']:.0f} tx/s")
+
+    out["ratios"] = _ratios(out)
+    print("\nratio                          measured   target")
+    for name, value in out["ratios"].items():
+        target = TARGETS.get(name)
+        print(f"{name:<30} {value:>8.3f}   {'' if target is None else target}")
+    path = Path(args.json_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten to {path}")
+    return out
+
+
+def _print_row(row: dict[str, Any], naive: dict[str, float]) -> None:
+    d, n, z = row["durable"], row["no_sync"], row["zope"]
+    if row["callers"] == 1 or not hasattr(_print_row, "header"):
+        _print_row.header = True  # type: ignore[attr-defined]
+        print(
+            f"naive anchor (one synced LMDB write per record, 8 records/tx): "
+            f"{naive['tx_per_s']:.0f} tx/s"
+        )
+        print(
+            f"{'callers':>7} {'durable tx/s':>13} {'syncs/tx':>9} {'no-sync tx/s':>13} "
+            f"{'zope tx/s':>10} {'dur/nosync':>11} {'dur/zope':>9} {'dur/naive':>10}"
+        )
+    print(
+        f"{row['callers']:>7} {d['tx_per_s']:>13.0f} {d['syncs_per_tx']:>9.3f} "
+        f"{n['tx_per_s']:>13.0f} {z['tx_per_s']:>10.0f} "
+        f"{d['tx_per_s'] / n['tx_per_s']:>11.2f} {d['tx_per_s'] / z['tx_per_s']:>9.2f} "
+        f"{d['tx_per_s'] / naive['tx_per_s']:>10.1f}",
+        flush=True,
+    )
+
+
+def _ratios(out: dict[str, Any]) -> dict[str, float]:
+    ratios: dict[str, float] = {}
+    at64 = next((r for r in out["throughput"] if r["callers"] == 64), None)
+    if at64 is not None:
+        d = at64["durable"]
+        ratios["durable/no-sync @64"] = d["tx_per_s"] / at64["no_sync"]["tx_per_s"]
+        ratios["durable/zope @64"] = d["tx_per_s"] / at64["zope"]["tx_per_s"]
+        ratios["group/naive @64"] = d["tx_per_s"] / out["naive"]["tx_per_s"]
+        ratios["syncs/tx @64 (max)"] = d["syncs_per_tx"]
+    lat = out["latency"]
+    ratios["p50/ideal (max)"] = lat["p50_s"] / lat["ideal_s"]
+    s = out["startup"]
+    ratios["startup full/empty (max)"] = s["open_full_s"] / s["open_empty_s"]
+    return ratios
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()
