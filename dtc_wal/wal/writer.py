@@ -85,11 +85,17 @@ class WriteAheadLog:
         lock = DirectoryLock(Path(path))
         lock.acquire()
         self._lock_file = lock
+        store: LogStore | None = None
         try:
-            self.store = LogStore(path, map_size=map_size, max_map_size=max_map_size, sync=sync)
+            store = LogStore(path, map_size=map_size, max_map_size=max_map_size, sync=sync)
+            self.store = store
             self._views: dict[str, TransactionView] = {}
             self._load_unfinished()
         except BaseException:
+            # LMDB refuses a second open of one environment in a process: close it, so a
+            # retry (after repair, or by recovery) can open the log again.
+            if store is not None:
+                store.close()
             lock.release()
             raise
         self.path = self.store.path
