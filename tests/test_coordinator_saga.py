@@ -1,0 +1,307 @@
+"""Ordered sagas through the public coordinator, on a real log: seed 2, order of actions and
+compensations, skipped steps, failing compensations, registry-built steps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+from helpers import FOREVER, Failures, Journal, RecordingStep, saga_functions, types_of
+
+from dtc_wal import (
+    Outcome,
+    ParticipantRegistry,
+    ParticipantState,
+    RecordType,
+    TransactionAborted,
+    TransactionCoordinator,
+    TxState,
+)
+from dtc_wal.errors import TransactionFinishedError
+
+R = RecordType
+SERVICES = ["order", "payment", "inventory", "notification"]
+
+
+def log_types(coord: TransactionCoordinator, txid: str) -> list[RecordType]:
+    coord.flush()
+    return types_of(coord.wal.store.records_of(txid))
+
+
+def test_seed_2(coord: TransactionCoordinator) -> None:
+    """The issue's second example, as written, with the calls' arguments recorded."""
+    calls: list[tuple[Any, ...]] = []
+
+    def create_order(txid: str, data: Mapping[str, Any]) -> None:
+        calls.append(("create_order", txid, dict(data)))
+
+    def cancel_order(txid: str) -> None:
+        calls.append(("cancel_order", txid))
+
+    def charge(txid: str, data: Mapping[str, Any]) -> None:
+        calls.append(("charge", txid, dict(data)))
+
+    def refund(txid: str) -> None:
+        calls.append(("refund", txid))
+
+    txid = coord.begin_transaction()
+    coord.register_participant(txid, "order", create_order, cancel_order)
+    coord.register_participant(txid, "payment", charge, refund)
+    coord.commit_transaction(txid)  # runs commit functions in registration order
+
+    assert calls == [("create_order", txid, {}), ("charge", txid, {})]
+    assert coord.state(txid) is TxState.COMMITTED
+    view = coord.transaction(txid)
+    assert [p.name for p in view.ordered()] == ["order", "payment"]
+    assert {p.state for p in view.participants.values()} == {ParticipantState.COMMITTED}
+    # a finished saga cannot be rolled back afterwards
+    with pytest.raises(TransactionFinishedError):
+        coord.rollback_transaction(txid)
+    assert len(calls) == 2
+
+
+def test_seed_2_failure_rolls_back_automatically(coord: TransactionCoordinator) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def create_order(txid: str, data: Mapping[str, Any]) -> None:
+        calls.append(("create_order", txid))
+
+    def cancel_order(txid: str) -> None:
+        calls.append(("cancel_order", txid))
+
+    def charge(txid: str, data: Mapping[str, Any]) -> None:
+        calls.append(("charge", txid))
+        raise ValueError("card declined")
+
+    def refund(txid: str) -> None:
+        calls.append(("refund", txid))
+
+    txid = coord.begin_transaction()
+    coord.register_participant(txid, "order", create_order, cancel_order)
+    coord.register_participant(txid, "payment", charge, refund)
+    with pytest.raises(TransactionAborted) as info:
+        coord.commit_transaction(txid)
+
+    assert isinstance(info.value.cause, ValueError)
+    assert "payment" in info.value.reason
+    assert calls == [
+        ("create_order", txid),
+        ("charge", txid),
+        ("refund", txid),
+        ("cancel_order", txid),
+    ]
+    assert coord.state(txid) is TxState.ABORTED
+
+
+def test_commit_functions_run_in_registration_order_with_data(
+    coord: TransactionCoordinator, journal: Journal
+) -> None:
+    txid = coord.begin_transaction()
+    for name in SERVICES:
+        coord.register_participant(txid, name, *saga_functions(name, journal))
+    coord.commit_transaction(txid, data={"order_id": 42})
+    assert journal.of(txid) == [(name, "commit") for name in SERVICES]
+    assert coord.state(txid) is TxState.COMMITTED
+    types = log_types(coord, txid)
+    assert types == [
+        R.BEGUN,
+        *[R.ENLISTED] * 4,
+        *[R.PREPARED] * 4,
+        R.DECIDED_COMMIT,
+        *[R.ACKNOWLEDGED] * 4,
+        R.COMPLETED,
+    ]
+    records = [r for _, r in coord.wal.store.records_of(txid)]
+    assert [r.participant for r in records[1:5]] == SERVICES
+    assert {r.mode for r in records[1:5]} == {"saga"}
+    assert [r.participant for r in records[5:9]] == SERVICES
+
+
+def test_each_step_is_durable_before_the_next_starts(coord: TransactionCoordinator) -> None:
+    seen: list[list[RecordType]] = []
+
+    def look(txid: str, data: Mapping[str, Any]) -> None:
+        seen.append(types_of(coord.wal.store.records_of(txid)))
+
+    txid = coord.begin_transaction()
+    for name in ("one", "two", "three"):
+        coord.register_participant(txid, name, look, lambda t: None)
+    coord.commit_transaction(txid)
+    opening = [R.BEGUN, *[R.ENLISTED] * 3]
+    assert seen == [opening, [*opening, R.PREPARED], [*opening, R.PREPARED, R.PREPARED]]
+
+
+def test_failing_step_compensates_in_reverse_and_skips_unstarted(
+    coord: TransactionCoordinator, journal: Journal
+) -> None:
+    txid = coord.begin_transaction()
+    for name in SERVICES:
+        coord.register_participant(
+            txid, name, *saga_functions(name, journal, fail=name == "inventory")
+        )
+    with pytest.raises(TransactionAborted) as info:
+        coord.commit_transaction(txid)
+
+    assert isinstance(info.value.cause, RuntimeError)
+    assert "inventory" in info.value.reason
+    assert info.value.pending == ()
+    assert journal.of(txid) == [
+        ("order", "commit"),
+        ("payment", "commit"),
+        ("inventory", "commit"),  # fails: decides abort
+        ("inventory", "rollback"),
+        ("payment", "rollback"),
+        ("order", "rollback"),
+    ]
+    assert journal.what("notification", txid) == []  # never started, never compensated
+    assert coord.state(txid) is TxState.ABORTED
+    view = coord.transaction(txid)
+    assert {p.name: p.state for p in view.participants.values()} == {
+        "order": ParticipantState.ROLLED_BACK,
+        "payment": ParticipantState.ROLLED_BACK,
+        "inventory": ParticipantState.ROLLED_BACK,
+        "notification": ParticipantState.SKIPPED,
+    }
+    coord.flush()
+    records = [r for _, r in coord.wal.store.records_of(txid)]
+    acks = [(r.participant, r.outcome) for r in records if r.type is R.ACKNOWLEDGED]
+    assert acks == [
+        ("notification", Outcome.SKIP),
+        ("inventory", Outcome.ROLLBACK),
+        ("payment", Outcome.ROLLBACK),
+        ("order", Outcome.ROLLBACK),
+    ]
+    assert [r.type for r in records][-1] is R.COMPLETED
+
+
+def test_first_step_failing_compensates_only_itself(
+    coord: TransactionCoordinator, journal: Journal
+) -> None:
+    txid = coord.begin_transaction()
+    for name in SERVICES:
+        coord.register_participant(txid, name, *saga_functions(name, journal, fail=name == "order"))
+    with pytest.raises(TransactionAborted):
+        coord.commit_transaction(txid)
+    assert journal.of(txid) == [("order", "commit"), ("order", "rollback")]
+    view = coord.transaction(txid)
+    assert [p.state for p in view.ordered()] == [
+        ParticipantState.ROLLED_BACK,
+        *[ParticipantState.SKIPPED] * 3,
+    ]
+
+
+def test_compensation_that_raises_is_logged_and_the_rest_still_run(
+    coord: TransactionCoordinator, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dtc_wal")
+    txid = coord.begin_transaction()
+    coord.register_participant(txid, "order", *saga_functions("order", journal))
+    coord.register_participant(
+        txid, "payment", *saga_functions("payment", journal, fail_compensation=True)
+    )
+    coord.register_participant(txid, "inventory", *saga_functions("inventory", journal, fail=True))
+    with pytest.raises(TransactionAborted) as info:
+        coord.commit_transaction(txid)
+
+    assert info.value.pending == ("payment",)
+    calls = journal.of(txid)
+    assert calls[:3] == [("order", "commit"), ("payment", "commit"), ("inventory", "commit")]
+    assert calls[3] == ("inventory", "rollback")
+    # payment's compensation is retried (1 + max_retries) times, then order's still runs
+    assert calls[4:] == [("payment", "rollback")] * 4 + [("order", "rollback")]
+
+    errors = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and "payment" in r.getMessage()
+    ]
+    assert errors, caplog.text
+    assert all(txid in r.getMessage() for r in errors)
+    assert "compensating payment failed" in caplog.text
+
+    assert coord.state(txid) is TxState.DECIDED_ABORT
+    (unfinished,) = coord.unfinished()
+    assert unfinished.txid == txid
+    assert [p.name for p in unfinished.pending()] == ["payment"]
+    assert unfinished.participants["payment"].last_error is not None
+    assert "compensating payment failed" in unfinished.participants["payment"].last_error
+
+
+def test_rollback_before_commit_runs_no_compensation(
+    coord: TransactionCoordinator, journal: Journal
+) -> None:
+    txid = coord.begin_transaction()
+    for name in SERVICES:
+        coord.register_participant(txid, name, *saga_functions(name, journal))
+    coord.rollback_transaction(txid)
+    assert journal.of(txid) == []
+    assert coord.state(txid) is TxState.ABORTED
+    view = coord.transaction(txid)
+    assert {p.state for p in view.participants.values()} == {ParticipantState.SKIPPED}
+    assert coord.unfinished() == []
+
+
+# --- registry-built steps --------------------------------------------------------------
+
+
+def test_registry_built_saga_steps(
+    make_coord: Callable[..., TransactionCoordinator],
+    registry: ParticipantRegistry,
+    journal: Journal,
+) -> None:
+    built: list[tuple[str, dict[str, Any]]] = []
+
+    def make_shipping(carrier: str, express: bool = False) -> RecordingStep:
+        built.append(("shipping", {"carrier": carrier, "express": express}))
+        return RecordingStep("shipping", journal)
+
+    def send_mail(txid: str, data: Mapping[str, Any]) -> None:
+        journal.add("email", "commit", txid)
+
+    def unsend_mail(txid: str) -> None:
+        journal.add("email", "rollback", txid)
+
+    registry.register("shipping", make_shipping)
+    registry.register_functions("email", send_mail, unsend_mail)
+    coord = make_coord(registry=registry)
+
+    txid = coord.begin_transaction()
+    coord.register_participant(txid, "shipping", params={"carrier": "dhl", "express": True})
+    coord.register_participant(txid, "email")
+    coord.commit_transaction(txid, data={"parcel": 1})
+
+    assert built == [("shipping", {"carrier": "dhl", "express": True})]
+    assert journal.of(txid) == [("shipping", "action"), ("email", "commit")]
+    view = coord.transaction(txid)
+    assert view.state is TxState.COMMITTED
+    shipping, email = view.ordered()
+    assert (shipping.factory, shipping.params) == ("shipping", {"carrier": "dhl", "express": True})
+    assert (email.factory, email.params) == ("email", {})
+    assert shipping.recoverable and email.recoverable
+
+
+def test_registry_built_saga_steps_compensate(
+    make_coord: Callable[..., TransactionCoordinator],
+    registry: ParticipantRegistry,
+    journal: Journal,
+) -> None:
+    registry.register("reserve", lambda: RecordingStep("reserve", journal))
+    registry.register(
+        "charge",
+        lambda: RecordingStep("charge", journal, action_failures=Failures(FOREVER)),
+    )
+    registry.register("ship", lambda: RecordingStep("ship", journal))
+    coord = make_coord(registry=registry, max_retries=0)
+
+    txid = coord.begin_transaction()
+    for name in ("reserve", "charge", "ship"):
+        coord.register_participant(txid, name)
+    with pytest.raises(TransactionAborted):
+        coord.commit_transaction(txid)
+    assert journal.of(txid) == [
+        ("reserve", "action"),
+        ("charge", "action"),
+        ("charge", "compensate"),
+        ("reserve", "compensate"),
+    ]
+    assert coord.state(txid) is TxState.ABORTED

@@ -1,0 +1,125 @@
+"""The public surface, pinned (trio ``_tests/test_exports.py`` style): changing it is a
+decision, so it changes this test too."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import types
+from pathlib import Path
+
+import pytest
+
+import dtc_wal
+
+PUBLIC = {
+    "Clock",
+    "CommitIncompleteError",
+    "DtcError",
+    "ManualClock",
+    "Mode",
+    "Outcome",
+    "Participant",
+    "ParticipantRegistry",
+    "ParticipantState",
+    "ParticipantView",
+    "RecordType",
+    "SagaStep",
+    "SystemClock",
+    "TransactionAborted",
+    "TransactionCoordinator",
+    "TransactionView",
+    "TransientError",
+    "TxState",
+    "VoteNo",
+}
+
+SUBMODULES = [
+    "dtc_wal.clock",
+    "dtc_wal.errors",
+    "dtc_wal.history",
+    "dtc_wal.participant",
+    "dtc_wal.records",
+    "dtc_wal.registry",
+    "dtc_wal.states",
+    "dtc_wal.wal",
+    "dtc_wal.wal.store",
+    "dtc_wal.wal.writer",
+    "dtc_wal.coordinator",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert set(dtc_wal.__all__) == PUBLIC
+    assert len(dtc_wal.__all__) == len(set(dtc_wal.__all__))
+    assert list(dtc_wal.__all__) == sorted(dtc_wal.__all__)
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in dtc_wal.__all__:
+        assert getattr(dtc_wal, name) is not None
+
+
+def test_no_public_name_outside_all() -> None:
+    """Everything importable from ``dtc_wal`` without an underscore is either in
+    ``__all__`` or a subpackage/module (trio's rule)."""
+    stray = {
+        name
+        for name, value in vars(dtc_wal).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name not in dtc_wal.__all__
+        and name != "annotations"  # from __future__ import annotations
+    }
+    assert stray == set()
+
+
+def test_star_import_gives_exactly_all() -> None:
+    namespace: dict[str, object] = {}
+    exec("from dtc_wal import *", namespace)
+    namespace.pop("__builtins__")
+    assert set(namespace) == PUBLIC
+
+
+@pytest.mark.parametrize("module", SUBMODULES)
+def test_submodule_all_resolves(module: str) -> None:
+    mod = importlib.import_module(module)
+    names = getattr(mod, "__all__", None)
+    assert names is not None, f"{module} has no __all__"
+    for name in names:
+        assert hasattr(mod, name), f"{module}.__all__ names missing {name}"
+
+
+def test_exports_are_the_real_objects() -> None:
+    from dtc_wal.clock import ManualClock
+    from dtc_wal.coordinator import TransactionCoordinator
+    from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted
+    from dtc_wal.registry import ParticipantRegistry
+    from dtc_wal.states import TxState
+
+    assert dtc_wal.TransactionCoordinator is TransactionCoordinator
+    assert dtc_wal.ParticipantRegistry is ParticipantRegistry
+    assert dtc_wal.DtcError is DtcError
+    assert dtc_wal.TransactionAborted is TransactionAborted
+    assert dtc_wal.CommitIncompleteError is CommitIncompleteError
+    assert dtc_wal.ManualClock is ManualClock
+    assert dtc_wal.TxState is TxState
+
+
+def test_version() -> None:
+    assert isinstance(dtc_wal.__version__, str)
+    assert dtc_wal.__version__.count(".") >= 2
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(dtc_wal.__file__).parent / "py.typed").is_file()
+
+
+def test_library_adds_only_a_null_handler() -> None:
+    logger = logging.getLogger("dtc_wal")
+    assert len(logger.handlers) == 1
+    assert type(logger.handlers[0]) is logging.NullHandler
+    assert logger.level == logging.NOTSET  # the application decides the level
+    assert logger.propagate
+    for child in ("dtc_wal.wal", "dtc_wal.coordinator"):
+        assert logging.getLogger(child).handlers == []

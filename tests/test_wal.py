@@ -1,0 +1,497 @@
+"""The write-ahead log on a real LMDB directory: LSNs, tables, the txid index, group commit,
+lazy records, the directory lock and map growth."""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import pytest
+from helpers import record, types_of, wait_until
+
+from dtc_wal.errors import (
+    CoordinatorClosedError,
+    InvalidTransitionError,
+    LogCorruptError,
+    LogError,
+    LogFullError,
+    LogLockedError,
+)
+from dtc_wal.records import decode_record, unframe, unpack
+from dtc_wal.states import Mode, Outcome, RecordType, TxState
+from dtc_wal.wal import DirectoryLock, WriteAheadLog
+from dtc_wal.wal.store import MIB, LogStore
+
+R = RecordType
+MakeWal = Callable[..., WriteAheadLog]
+
+
+def begun(txid: str) -> list[Any]:
+    return [record(R.BEGUN, txid)]
+
+
+def opening(txid: str, *names: str) -> list[Any]:
+    return [
+        record(R.BEGUN, txid),
+        *(
+            record(R.ENLISTED, txid, participant=n, mode=Mode.TWO_PHASE, order=i)
+            for i, n in enumerate(names)
+        ),
+    ]
+
+
+def full_abort(txid: str, *names: str) -> list[Any]:
+    """A whole aborted transaction: opening, decision, acknowledgements, completion."""
+    return [
+        *opening(txid, *names),
+        record(R.DECIDED_ABORT, txid, reason="test"),
+        *(record(R.ACKNOWLEDGED, txid, participant=n, outcome=Outcome.ROLLBACK) for n in names),
+        record(R.COMPLETED, txid),
+    ]
+
+
+def raw_tables(log_dir: Path) -> dict[str, dict[bytes, bytes]]:
+    """Every table of a closed log, read with lmdb directly."""
+    env = lmdb.open(str(log_dir), max_dbs=8, subdir=True, readonly=True, lock=False)
+    try:
+        out: dict[str, dict[bytes, bytes]] = {}
+        with env.begin() as txn:
+            for name in ("records", "txns", "unfinished", "meta"):
+                db = env.open_db(name.encode(), txn=txn, create=False)
+                out[name] = {bytes(k): bytes(v) for k, v in txn.cursor(db=db)}
+        return out
+    finally:
+        env.close()
+
+
+# --- appends, LSNs, keys -------------------------------------------------------------
+
+
+def test_append_returns_increasing_lsns(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    first = wal.append(opening("t1", "a", "b"))
+    second = wal.append(begun("t2"))
+    third = wal.append([record(R.PREPARED, "t1", participant="a")])
+    assert first == [1, 2, 3]
+    assert second == [4]
+    assert third == [5]
+
+
+def test_lsns_continue_after_reopen(log_dir: Path) -> None:
+    with WriteAheadLog(log_dir) as wal:
+        assert wal.append(opening("t1", "a")) == [1, 2]
+    with WriteAheadLog(log_dir) as wal:
+        assert wal.append(begun("t2")) == [3]
+        assert wal.append([record(R.PREPARED, "t1", participant="a")]) == [4]
+
+
+def test_keys_are_8_byte_big_endian_lsns(log_dir: Path) -> None:
+    with WriteAheadLog(log_dir) as wal:
+        lsns: list[int] = []
+        for i in range(300):  # past 255, so a little-endian key would sort wrongly
+            got = wal.append(begun(f"t{i}"))
+            assert got is not None
+            lsns += got
+    records = raw_tables(log_dir)["records"]
+    assert all(len(k) == 8 for k in records)
+    assert [struct.unpack(">Q", k)[0] for k in records] == lsns == list(range(1, 301))
+    for key, value in records.items():
+        decoded = decode_record(value, struct.unpack(">Q", key)[0])
+        assert decoded.type is R.BEGUN
+    assert struct.unpack(">Q", raw_tables(log_dir)["meta"][b"last-lsn"])[0] == 300
+
+
+def test_records_of_a_transaction_read_back_in_log_order(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    wal.append(opening("t1", "a"))
+    wal.append(begun("t2"))
+    wal.append([record(R.DECIDED_ABORT, "t1", reason="x")])
+    records = wal.store.records_of("t1")
+    assert [lsn for lsn, _ in records] == [1, 2, 4]
+    assert types_of(records) == [R.BEGUN, R.ENLISTED, R.DECIDED_ABORT]
+    assert wal.store.records_of("never") == []
+
+
+# --- refused records -------------------------------------------------------------------
+
+
+def test_refused_append_writes_nothing_of_that_call(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    wal.append(opening("t1", "a"))
+    syncs_before = wal.syncs
+    with pytest.raises(InvalidTransitionError, match="not prepared: a"):
+        wal.append([record(R.DECIDED_COMMIT, "t1")])
+    # a call whose second record is impossible: the first one is not written either
+    with pytest.raises(InvalidTransitionError):
+        wal.append([record(R.PREPARED, "t1", participant="a"), record(R.COMPLETED, "t1")])
+    assert wal.store.counts()["records"] == 2
+    assert wal.view("t1") is not None
+    assert wal.view("t1").participants["a"].state.value == "enlisted"  # type: ignore[union-attr]
+    assert wal.append([record(R.PREPARED, "t1", participant="a")]) == [3]
+    assert wal.syncs > syncs_before
+
+
+@pytest.mark.parametrize(
+    ("records", "why"),
+    [
+        ([record(R.PREPARED, "ghost", participant="a")], "never begun"),
+        (begun("done"), "already begun"),
+        ([record(R.DECIDED_COMMIT, "done")], "already finished"),
+        ([*begun("twice"), *begun("twice")], "BEGUN"),
+    ],
+    ids=["never-begun", "begun-again-after-finish", "after-finish", "begun-twice-in-one-call"],
+)
+def test_records_for_unknown_or_finished_transactions_are_refused(
+    make_wal: MakeWal, records: list[Any], why: str
+) -> None:
+    wal = make_wal()
+    wal.append(full_abort("done", "a"))
+    count = wal.store.counts()["records"]
+    with pytest.raises(InvalidTransitionError, match=why):
+        wal.append(records)
+    assert wal.store.counts()["records"] == count
+
+
+def test_refused_entry_does_not_affect_other_appenders_in_its_batch(make_wal: MakeWal) -> None:
+    """Three appenders queue behind a leader held inside its write; they then share one
+    batch, in which the middle one is refused and the other two land."""
+    wal = make_wal()
+    wal.append(opening("t1", "a"))
+    release = threading.Event()
+    entered = threading.Event()
+    write = wal.store.write
+
+    def held_write(body: Callable[[lmdb.Transaction], Any]) -> Any:
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(10)
+        return write(body)
+
+    wal.store.write = held_write  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+
+    def run(key: str, records: list[Any]) -> None:
+        try:
+            results[key] = wal.append(records)
+        except Exception as exc:
+            results[key] = exc
+
+    leader = threading.Thread(target=run, args=("leader", begun("t-leader")))
+    leader.start()
+    assert entered.wait(10)
+    batches_before = wal.batches
+    threads = []
+    for key, records in [
+        ("good-1", begun("t-good-1")),
+        ("bad", [record(R.DECIDED_COMMIT, "t1")]),  # "a" is not prepared
+        ("good-2", [record(R.PREPARED, "t1", participant="a")]),
+    ]:
+        thread = threading.Thread(target=run, args=(key, records))
+        thread.start()
+        threads.append(thread)
+        # queue them in a known order
+        queued = len(threads)
+        assert wait_until(lambda: len(wal._queue) == queued)  # noqa: B023
+    release.set()
+    for thread in [leader, *threads]:
+        thread.join(10)
+
+    assert isinstance(results["bad"], InvalidTransitionError)
+    assert results["leader"] == [3]
+    assert results["good-1"] == [4]
+    assert results["good-2"] == [5]
+    assert wal.batches - batches_before == 2  # the leader's batch, then the shared one
+    assert wal.view("t1").participants["a"].state.value == "prepared"  # type: ignore[union-attr]
+    assert wal.view("t1").state is TxState.ACTIVE  # type: ignore[union-attr]
+    assert types_of(wal.store.records_of("t1")) == [R.BEGUN, R.ENLISTED, R.PREPARED]
+
+
+def test_refused_lazy_entry_is_logged_and_the_batch_lands(
+    make_wal: MakeWal, caplog: pytest.LogCaptureFixture
+) -> None:
+    wal = make_wal(lazy_delay=0.2)
+    wal.append(opening("t1", "a"))
+    caplog.set_level(logging.ERROR, logger="dtc_wal")
+    assert wal.append(begun("lazy-good"), wait=False) is None
+    assert wal.append([record(R.COMPLETED, "t1")], wait=False) is None  # not decided
+    assert wal.append([record(R.PREPARED, "t1", participant="a")]) is not None
+    wal.flush()
+    assert wal.view("lazy-good") is not None
+    assert types_of(wal.store.records_of("t1")) == [R.BEGUN, R.ENLISTED, R.PREPARED]
+    assert "lazy log records refused" in caplog.text
+    assert "t1" in caplog.text
+
+
+# --- lazy records and flush -------------------------------------------------------------
+
+
+def test_lazy_records_land_after_flush(log_dir: Path) -> None:
+    with WriteAheadLog(log_dir, lazy_delay=0.2) as wal:
+        wal.append(opening("t1", "a"))
+        assert wal.append([record(R.DECIDED_ABORT, "t1", reason="x")], wait=False) is None
+        assert (
+            wal.append(
+                [
+                    record(R.ACKNOWLEDGED, "t1", participant="a", outcome=Outcome.ROLLBACK),
+                    record(R.COMPLETED, "t1"),
+                ],
+                wait=False,
+            )
+            is None
+        )
+        wal.flush()
+        assert types_of(wal.store.records_of("t1")) == [
+            R.BEGUN,
+            R.ENLISTED,
+            R.DECIDED_ABORT,
+            R.ACKNOWLEDGED,
+            R.COMPLETED,
+        ]
+        assert wal.unfinished() == []
+    with WriteAheadLog(log_dir) as wal:
+        assert wal.view("t1").state is TxState.ABORTED  # type: ignore[union-attr]
+
+
+def test_lazy_records_land_without_flush(make_wal: MakeWal) -> None:
+    wal = make_wal(lazy_delay=0.001)
+    wal.append(begun("t1"), wait=False)
+    assert wait_until(lambda: wal.store.records_of("t1") != [])
+
+
+def test_close_writes_queued_lazy_records(log_dir: Path) -> None:
+    wal = WriteAheadLog(log_dir, lazy_delay=0.2)
+    wal.append(begun("t1"), wait=False)
+    wal.close()
+    with WriteAheadLog(log_dir) as wal:
+        assert [v.txid for v in wal.unfinished()] == ["t1"]
+
+
+def test_flush_with_nothing_queued_does_not_sync(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    wal.append(begun("t1"))
+    syncs = wal.syncs
+    wal.flush()
+    assert wal.syncs == syncs
+
+
+def test_append_after_close_raises(log_dir: Path) -> None:
+    wal = WriteAheadLog(log_dir)
+    wal.close()
+    wal.close()  # idempotent
+    with pytest.raises(CoordinatorClosedError):
+        wal.append(begun("t1"))
+
+
+# --- the txid index -------------------------------------------------------------------
+
+
+def test_index_lists_only_unfinished_transactions(log_dir: Path) -> None:
+    with WriteAheadLog(log_dir) as wal:
+        wal.append(full_abort("done", "a"))
+        wal.append(opening("open", "a", "b"))
+        wal.append(begun("bare"))
+        assert sorted(wal.store.unfinished_txids()) == ["bare", "open"]
+        assert wal.store.counts() == {"records": 9, "transactions": 3, "unfinished": 2}
+    tables = raw_tables(log_dir)
+    assert set(tables["unfinished"]) == {b"bare", b"open"}
+    assert set(tables["unfinished"].values()) == {b""}
+    assert set(tables["txns"]) == {b"bare", b"done", b"open"}
+    done = unpack(unframe(tables["txns"][b"done"]))
+    assert done["s"] == "aborted"
+    assert done["l"] == [1, 2, 3, 4, 5]
+    assert done["p"] == {"a": "rolled-back"}
+    opened = unpack(unframe(tables["txns"][b"open"]))
+    assert (opened["s"], opened["m"], opened["l"]) == ("active", "2pc", [6, 7, 8])
+
+
+def test_reopen_reads_only_unfinished_transactions(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with WriteAheadLog(log_dir) as wal:
+        for i in range(5):
+            wal.append(full_abort(f"done-{i}", "a"))
+        wal.append(opening("open", "a"))
+    read: list[str] = []
+    records_of = LogStore.records_of
+
+    def spy(self: LogStore, txid: str) -> Any:
+        read.append(txid)
+        return records_of(self, txid)
+
+    monkeypatch.setattr(LogStore, "records_of", spy)
+    with WriteAheadLog(log_dir) as wal:
+        assert read == ["open"]
+        assert [v.txid for v in wal.unfinished()] == ["open"]
+        # finished history is still there on demand
+        assert wal.view("done-3").state is TxState.ABORTED  # type: ignore[union-attr]
+
+
+def test_transaction_leaves_index_when_completed(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    txid = "t1"
+    wal.append(opening(txid, "a"))
+    assert wal.store.unfinished_txids() == [txid]
+    wal.append([record(R.DECIDED_ABORT, txid)])
+    assert wal.store.unfinished_txids() == [txid]
+    assert [v.state for v in wal.unfinished()] == [TxState.DECIDED_ABORT]
+    wal.append(
+        [
+            record(R.ACKNOWLEDGED, txid, participant="a", outcome=Outcome.ROLLBACK),
+            record(R.COMPLETED, txid),
+        ]
+    )
+    assert wal.store.unfinished_txids() == []
+    assert wal.unfinished() == []
+    assert wal.view(txid).state is TxState.ABORTED  # type: ignore[union-attr]
+
+
+def test_unfinished_views_survive_reopen(log_dir: Path) -> None:
+    with WriteAheadLog(log_dir) as wal:
+        wal.append(opening("t1", "a", "b"))
+        wal.append([record(R.PREPARED, "t1", participant="a")])
+    with WriteAheadLog(log_dir) as wal:
+        (view,) = wal.unfinished()
+        assert view.participants["a"].state.value == "prepared"
+        assert view.participants["b"].state.value == "enlisted"
+        assert view.lsns == [1, 2, 3, 4]
+        # and the reopened log keeps enforcing the table
+        with pytest.raises(InvalidTransitionError):
+            wal.append([record(R.DECIDED_COMMIT, "t1")])
+
+
+def test_views_are_copies(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    wal.append(opening("t1", "a"))
+    view = wal.view("t1")
+    assert view is not None
+    view.participants["a"].state = view.participants["a"].state.__class__("committed")
+    view.lsns.append(99)
+    fresh = wal.view("t1")
+    assert fresh is not None
+    assert fresh.participants["a"].state.value == "enlisted"
+    assert fresh.lsns == [1, 2]
+
+
+# --- group commit ---------------------------------------------------------------------
+
+
+def test_concurrent_appenders_share_syncs(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    threads_n, per_thread = 16, 25
+    start = threading.Barrier(threads_n)
+    errors: list[BaseException] = []
+    got: list[int] = []
+    got_lock = threading.Lock()
+
+    def work(t: int) -> None:
+        try:
+            start.wait(10)
+            for i in range(per_thread):
+                lsns = wal.append(begun(f"t{t}-{i}"))
+                assert lsns is not None
+                with got_lock:
+                    got.extend(lsns)
+        except BaseException as exc:
+            errors.append(exc)
+
+    syncs_before = wal.syncs
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    appends = threads_n * per_thread
+    assert errors == []
+    assert sorted(got) == list(range(1, appends + 1))
+    syncs = wal.syncs - syncs_before
+    assert 1 <= syncs < appends
+    assert wal.records_written == appends
+    assert len(wal.store.unfinished_txids()) == appends
+
+
+# --- the directory lock ----------------------------------------------------------------
+
+
+def test_second_log_on_same_directory_is_refused(make_wal: MakeWal, log_dir: Path) -> None:
+    wal = make_wal()
+    wal.append(begun("t1"))
+    with pytest.raises(LogLockedError) as info:
+        WriteAheadLog(log_dir)
+    message = str(info.value)
+    assert f"pid {os.getpid()}" in message
+    assert str(log_dir) in message
+    assert isinstance(info.value, LogError)
+    holder = DirectoryLock.holder(log_dir)
+    assert holder is not None and f"pid {os.getpid()}" in holder
+    # the refused open did not disturb the holder
+    assert wal.append(begun("t2")) == [2]
+
+
+def test_lock_is_released_on_close(log_dir: Path) -> None:
+    wal = WriteAheadLog(log_dir)
+    wal.close()
+    assert DirectoryLock.holder(log_dir) is None
+    with WriteAheadLog(log_dir) as again:
+        assert again.append(begun("t1")) == [1]
+
+
+# --- map growth -----------------------------------------------------------------------
+
+
+def big(txid: str, size: int = 16 * 1024) -> list[Any]:
+    return [record(R.BEGUN, txid), record(R.DECIDED_ABORT, txid, reason="x" * size)]
+
+
+def test_map_grows_when_full(log_dir: Path) -> None:
+    small = 256 * 1024
+    with WriteAheadLog(log_dir, map_size=small, max_map_size=16 * MIB) as wal:
+        assert wal.store.map_size == small
+        for i in range(64):  # about 1 MiB of records
+            wal.append(big(f"t{i}"))
+        assert wal.store.map_size > small
+        assert wal.store.map_size <= 16 * MIB
+        assert wal.store.counts()["records"] == 128
+    with WriteAheadLog(log_dir) as wal:
+        assert len(wal.unfinished()) == 64
+
+
+def test_full_log_raises_and_loses_nothing(log_dir: Path) -> None:
+    size = 256 * 1024
+    appended: list[str] = []
+    with WriteAheadLog(log_dir, map_size=size, max_map_size=size) as wal:
+        with pytest.raises(LogFullError, match="max_map_size") as info:
+            for i in range(1000):
+                wal.append(big(f"t{i}"))
+                appended.append(f"t{i}")
+        assert isinstance(info.value, LogError)
+        assert 0 < len(appended) < 1000
+        # the refused batch left the log consistent and readable
+        assert len(wal.unfinished()) == len(appended)
+        assert wal.view(f"t{len(appended)}") is None
+        with pytest.raises(LogFullError):
+            wal.append(big("again"))
+    with WriteAheadLog(log_dir, max_map_size=64 * MIB) as wal:
+        assert sorted(v.txid for v in wal.unfinished()) == sorted(appended)
+        for txid in appended:
+            assert types_of(wal.store.records_of(txid)) == [R.BEGUN, R.DECIDED_ABORT]
+        for lsn, value in wal.store.iter_records():
+            decode_record(value, lsn)
+        # with a larger maximum the same log takes new records
+        assert wal.append(big("after")) is not None
+
+
+def test_corrupt_summary_is_reported(log_dir: Path) -> None:
+    with WriteAheadLog(log_dir) as wal:
+        wal.append(begun("t1"))
+    env = lmdb.open(str(log_dir), max_dbs=8, subdir=True)
+    with env.begin(write=True) as txn:
+        txn.put(b"t1", b"\x01\x00\x00", db=env.open_db(b"txns", txn=txn))
+    env.close()
+    with pytest.raises(LogCorruptError, match="summary of t1"):
+        WriteAheadLog(log_dir)
