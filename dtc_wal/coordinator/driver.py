@@ -57,6 +57,9 @@ class Driver:
         if not tx.logged:
             self.wal.append(tx.opening_records(self.clock.now()))
             tx.logged = True
+            # BEGUN and ENLISTED share one sync, so these two points are the same moment.
+            _crash("begin.after-log")
+            _crash("enlist.after-log")
 
     def _call(
         self,

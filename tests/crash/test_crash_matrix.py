@@ -1,0 +1,133 @@
+"""The crash matrix: a real workload process is SIGKILLed at every named crash point on
+every path (2PC commit, 2PC abort, saga success, saga compensation), a coordinator restarts
+on its log, and the invariants of dtc_wal.fault_injection.checks must hold.
+
+Each cell kills at the n-th pass of its point, for every pass one transaction makes, and
+once more at the first pass of the workload's second transaction (so the first one's
+outcome was acknowledged to the caller before the kill). Cells run in parallel (a few
+processes at a time) in a module fixture; each test then asserts on its own cell.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from matrix_table import HITS_PER_TRANSACTION, WAL_HITS_TRIED
+
+from dtc_wal.fault_injection import CRASH_POINTS
+from dtc_wal.fault_injection.checks import CheckResult, read_acks
+from dtc_wal.fault_injection.harness import Case, Recovered, Run
+
+pytestmark = pytest.mark.slow
+
+SCENARIOS = tuple(HITS_PER_TRANSACTION)
+WORKERS = min(4, (os.cpu_count() or 1) + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    scenario: str
+    point: str
+    hit: int  # 0: the point is never passed on this path
+    second_transaction: bool = False
+
+    @property
+    def id(self) -> str:
+        base = f"{self.scenario}-{self.point}"
+        return f"{base}-{self.hit}" if self.hit else base
+
+
+def _cells() -> list[Cell]:
+    cells = []
+    for scenario, table in HITS_PER_TRANSACTION.items():
+        for point in CRASH_POINTS:
+            if point not in table:
+                cells.append(Cell(scenario, point, 0))
+                continue
+            per_tx = table[point]
+            if per_tx is None:
+                cells += [Cell(scenario, point, n) for n in range(1, WAL_HITS_TRIED + 1)]
+            else:
+                cells += [Cell(scenario, point, n) for n in range(1, per_tx + 1)]
+                cells.append(Cell(scenario, point, per_tx + 1, second_transaction=True))
+    return cells
+
+
+CELLS = _cells()
+
+
+@dataclasses.dataclass
+class Outcome:
+    run: Run
+    recovered: Recovered
+    check: CheckResult
+    acknowledged: int
+
+
+def _run_cell(cell: Cell, root: Path) -> Outcome:
+    case = Case.create(root)
+    run = case.run(cell.scenario, count=2, crash_at=f"{cell.point}:{cell.hit}")
+    if not run.killed_by_sigkill:
+        return Outcome(run, Recovered({}, [], [], 0), CheckResult(), 0)
+    recovered = case.restart()
+    acks = read_acks(case.acks)
+    return Outcome(run, recovered, case.check(), len(acks.committed | acks.aborted))
+
+
+@pytest.fixture(scope="module")
+def matrix(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[Cell, cf.Future[Outcome]]:
+    """Run every selected reachable cell, a few at a time; map cell -> future outcome."""
+    selected = [
+        item.callspec.params["cell"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_crash_matrix"
+    ]
+    pool = cf.ThreadPoolExecutor(WORKERS)
+    futures = {
+        cell: pool.submit(_run_cell, cell, tmp_path_factory.mktemp(cell.id))
+        for cell in selected
+        if cell.hit
+    }
+    pool.shutdown(wait=False)
+    return futures
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.id)
+def test_crash_matrix(cell: Cell, matrix: dict[Cell, cf.Future[Outcome]]) -> None:
+    if not cell.hit:
+        pytest.skip(f"{cell.point} is never passed on the {cell.scenario} path (see census)")
+    outcome = matrix[cell].result(timeout=300)
+    assert outcome.run.killed_by_sigkill, f"not killed at {cell.point}: {outcome.run.describe()}"
+    assert outcome.run.ready
+    assert outcome.recovered.in_doubt == []
+    assert outcome.recovered.unfinished == []
+    assert outcome.check.ok, str(outcome.check)
+    if (cell.point, cell.hit) != ("wal.before-sync", 1):  # that kill precedes every sync
+        assert outcome.check.transactions >= 1
+    if cell.second_transaction:
+        # the first transaction's outcome was reported to its caller before the kill
+        assert outcome.acknowledged == 1
+        assert outcome.check.transactions == 2
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_census_matches_the_table(scenario: str, tmp_path: Path) -> None:
+    """Each path passes exactly the points the matrix table says, as often as it says."""
+    case = Case.create(tmp_path)
+    run = case.run(scenario, count=2, census=True)
+    assert run.returncode == 0, run.describe()
+    assert run.census is not None
+    expected = HITS_PER_TRANSACTION[scenario]
+    assert set(run.census) == set(expected)
+    for point, per_tx in expected.items():
+        if per_tx is None:
+            assert run.census[point] >= 2 * 2, point  # at least two syncs per transaction
+        else:
+            assert run.census[point] == 2 * per_tx, point
+    assert case.check().ok
