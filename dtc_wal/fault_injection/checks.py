@@ -1,0 +1,203 @@
+"""What the crash harness checks after a kill and a recovery.
+
+* :func:`read_log` -- the log's integrity, from the log alone: every record decodes (CRC,
+  format), every transaction's records replay through the transition table
+  (:func:`dtc_wal.history.replay`), and the txid index (``txns``, ``unfinished``) says what
+  the replay says.
+* :func:`check_invariants` -- the promises, comparing the log with the participants' own
+  durable state (:mod:`.durable`) and the caller's acknowledgements:
+
+  1. every transaction is finished (nothing in doubt while participants are reachable);
+  2. a committed transaction is committed at every participant, an aborted one at none
+     and left prepared at none;
+  3. every commit acknowledged to the caller is committed (and every abort reported to the
+     caller is aborted: the outcome never changes);
+  4. no participant saw a call the protocol forbids (commit before prepare, rollback after
+     commit, ...), and none holds state for a transaction the log does not know, except a
+     null rollback;
+  5. the log's integrity check is clean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from ..errors import DtcError
+from ..history import TransactionView, replay
+from ..records import LogRecord, decode_record, unframe, unpack
+from ..states import TxState
+from ..wal.store import LogStore
+from .durable import COMMITTED_STATES, NULL_COMPENSATION, NULL_ROLLBACK, PREPARED, read_states
+
+__all__ = ["Acks", "CheckResult", "LogSnapshot", "check_invariants", "read_acks", "read_log"]
+
+
+@dataclasses.dataclass(slots=True)
+class LogSnapshot:
+    """Every transaction in a log, replayed, and every integrity problem found."""
+
+    views: dict[str, TransactionView] = dataclasses.field(default_factory=dict)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    records: int = 0
+
+
+def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
+    """Replay the whole log at ``path`` (read-only) and cross-check its index.
+
+    Do not call it while a coordinator in this process has the log open (LMDB forbids
+    opening one environment twice in a process); another process may hold it.
+    """
+    snap = LogSnapshot()
+    store = LogStore(path, readonly=True)
+    try:
+        by_txid: dict[str, list[tuple[int, LogRecord]]] = {}
+        for lsn, raw in store.iter_records():
+            snap.records += 1
+            try:
+                record = decode_record(raw, lsn)
+            except DtcError as exc:
+                snap.problems.append(str(exc))
+                continue
+            by_txid.setdefault(record.txid, []).append((lsn, record))
+        if store.last_lsn < max((lsns[-1][0] for lsns in by_txid.values()), default=0):
+            snap.problems.append(f"meta last-lsn {store.last_lsn} is behind the records")
+        summaries: dict[str, object] = {}
+        for txid, raw in store.iter_summaries():
+            try:
+                summaries[txid] = unpack(unframe(raw, what=f"summary of {txid}"))
+            except DtcError as exc:
+                snap.problems.append(str(exc))
+        unfinished = set(store.unfinished_txids())
+    finally:
+        store.close()
+
+    for txid, records in by_txid.items():
+        try:
+            view = replay(records)
+        except DtcError as exc:
+            snap.problems.append(f"transaction {txid} does not replay: {exc}")
+            continue
+        snap.views[txid] = view
+        summary = summaries.get(txid)
+        if summary is None:
+            snap.problems.append(f"transaction {txid} has records but no index entry")
+        elif summary != view.summary():
+            snap.problems.append(
+                f"index entry of {txid} disagrees with its records: index {summary}, "
+                f"replay {view.summary()}"
+            )
+        if (txid in unfinished) == view.state.finished:
+            snap.problems.append(
+                f"unfinished index {'lists' if txid in unfinished else 'misses'} {txid}, "
+                f"which is {view.state.value}"
+            )
+    for txid in sorted(summaries.keys() - by_txid.keys()):
+        snap.problems.append(f"index entry for {txid} has no records")
+    for txid in sorted(unfinished - summaries.keys()):
+        snap.problems.append(f"unfinished index lists {txid}, which has no index entry")
+    return snap
+
+
+@dataclasses.dataclass(slots=True)
+class Acks:
+    """What the workload told its callers: ``commit``, ``abort`` and ``commit-incomplete``
+    (decided commit, not yet acknowledged by everyone) txids."""
+
+    committed: set[str] = dataclasses.field(default_factory=set)
+    aborted: set[str] = dataclasses.field(default_factory=set)
+    incomplete: set[str] = dataclasses.field(default_factory=set)
+
+
+def read_acks(path: str | os.PathLike[str]) -> Acks:
+    """Parse an acknowledgement file (``<kind> <txid>`` lines); a torn last line is ignored."""
+    acks = Acks()
+    file = Path(path)
+    if not file.exists():
+        return acks
+    text = file.read_text()
+    lines = text.split("\n")
+    if not text.endswith("\n"):
+        lines = lines[:-1]  # cut by the kill mid-line: never acknowledged
+    kinds = {"commit": acks.committed, "abort": acks.aborted, "commit-incomplete": acks.incomplete}
+    for line in filter(None, lines):
+        kind, _, txid = line.partition(" ")
+        kinds[kind].add(txid)
+    return acks
+
+
+@dataclasses.dataclass(slots=True)
+class CheckResult:
+    violations: list[str] = dataclasses.field(default_factory=list)
+    transactions: int = 0
+    committed: int = 0
+    aborted: int = 0
+    acknowledged: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def __str__(self) -> str:
+        head = (
+            f"{self.transactions} transactions ({self.committed} committed, {self.aborted} "
+            f"aborted), {self.acknowledged} acknowledged commits"
+        )
+        if self.ok:
+            return f"{head}: all invariants hold"
+        listed = "\n  ".join(self.violations[:50])
+        more = f"\n  ... and {len(self.violations) - 50} more" if len(self.violations) > 50 else ""
+        return f"{head}: {len(self.violations)} violation(s):\n  {listed}{more}"
+
+
+def check_invariants(
+    log_path: str | os.PathLike[str],
+    state_dir: str | os.PathLike[str],
+    acks_path: str | os.PathLike[str] | None = None,
+) -> CheckResult:
+    """Check the invariants above over a log whose coordinator is closed (or dead)."""
+    result = CheckResult()
+    snap = read_log(log_path)
+    held = read_states(state_dir)
+    acks = read_acks(acks_path) if acks_path is not None else Acks()
+    bad = result.violations
+    bad.extend(f"log integrity: {p}" for p in snap.problems)
+    bad.extend(f"protocol violation seen by participant {a}" for a in held.anomalies)
+
+    for txid, view in snap.views.items():
+        result.transactions += 1
+        at = held.states.get(txid, {})
+        if not view.state.finished:
+            pending = ", ".join(p.name for p in view.pending() or view.ordered())
+            bad.append(f"{txid} is still {view.state.value} after recovery (pending: {pending})")
+            continue
+        if view.state is TxState.COMMITTED:
+            result.committed += 1
+            for name in view.participants:
+                if at.get(name) not in COMMITTED_STATES:
+                    bad.append(
+                        f"{txid} is committed in the log but {name} holds "
+                        f"{at.get(name) or 'nothing'}"
+                    )
+        else:
+            result.aborted += 1
+            for name in view.participants:
+                if at.get(name) in COMMITTED_STATES or at.get(name) == PREPARED:
+                    bad.append(f"{txid} is aborted in the log but {name} holds {at[name]}")
+    for txid, at in held.states.items():
+        if txid in snap.views:
+            continue
+        for name, state in at.items():
+            if state not in (NULL_ROLLBACK, NULL_COMPENSATION):
+                bad.append(f"{name} holds {state} for {txid}, which the log does not know")
+
+    result.acknowledged = len(acks.committed)
+    told = [(txid, TxState.COMMITTED) for txid in sorted(acks.committed | acks.incomplete)]
+    told += [(txid, TxState.ABORTED) for txid in sorted(acks.aborted)]
+    for txid, expected in told:
+        found = snap.views.get(txid)
+        if found is None or found.state is not expected:
+            state = found.state.value if found else "missing from the log"
+            bad.append(f"{txid} was reported {expected.value} to its caller, but it is {state}")
+    return result

@@ -1,0 +1,202 @@
+"""The process the crash harness kills: ``python -m dtc_wal.fault_injection.workload``.
+
+Subcommands::
+
+    run      open a coordinator on --log (recovering what a killed predecessor left), print
+             "ready", run transactions on durable participants (--state) and append
+             "<outcome> <txid>" to --acks, fsynced, after each commit_transaction returned
+    recover  open a coordinator (recovery runs), write the report as JSON to --report, close
+    hold-reader  open the log read-only, start a read transaction, print "ready", sleep
+
+Scenarios (``--scenario``): ``2pc-commit``, ``2pc-abort`` (the last participant votes no),
+``saga-commit``, ``saga-compensate`` (the last step's action fails) and ``mixed`` (a seeded
+random choice per transaction). Crash points are armed through ``DTC_CRASH_AT`` as usual;
+``--census FILE`` instead arms every point without killing and writes the hit counts there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..coordinator.core import TransactionCoordinator
+from ..errors import CommitIncompleteError, TransactionAborted
+from ..registry import ParticipantRegistry
+from . import points
+from .durable import PARTICIPANT_FACTORY, register_durable
+
+__all__ = ["SCENARIOS", "coordinator_options", "main", "make_registry", "run_transaction"]
+
+SCENARIOS = ("2pc-commit", "2pc-abort", "saga-commit", "saga-compensate")
+MAX_WIDTH = 8
+VOTE_NO_DELAY = 0.05
+"""The no-voter waits this long, so the others vote yes first (prepare.after-first)."""
+
+
+def step_names(width: int = MAX_WIDTH) -> list[str]:
+    return [f"s{i}" for i in range(width)]
+
+
+def make_registry(state_dir: str | os.PathLike[str]) -> ParticipantRegistry:
+    """The registry the workload and the harness's restarts share."""
+    return register_durable(ParticipantRegistry(), state_dir, steps=step_names())
+
+
+def coordinator_options(recovery_interval: float | None = None) -> dict[str, Any]:
+    """Short timeouts and retries, so a test that goes wrong fails fast."""
+    return {
+        "prepare_timeout": 10.0,
+        "phase2_timeout": 10.0,
+        "max_retries": 2,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.05,
+        "jitter": 0.01,
+        "recovery_interval": recovery_interval,
+        "recovery_backoff_max": 0.5,
+        "zombie_timeout": None,
+    }
+
+
+def run_transaction(coord: TransactionCoordinator, scenario: str, width: int) -> tuple[str, str]:
+    """Run one transaction; return ``(outcome, txid)``, outcome as in the acks file."""
+    txid = coord.begin_transaction()
+    last = width - 1
+    if scenario.startswith("2pc"):
+        for i in range(width):
+            params: dict[str, Any] = {"name": f"p{i}"}
+            if scenario == "2pc-abort" and i == last:
+                params.update(vote_no=True, delay=VOTE_NO_DELAY)
+            coord.enlist_participant(txid, PARTICIPANT_FACTORY, name=f"p{i}", params=params)
+    else:
+        for i, step in enumerate(step_names(width)):
+            fail = scenario == "saga-compensate" and i == last
+            coord.register_participant(txid, step, params={"fail": True} if fail else None)
+    try:
+        coord.commit_transaction(txid, {"scenario": scenario})
+    except TransactionAborted:
+        return "abort", txid
+    except CommitIncompleteError:
+        return "commit-incomplete", txid
+    return "commit", txid
+
+
+class _Acks:
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def add(self, outcome: str, txid: str) -> None:
+        with self._lock:
+            os.write(self._fd, f"{outcome} {txid}\n".encode())
+            os.fsync(self._fd)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.census:
+        for name in points.CRASH_POINTS:
+            points.arm(name, 10**12)
+    if not 1 <= args.width <= MAX_WIDTH:
+        raise SystemExit(f"--width must be 1..{MAX_WIDTH}")
+    registry = make_registry(args.state)
+    coord = TransactionCoordinator(
+        args.log, registry=registry, **coordinator_options(args.recovery_interval)
+    )
+    print("ready", flush=True)
+    acks = _Acks(args.acks)
+    lock = threading.Lock()
+    started = 0
+    errors: list[BaseException] = []
+
+    def worker(seed: int) -> None:
+        nonlocal started
+        rng = random.Random(seed)
+        while True:
+            with lock:
+                if errors or (args.count and started >= args.count):
+                    return
+                started += 1
+            scenario = rng.choice(SCENARIOS) if args.scenario == "mixed" else args.scenario
+            try:
+                acks.add(*run_transaction(coord, scenario, args.width))
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+                raise
+
+    threads = [
+        threading.Thread(target=worker, args=(args.seed * 1000 + i,), name=f"workload-{i}")
+        for i in range(args.threads)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    coord.close()
+    if args.census:
+        Path(args.census).write_text(json.dumps(points.hits()))
+    if errors:
+        print(f"workload failed: {errors[0]!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    coord = TransactionCoordinator(
+        args.log, registry=make_registry(args.state), **coordinator_options()
+    )
+    try:
+        report = coord.last_recovery_report.to_dict()
+        report["stale_readers_cleared"] = coord.wal.store.stale_readers_cleared
+        report["unfinished"] = [v.txid for v in coord.unfinished()]
+    finally:
+        coord.close()
+    Path(args.report).write_text(json.dumps(report))
+    return 0
+
+
+def _hold_reader(args: argparse.Namespace) -> int:
+    import lmdb
+
+    env = lmdb.open(args.log, readonly=True, max_dbs=8, lock=True)
+    txn = env.begin()
+    txn.stat(env.open_db(b"records", txn=txn, create=False))
+    print("ready", flush=True)
+    time.sleep(600)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dtc_wal.fault_injection.workload")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run transactions until done or killed")
+    run.add_argument("--log", required=True)
+    run.add_argument("--state", required=True, help="directory of the durable participants")
+    run.add_argument("--acks", required=True, help="file of acknowledged outcomes")
+    run.add_argument("--scenario", choices=[*SCENARIOS, "mixed"], default="2pc-commit")
+    run.add_argument("--count", type=int, default=1, help="transactions; 0 runs until killed")
+    run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--width", type=int, default=3, help="participants per transaction")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--recovery-interval", type=float, default=None)
+    run.add_argument("--census", help="arm every point without killing; write hits here")
+    rec = sub.add_parser("recover", help="open (recover) and close; report as JSON")
+    rec.add_argument("--log", required=True)
+    rec.add_argument("--state", required=True)
+    rec.add_argument("--report", required=True)
+    hold = sub.add_parser("hold-reader", help="hold an LMDB read transaction until killed")
+    hold.add_argument("--log", required=True)
+    args = parser.parse_args(argv)
+    command = {"run": _run, "recover": _recover, "hold-reader": _hold_reader}[args.command]
+    return command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
