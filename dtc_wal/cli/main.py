@@ -1,14 +1,56 @@
-"""``dtc``: the command group and the commands that need no log."""
+"""``dtc``: the command group, its global options, and the commands that need no log."""
 
 from __future__ import annotations
 
+import logging
+
 import click
 
+from .errors import DtcGroup
+from .export import export
+from .inspect import list_transactions, show, status
+from .maintenance import compact, recover_command, resolve
+from .verify import verify
 
-@click.group()
+__all__ = ["cli", "main"]
+
+
+@click.group(cls=DtcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dtc-wal")
-def cli() -> None:
-    """Inspect, verify, recover and resolve a dtc-wal transaction log."""
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show tracebacks instead of one-line errors, and log everything to stderr.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does to stderr.")
+def cli(debug: bool, verbose: bool) -> None:
+    """Inspect, verify, recover and resolve a dtc-wal transaction log.
+
+    LOG is the directory a TransactionCoordinator was opened on. Read-only commands
+    (status, list, show, verify, export, and dry runs) work while a live coordinator is
+    using the log; commands that write (recover, resolve, compact) refuse until it stops.
+
+    \b
+    Exit codes:
+      0  success
+      1  error (no log, unknown transaction, refused resolution, damaged log, ...)
+      2  bad usage (unknown option, bad duration, bad --registry)
+      3  a live coordinator holds the log (commands that write)
+      4  needs attention: verify found problems, participants still in doubt
+
+    \b
+    Examples:
+      dtc status /var/lib/shop/dtc-log
+      dtc list /var/lib/shop/dtc-log --state unfinished --older-than 10m
+      dtc show /var/lib/shop/dtc-log 5f0c2a1e
+      dtc verify /var/lib/shop/dtc-log
+      dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
+    """
+    if debug or verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
 
 
 @cli.command()
@@ -24,6 +66,19 @@ def demo(log_dir: str | None) -> None:
     from ..demo import run_demo
 
     run_demo(log_dir, click.echo)
+
+
+for _command in (
+    status,
+    list_transactions,
+    show,
+    verify,
+    recover_command,
+    resolve,
+    compact,
+    export,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:

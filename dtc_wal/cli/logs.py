@@ -1,0 +1,100 @@
+"""Opening a log for the CLI and finding things in it (read-only, safe beside a live
+coordinator: LMDB readers never block the writer)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from ..errors import LogCorruptError, LogError
+from ..history import TransactionView, replay
+from ..records import unframe, unpack
+from ..wal.store import LogStore
+from .errors import CliError
+
+__all__ = [
+    "find_txid",
+    "open_readonly",
+    "require_log",
+    "summaries",
+    "unfinished_views",
+    "unknown_transaction",
+]
+
+Summary = dict[str, Any]
+
+
+def require_log(log: Path) -> None:
+    """Refuse a directory that holds no log (commands that write would create one)."""
+    if not (log / "data.mdb").exists():
+        raise LogError(f"no log at {log}: give the directory a coordinator was opened on")
+
+
+@contextlib.contextmanager
+def open_readonly(log: Path) -> Iterator[LogStore]:
+    try:
+        store = LogStore(log, readonly=True)
+    except lmdb.Error as exc:
+        raise LogError(f"cannot open log at {log}: {exc}") from exc
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def decode_summary(txid: str, raw: bytes) -> Summary:
+    summary = unpack(unframe(raw, what=f"summary of {txid}"))
+    if not isinstance(summary, dict):
+        raise LogCorruptError(f"summary of {txid} is not a map; run `dtc verify`")
+    return summary
+
+
+def summaries(store: LogStore, *, unfinished_only: bool = False) -> Iterator[tuple[str, Summary]]:
+    """``(txid, summary)`` of every transaction in the index (or every unfinished one)."""
+    if unfinished_only:
+        with store.reader() as txn:
+            for txid in store.unfinished_txids():
+                raw = txn.get(txid.encode(), db=store.txns)
+                if raw is not None:
+                    yield txid, decode_summary(txid, bytes(raw))
+        return
+    for txid, raw in store.iter_summaries():
+        yield txid, decode_summary(txid, raw)
+
+
+def unfinished_views(store: LogStore) -> list[TransactionView]:
+    """Every unfinished transaction replayed from its records, oldest first."""
+    views = [replay(store.records_of(txid)) for txid in store.unfinished_txids()]
+    return sorted(views, key=lambda v: (v.created_at, v.lsns[:1]))
+
+
+def unknown_transaction(txid: str, log: Path) -> CliError:
+    return CliError(
+        f"unknown transaction {txid!r} in {log}: `dtc list {log}` shows the transactions "
+        "it holds (finished ones may have been removed by `dtc compact`)"
+    )
+
+
+def find_txid(store: LogStore, txid: str) -> str:
+    """``txid`` itself when the log knows it, else the one transaction it is a prefix of."""
+    if store.summary(txid) is not None:
+        return txid
+    matches: list[str] = []
+    if txid:
+        with store.reader() as txn, txn.cursor(db=store.txns) as cur:
+            if cur.set_range(txid.encode()):
+                for key in cur.iternext(keys=True, values=False):
+                    name = bytes(key).decode("utf-8", "replace")
+                    if not name.startswith(txid) or len(matches) > 5:
+                        break
+                    matches.append(name)
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise CliError(f"{txid!r} is the start of several transactions ({shown}); give more of it")
+    raise unknown_transaction(txid, store.path)

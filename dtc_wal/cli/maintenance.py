@@ -1,0 +1,261 @@
+"""Commands that write: ``dtc recover``, ``dtc resolve``, ``dtc compact``.
+
+Each takes the log's directory lock first, so each refuses (exit code 3) while a live
+coordinator holds the log -- that coordinator recovers and resolves by itself. Dry runs
+only read and work beside a live coordinator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UnknownTransactionError
+from ..history import TransactionView
+from ..recovery import RecoveryReport, recover, resolve_transaction
+from ..registry import ParticipantRegistry
+from ..states import Outcome
+from ..wal.compact import CompactReport, compact_log
+from ..wal.writer import WriteAheadLog
+from .durations import DURATION
+from .errors import EXIT_ATTENTION, CliError
+from .logs import require_log, unknown_transaction
+from .options import json_option, log_argument
+from .output import echo_json, format_age, format_bytes, format_time
+from .progress import is_terminal, progress_bar
+from .registry_spec import RegistrySpec
+
+__all__ = ["compact", "recover_command", "resolve"]
+
+
+# -- recover -------------------------------------------------------------------------------
+
+
+def _print_recovery(report: RecoveryReport) -> None:
+    for action in report.transactions:
+        if action.finished:
+            result = "would finish" if report.dry_run else "finished"
+        else:
+            result = f"in doubt: {', '.join(action.pending)}"
+        click.echo(f"{action.txid}  {action.state_before}: {action.action} -> {result}")
+    for resource, txid, verb in report.orphans:
+        click.echo(f"{txid}  orphan prepared branch in {resource}: {verb}")
+    for item in report.in_doubt:
+        click.echo(f"in doubt: {item}")
+    if report.stale_readers_cleared:
+        click.echo(f"cleared {report.stale_readers_cleared} stale LMDB reader slot(s)")
+    click.echo(report.summary())
+
+
+@click.command("recover")
+@log_argument
+@click.option(
+    "--registry",
+    "registry",
+    type=RegistrySpec(),
+    required=True,
+    metavar="MODULE:ATTRIBUTE",
+    help="Your ParticipantRegistry (or a function returning it), e.g. "
+    "myapp.participants:registry. The current directory is importable.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what recovery would do; call no participant and write nothing.",
+)
+@json_option
+def recover_command(log: Path, registry: ParticipantRegistry, dry_run: bool, as_json: bool) -> None:
+    """Run crash recovery on a log with your participant registry.
+
+    Every unfinished transaction is driven to its outcome: re-send commit where the log
+    holds a commit decision, roll back where it holds none (presumed abort). Participants
+    are rebuilt from the factories the log names, so --registry must name the registry
+    your application uses. Participants that cannot be reached or rebuilt stay in doubt
+    (exit code 4); fix them and run again, or settle them with `dtc resolve`.
+
+    Refuses (exit code 3) while a live coordinator holds the log: it recovers by itself.
+
+    \b
+    Examples:
+      dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry --dry-run
+      dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
+    """
+    require_log(log)
+    if not dry_run and is_terminal():
+        click.echo(f"recovering {log} ...", err=True)
+    report = recover(log, registry, dry_run=dry_run)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        _print_recovery(report)
+    if not dry_run and not report.clean:
+        raise CliError(
+            f"{len(report.in_doubt)} participant(s) still in doubt; see `dtc show {log} TXID`",
+            EXIT_ATTENTION,
+        )
+
+
+# -- resolve -------------------------------------------------------------------------------
+
+
+def _resolution_text(view: TransactionView, participant: str | None) -> str:
+    if participant is not None:
+        p = view.participants[participant]
+        done = f"{participant} resolved {p.resolution.value if p.resolution else '?'}"
+    else:
+        done = f"decided {view.outcome.value if view.outcome else '?'}"
+    pending = ", ".join(p.name for p in view.pending())
+    rest = f"; still pending: {pending}" if pending and not view.state.finished else ""
+    return f"{view.txid}: {done}; the transaction is now {view.state.value}{rest}"
+
+
+@click.command()
+@log_argument
+@click.argument("txid")
+@click.option("--commit", "outcome", flag_value="commit", help="Resolve to commit.")
+@click.option("--abort", "--rollback", "outcome", flag_value="rollback", help="Resolve to abort.")
+@click.option(
+    "--participant",
+    metavar="NAME",
+    help="Settle only this participant (the transaction must be decided already).",
+)
+@click.option("--reason", required=True, help="Why: recorded in the log with your name.")
+@click.option(
+    "--heuristic",
+    is_flag=True,
+    help="Record a participant outcome that contradicts the decision (what really happened).",
+)
+@click.option(
+    "--actor",
+    metavar="WHO",
+    help="Who decided, for the log (default: user@host of this shell).",
+)
+@json_option
+def resolve(
+    log: Path,
+    txid: str,
+    outcome: str | None,
+    participant: str | None,
+    reason: str,
+    heuristic: bool,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Record an operator's decision for a stuck (in-doubt) transaction.
+
+    \b
+    Two cases:
+    * no decision in the log yet: decide it. --commit needs every participant
+      prepared in the log; --abort is always allowed.
+    * decided, but a participant cannot be reached or rebuilt: settle it by hand,
+      then record that here (all pending participants, or one with --participant).
+      The outcome never changes; a resolution that contradicts it needs --heuristic.
+
+    The decision is written to the log (with --reason and --actor) and nothing is sent to
+    participants: run `dtc recover` afterwards to deliver a new decision. Refuses (exit
+    code 3) while a live coordinator holds the log; use its resolve() method instead.
+
+    \b
+    Examples:
+      dtc resolve /var/lib/shop/dtc-log 5f0c2a1e-... --abort --reason "payment never prepared"
+      dtc resolve /var/lib/shop/dtc-log 5f0c2a1e-... --commit --participant warehouse \\
+          --reason "committed by hand in the warehouse DB, ticket OPS-123"
+    """
+    if outcome is None:
+        raise click.UsageError("say what to record: --commit or --abort")
+    if not reason.strip():
+        raise click.BadParameter("say why; the reason is written to the log", param_hint="--reason")
+    require_log(log)
+    wal = WriteAheadLog(log)  # takes the directory lock: LogLockedError while live
+    try:
+        try:
+            view = resolve_transaction(
+                wal,
+                txid,
+                Outcome(outcome),
+                reason=reason,
+                participant=participant,
+                actor=actor,
+                heuristic=heuristic,
+            )
+        except UnknownTransactionError:
+            raise unknown_transaction(txid, log) from None
+    finally:
+        wal.close()
+    if as_json:
+        echo_json(
+            {
+                "txid": view.txid,
+                "state": view.state.value,
+                "outcome": view.outcome.value if view.outcome else None,
+                "pending": [p.name for p in view.pending()],
+            }
+        )
+    else:
+        click.echo(_resolution_text(view, participant))
+
+
+# -- compact -------------------------------------------------------------------------------
+
+
+def _print_compaction(report: CompactReport) -> None:
+    click.echo(
+        f"{report.summary()}: finished before {format_time(report.cutoff)} "
+        f"(older than {format_age(report.keep)})"
+    )
+    if report.dry_run:
+        return
+    if report.copied:
+        click.echo(
+            f"file compacted by a copy: {format_bytes(report.file_bytes_before)} -> "
+            f"{format_bytes(report.file_bytes_after)} (freed {format_bytes(report.freed_bytes)})"
+        )
+    else:
+        click.echo(
+            f"file not copied: {format_bytes(report.free_bytes)} free of "
+            f"{format_bytes(report.file_bytes_after)}, reused by later writes"
+        )
+
+
+@click.command()
+@log_argument
+@click.option(
+    "--keep",
+    type=DURATION,
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Keep finished transactions younger than this (30s, 10m, 2h, 3d, 1w).",
+)
+@click.option(
+    "--copy/--no-copy",
+    "copy",
+    default=None,
+    help="Shrink the file by a compacting copy: always / never "
+    "(default: when at least 10% of it is free).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+@json_option
+def compact(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: bool) -> None:
+    """Remove finished transactions older than --keep and shrink the file.
+
+    Only committed and aborted transactions are removed, never an unfinished one, whatever
+    its age. LMDB reuses freed pages but never shrinks its file, so the file is then
+    compacted by a copy (checked, then swapped in; the old file is kept until the copy is
+    complete). Refuses (exit code 3) while a live coordinator holds the log; --dry-run
+    works beside it.
+
+    \b
+    Examples:
+      dtc compact /var/lib/shop/dtc-log --dry-run
+      dtc compact /var/lib/shop/dtc-log --keep 30d
+      dtc compact /var/lib/shop/dtc-log --keep 0s --no-copy --json
+    """
+    require_log(log)
+    with progress_bar("removing transactions", enabled=not dry_run) as update:
+        report = compact_log(log, keep=keep, dry_run=dry_run, copy=copy, progress=update)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        _print_compaction(report)
