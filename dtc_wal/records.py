@@ -64,6 +64,17 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("actor", "w"),
 )
 _BY_SHORT = {short: name for name, short in _FIELDS}
+# Decoded fields must have these types; txid, at, mode and outcome are checked apart.
+_FIELD_TYPES: dict[str, type] = {
+    "participant": str,
+    "factory": str,
+    "params": dict,
+    "order": int,
+    "reason": str,
+    "error": str,
+    "attempts": int,
+    "actor": str,
+}
 
 
 def lsn_key(lsn: int) -> bytes:
@@ -173,7 +184,16 @@ def encode_record(record: LogRecord) -> bytes:
         if isinstance(value, Mode | Outcome):
             value = value.value
         body[short] = value
-    return frame(pack(body))
+    try:
+        payload = pack(body)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # A DtcError, so the group-commit writer refuses this record's append alone.
+        raise UnencodableDataError(
+            f"{record.type.name} record of transaction {record.txid} cannot be written to "
+            f"the log ({exc}); pass only None, bool, int, float, str, bytes, lists and "
+            "dicts of those"
+        ) from exc
+    return frame(payload)
 
 
 def decode_record(value: bytes, lsn: int | None = None) -> LogRecord:
@@ -190,6 +210,9 @@ def decode_record(value: bytes, lsn: int | None = None) -> LogRecord:
             kwargs["outcome"] = Outcome(kwargs["outcome"])
         if not isinstance(kwargs.get("txid"), str) or not isinstance(kwargs.get("at"), int | float):
             raise TypeError("missing txid or time")
+        for name, kind in _FIELD_TYPES.items():
+            if name in kwargs and not isinstance(kwargs[name], kind):
+                raise TypeError(f"field {name} is a {type(kwargs[name]).__name__}")
         return LogRecord(**kwargs)
     except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
         where = f"record at LSN {lsn}" if lsn is not None else "record"

@@ -186,6 +186,11 @@ def test_unknown_format_version(version: int) -> None:
         {"k": 1, "x": "t", "t": 0.0, "zz": 1},  # unknown field
         {"k": 2, "x": "t", "t": 0.0, "m": "3pc"},  # unknown mode
         {"k": 6, "x": "t", "t": 0.0, "o": "maybe"},  # unknown outcome
+        {"k": 2, "x": "t", "t": 0.0, "p": "a", "m": "2pc", "a": [1, 2]},  # params a list
+        {"k": 2, "x": "t", "t": 0.0, "p": "a", "m": "2pc", "n": "first"},  # order a str
+        {"k": 3, "x": "t", "t": 0.0, "p": 5},  # participant an int
+        {"k": 8, "x": "t", "t": 0.0, "p": "a", "c": "many"},  # attempts a str
+        {"k": 5, "x": "t", "t": 0.0, "r": ["why"]},  # reason a list
     ],
     ids=[
         "not-a-map",
@@ -198,6 +203,11 @@ def test_unknown_format_version(version: int) -> None:
         "unknown-field",
         "unknown-mode",
         "unknown-outcome",
+        "params-type",
+        "order-type",
+        "participant-type",
+        "attempts-type",
+        "reason-type",
     ],
 )
 def test_payload_passes_crc_but_is_not_a_record(body: object) -> None:
@@ -227,6 +237,12 @@ def test_damage_without_lsn_still_raises() -> None:
     with pytest.raises(LogCorruptError, match="record is truncated") as info:
         decode_record(b"\x01")
     assert info.value.lsn is None
+
+
+def test_encoding_an_unencodable_record_raises_a_dtc_error() -> None:
+    bad = LogRecord(RecordType.DECIDED_COMMIT, "tx-z", 0.0, data={"when": object()})
+    with pytest.raises(UnencodableDataError, match="DECIDED_COMMIT record of transaction tx-z"):
+        encode_record(bad)
 
 
 def test_check_encodable() -> None:
@@ -283,7 +299,14 @@ def _log_with_unfinished_and_finished(log_dir: Path) -> tuple[list[int], list[in
 
 @pytest.mark.parametrize(
     "damage",
-    ["flip-payload-byte", "truncate-header", "truncate-payload", "version", "not-a-record"],
+    [
+        "flip-payload-byte",
+        "truncate-header",
+        "truncate-payload",
+        "version",
+        "not-a-record",
+        "field-type",
+    ],
 )
 def test_damaged_record_of_unfinished_transaction_stops_reopen(log_dir: Path, damage: str) -> None:
     (_, enlisted_lsn), _ = _log_with_unfinished_and_finished(log_dir)
@@ -303,8 +326,11 @@ def test_damaged_record_of_unfinished_transaction_stops_reopen(log_dir: Path, da
             frame(good[HEADER.size :], version=FORMAT_VERSION + 1),
             (UnsupportedFormatError),
         )
-    else:
+    elif damage == "not-a-record":
         value, error = frame(pack({"k": 2, "x": "tx-open"})), LogCorruptError
+    else:  # well framed, but params is a list
+        body = {"k": 2, "x": "tx-open", "t": 1.0, "p": "p", "m": "2pc", "a": [1]}
+        value, error = frame(pack(body)), LogCorruptError
     _rewrite(log_dir, enlisted_lsn, value)
 
     with pytest.raises(error, match=f"LSN {enlisted_lsn}") as info:
