@@ -73,9 +73,19 @@ def test_unknown_txid(coord: TransactionCoordinator, journal: Journal) -> None:
     assert journal.calls == []
 
 
-def test_txid_of_wrong_type(coord: TransactionCoordinator) -> None:
-    with pytest.raises(E.UnknownTransactionError):
-        coord.commit_transaction(42)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "txid", [None, 42, b"tx", "", "x" * 600], ids=["None", "int", "bytes", "empty", "long"]
+)
+def test_txid_of_wrong_type(coord: TransactionCoordinator, txid: object) -> None:
+    for call in (
+        lambda: coord.commit_transaction(txid),  # type: ignore[arg-type]
+        lambda: coord.rollback_transaction(txid),  # type: ignore[arg-type]
+        lambda: coord.enlist_participant(txid, RecordingParticipant("a")),  # type: ignore[arg-type]
+        lambda: coord.transaction(txid),  # type: ignore[arg-type]
+        lambda: coord.state(txid),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(E.UnknownTransactionError):
+            call()
 
 
 @pytest.mark.parametrize("first", ["commit", "rollback"])

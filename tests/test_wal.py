@@ -22,6 +22,7 @@ from dtc_wal.errors import (
     LogError,
     LogFullError,
     LogLockedError,
+    UnencodableDataError,
 )
 from dtc_wal.records import decode_record, unframe, unpack
 from dtc_wal.states import Mode, Outcome, RecordType, TxState
@@ -158,11 +159,12 @@ def test_records_for_unknown_or_finished_transactions_are_refused(
     assert wal.store.counts()["records"] == count
 
 
-def test_refused_entry_does_not_affect_other_appenders_in_its_batch(make_wal: MakeWal) -> None:
-    """Three appenders queue behind a leader held inside its write; they then share one
-    batch, in which the middle one is refused and the other two land."""
-    wal = make_wal()
-    wal.append(opening("t1", "a"))
+def append_in_one_batch(
+    wal: WriteAheadLog, entries: list[tuple[str, list[Any]]]
+) -> tuple[dict[str, Any], int]:
+    """Queue ``entries`` (key, records) from threads behind a leader held inside its LMDB
+    write, so they share the next batch. Returns each key's LSNs or exception (the
+    leader's under "leader") and how many batches were written meanwhile."""
     release = threading.Event()
     entered = threading.Event()
     write = wal.store.write
@@ -182,34 +184,63 @@ def test_refused_entry_does_not_affect_other_appenders_in_its_batch(make_wal: Ma
         except Exception as exc:
             results[key] = exc
 
+    batches_before = wal.batches
     leader = threading.Thread(target=run, args=("leader", begun("t-leader")))
     leader.start()
     assert entered.wait(10)
-    batches_before = wal.batches
     threads = []
-    for key, records in [
-        ("good-1", begun("t-good-1")),
-        ("bad", [record(R.DECIDED_COMMIT, "t1")]),  # "a" is not prepared
-        ("good-2", [record(R.PREPARED, "t1", participant="a")]),
-    ]:
+    for key, records in entries:
         thread = threading.Thread(target=run, args=(key, records))
         thread.start()
         threads.append(thread)
-        # queue them in a known order
-        queued = len(threads)
+        queued = len(threads)  # queue them in a known order
         assert wait_until(lambda: len(wal._queue) == queued)  # noqa: B023
     release.set()
     for thread in [leader, *threads]:
         thread.join(10)
+    del wal.store.write
+    return results, wal.batches - batches_before
 
+
+def test_refused_entry_does_not_affect_other_appenders_in_its_batch(make_wal: MakeWal) -> None:
+    """Three appenders share one batch, in which the middle one is refused and the other
+    two land."""
+    wal = make_wal()
+    wal.append(opening("t1", "a"))
+    results, batches = append_in_one_batch(
+        wal,
+        [
+            ("good-1", begun("t-good-1")),
+            ("bad", [record(R.DECIDED_COMMIT, "t1")]),  # "a" is not prepared
+            ("good-2", [record(R.PREPARED, "t1", participant="a")]),
+        ],
+    )
     assert isinstance(results["bad"], InvalidTransitionError)
     assert results["leader"] == [3]
     assert results["good-1"] == [4]
     assert results["good-2"] == [5]
-    assert wal.batches - batches_before == 2  # the leader's batch, then the shared one
+    assert batches == 2  # the leader's batch, then the shared one
     assert wal.view("t1").participants["a"].state.value == "prepared"  # type: ignore[union-attr]
     assert wal.view("t1").state is TxState.ACTIVE  # type: ignore[union-attr]
     assert types_of(wal.store.records_of("t1")) == [R.BEGUN, R.ENLISTED, R.PREPARED]
+
+
+def test_unencodable_record_is_refused_alone(make_wal: MakeWal) -> None:
+    """A record msgpack cannot encode fails only its own append, never the batch."""
+    wal = make_wal()
+    results, batches = append_in_one_batch(
+        wal,
+        [
+            ("good-1", begun("t-good-1")),
+            ("bad", [record(R.BEGUN, "t-bad", data={"x": object()})]),
+            ("good-2", begun("t-good-2")),
+        ],
+    )
+    assert isinstance(results["bad"], UnencodableDataError)
+    assert (results["good-1"], results["good-2"]) == ([2], [3])
+    assert batches == 2
+    assert wal.view("t-bad") is None
+    assert sorted(wal.store.unfinished_txids()) == ["t-good-1", "t-good-2", "t-leader"]
 
 
 def test_refused_lazy_entry_is_logged_and_the_batch_lands(
@@ -363,6 +394,14 @@ def test_unfinished_views_survive_reopen(log_dir: Path) -> None:
         # and the reopened log keeps enforcing the table
         with pytest.raises(InvalidTransitionError):
             wal.append([record(R.DECIDED_COMMIT, "t1")])
+
+
+def test_view_of_unknown_or_non_string_txid_is_none(make_wal: MakeWal) -> None:
+    wal = make_wal()
+    wal.append(begun("t1"))
+    for txid in ("t2", "", "x" * 600, None, 42, b"t1"):
+        assert wal.view(txid) is None  # type: ignore[arg-type]
+        assert wal.participant(txid, "a") is None  # type: ignore[arg-type]
 
 
 def test_views_are_copies(make_wal: MakeWal) -> None:

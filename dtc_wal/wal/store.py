@@ -269,7 +269,10 @@ class LogStore:
         if txn is None:
             with self.reader() as rtxn:
                 return self.summary(txid, rtxn)
-        raw = txn.get(txid.encode(), db=self.txns)
+        try:
+            raw = txn.get(txid.encode(), db=self.txns)
+        except lmdb.BadValsizeError:  # empty or longer than LMDB's key limit: never a txid
+            return None
         if raw is None:
             return None
         decoded: Summary = unpack(unframe(bytes(raw), what=f"summary of {txid}"))

@@ -137,6 +137,8 @@ class WriteAheadLog:
 
     def view(self, txid: str) -> TransactionView | None:
         """The log's view of one transaction (a copy), finished or not; None when unknown."""
+        if not isinstance(txid, str):
+            return None  # never a transaction id; the txid index is keyed by str
         with self._mu:
             live = self._views.get(txid)
             if live is not None:
