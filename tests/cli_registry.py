@@ -18,16 +18,21 @@ Run as a script it drives a coordinator in its own process (the tests start it w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dtc_wal import ParticipantRegistry, TransactionCoordinator
-from dtc_wal.errors import CommitIncompleteError, DtcError, VoteNo
+import lmdb
+
+from dtc_wal import Clock, Mode, ParticipantRegistry, RecordType, TransactionCoordinator
+from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted, VoteNo
+from dtc_wal.records import LogRecord
+from dtc_wal.wal import WriteAheadLog
 
 
 class FileParticipant:
@@ -87,8 +92,11 @@ def journal_lines(journal: Path, name: str) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
-def _enlist(coord: TransactionCoordinator, txid: str, journal: str, name: str, **extra: Any) -> None:
-    coord.enlist_participant(txid, "file", name=name, params={"journal": journal, "name": name, **extra})
+def _enlist(
+    coord: TransactionCoordinator, txid: str, journal: str, name: str, **extra: Any
+) -> None:
+    params = {"journal": journal, "name": name, **extra}
+    coord.enlist_participant(txid, "file", name=name, params=params)
 
 
 def crash(log: str, journal: str) -> None:
@@ -173,6 +181,101 @@ def hold(log: str, journal: str) -> None:
     blocker.join()
     coord.close()
     print(json.dumps({"churn": txids["churn"]}), flush=True)
+
+
+# -- logs for in-process tests (no coordinator may stay open: LMDB allows one per process) --
+
+
+def populate(log: Path, journal: Path, clock: Clock | None = None) -> dict[str, str]:
+    """Leave a log with one transaction of each kind; return their txids by kind.
+
+    committed (2PC, two participants), aborted (a no vote), in_doubt (decided commit, the
+    warehouse is unreachable), saga (a committed saga of callables).
+    """
+    ids: dict[str, str] = {}
+    coord = TransactionCoordinator(
+        log,
+        registry=registry,
+        clock=clock,
+        recovery_interval=None,
+        zombie_timeout=None,
+        max_retries=1,
+        backoff_initial=0.001,
+    )
+    with coord:
+        j = str(journal)
+        ids["committed"] = txid = coord.begin_transaction()
+        _enlist(coord, txid, j, "payment")
+        _enlist(coord, txid, j, "stock")
+        coord.commit_transaction(txid, {"order": 1, "note": b"\x00\x01"})
+        ids["aborted"] = txid = coord.begin_transaction()
+        _enlist(coord, txid, j, "payment")
+        _enlist(coord, txid, j, "fraud-check", fail="prepare")
+        try:
+            coord.commit_transaction(txid)
+        except TransactionAborted:
+            pass
+        else:
+            raise AssertionError("the fraud check votes no: the commit must abort")
+        ids["in_doubt"] = txid = coord.begin_transaction()
+        _enlist(coord, txid, j, "payment")
+        _enlist(coord, txid, j, "warehouse", fail="commit")
+        try:
+            coord.commit_transaction(txid)
+        except CommitIncompleteError:
+            pass
+        else:
+            raise AssertionError("the warehouse is unreachable: the commit stays incomplete")
+        ids["saga"] = txid = coord.begin_transaction()
+        coord.register_participant(txid, "reserve", lambda t, d: None, lambda t: None)
+        coord.register_participant(txid, "charge", lambda t, d: None, lambda t: None)
+        coord.commit_transaction(txid)
+    return ids
+
+
+def append_records(log: Path, txid: str, journal: Path, *, decide: bool, **params: Any) -> str:
+    """Write an unfinished 2PC transaction with two prepared "file" participants straight
+    to the log: undecided (as if its coordinator died before deciding) or decided commit
+    (died right after). ``params`` go to the ``payment`` participant (e.g. ``fail``)."""
+    now = time.time()
+    kinds = [
+        LogRecord(RecordType.BEGUN, txid, now),
+        *(
+            LogRecord(
+                RecordType.ENLISTED,
+                txid,
+                now,
+                participant=name,
+                factory="file",
+                params={"journal": str(journal), "name": name, **extra},
+                order=order,
+                mode=Mode.TWO_PHASE,
+            )
+            for order, (name, extra) in enumerate((("payment", params), ("stock", {})))
+        ),
+        LogRecord(RecordType.PREPARED, txid, now, participant="payment"),
+        LogRecord(RecordType.PREPARED, txid, now, participant="stock"),
+    ]
+    if decide:
+        kinds.append(LogRecord(RecordType.DECIDED_COMMIT, txid, now))
+    with WriteAheadLog(log) as wal:
+        wal.append(kinds)
+    return txid
+
+
+@contextlib.contextmanager
+def raw_tables(log: Path) -> Iterator[tuple[lmdb.Transaction, dict[str, Any]]]:
+    """A write transaction on the log's LMDB tables, bypassing dtc-wal: for damaging a
+    log on purpose. Yields ``(txn, {"records": db, "txns": db, "unfinished": db,
+    "meta": db})``; commits at the end."""
+    env = lmdb.open(str(log), max_dbs=8, subdir=True)
+    try:
+        names = ("records", "txns", "unfinished", "meta")
+        dbs = {name: env.open_db(name.encode()) for name in names}
+        with env.begin(write=True) as txn:
+            yield txn, dbs
+    finally:
+        env.close()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidTransitionError, LogCorruptError
-from ..history import TransactionView, replay
+from ..history import TransactionView
 from ..records import LogRecord, decode_record, lsn_key
 from ..recovery import InDoubt, in_doubt_of
 from ..states import TxState
@@ -324,6 +324,23 @@ def _view_dict(view: TransactionView) -> dict[str, Any]:
     }
 
 
+def _replay_until_refused(
+    records: list[tuple[int, LogRecord]],
+) -> tuple[TransactionView | None, str | None]:
+    """The view from as many records as the transition table accepts, and why it stopped
+    (a damaged record usually leaves a gap that the next record cannot follow)."""
+    view: TransactionView | None = None
+    for lsn, record in records:
+        try:
+            if view is None:
+                view = TransactionView.begin(record, lsn)
+            else:
+                view.apply(record, lsn)
+        except InvalidTransitionError as exc:
+            return view, f"replay stopped at LSN {lsn}: {one_line(exc)}"
+    return view, None
+
+
 def _next_step(view: TransactionView, log: Path, holder: str | None) -> str | None:
     if view.state.finished:
         return None
@@ -378,11 +395,9 @@ def show(log: Path, txid: str, as_json: bool) -> None:
     holder = DirectoryLock.holder(log)
     good = [(lsn, rec) for lsn, rec, _ in entries if rec is not None]
     problems = [damage for _, rec, damage in entries if rec is None and damage]
-    view: TransactionView | None = None
-    try:
-        view = replay(good) if good else None
-    except InvalidTransitionError as exc:
-        problems.append(one_line(exc))
+    view, refused = _replay_until_refused(good)
+    if refused:
+        problems.append(refused)
     if as_json:
         out: dict[str, Any] = (
             _view_dict(view) if view else {"txid": txid, "state": summary.get("s")}

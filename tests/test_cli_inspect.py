@@ -1,0 +1,260 @@
+"""``dtc status``, ``dtc list``, ``dtc show`` through CliRunner on logs left by coordinators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_registry import append_records, populate, raw_tables
+from click.testing import CliRunner, Result
+
+from dtc_wal import ManualClock
+from dtc_wal.cli import cli
+from dtc_wal.records import lsn_key
+from dtc_wal.wal.store import DirectoryLock
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    return tmp_path / "log"
+
+
+@pytest.fixture
+def ids(log: Path, tmp_path: Path) -> dict[str, str]:
+    return populate(log, tmp_path / "journal")
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(*args: object) -> str:
+    result = run(*args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result.stdout
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+def test_status_counts_by_state_and_names_the_oldest_unfinished(
+    log: Path, ids: dict[str, str]
+) -> None:
+    out = ok("status", log)
+    lines = dict(
+        line.split(None, 1) for line in out.splitlines() if line and not line.startswith(" ")
+    )
+    assert lines["transactions"] == "4: 1 decided-commit, 2 committed, 1 aborted"
+    assert f"oldest: {ids['in_doubt']}, decided-commit" in out
+    assert "none (no coordinator holds the log)" in out
+    assert "in doubt          1 participant(s) in 1 transaction(s)" in out
+    assert f"{ids['in_doubt']} warehouse: needs commit, 2 attempt(s)" in out
+    assert "ConnectionError: warehouse is unreachable" in out
+    assert lines["records"].strip().isdigit()
+
+
+def test_status_json(log: Path, ids: dict[str, str]) -> None:
+    status = json.loads(ok("status", log, "--json"))
+    assert status["by_state"] == {"decided-commit": 1, "committed": 2, "aborted": 1}
+    assert status["transactions"] == 4 and status["unfinished"] == 1
+    assert status["oldest_unfinished"]["txid"] == ids["in_doubt"]
+    assert [(d["participant"], d["outcome"]) for d in status["in_doubt"]] == [
+        ("warehouse", "commit")
+    ]
+    assert status["live_coordinator"] is None
+    assert status["last_lsn"] == status["records"]
+    assert 0 < status["used_bytes"] <= status["file_bytes"] <= status["map_size"]
+
+
+def test_status_names_the_holder_of_the_lock(log: Path, ids: dict[str, str]) -> None:
+    lock = DirectoryLock(log)
+    lock.acquire()
+    try:
+        out = ok("status", log)
+    finally:
+        lock.release()
+    assert "live coordinator  pid " in out
+
+
+def test_status_of_an_empty_log(log: Path, tmp_path: Path) -> None:
+    populate(log, tmp_path / "j")
+    ok("compact", log, "--keep", "0s")
+    out = ok("status", log)
+    assert "unfinished        1" in out  # the in-doubt transaction survives compaction
+    assert "transactions      1: 1 decided-commit" in out
+
+
+def test_status_of_a_missing_log(tmp_path: Path) -> None:
+    result = run("status", tmp_path / "nope")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: no log at {tmp_path / 'nope'}")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "nope").exists()
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+def test_list_prints_one_line_per_transaction_oldest_first(log: Path, ids: dict[str, str]) -> None:
+    lines = ok("list", log).splitlines()
+    assert lines[0].split() == ["TXID", "STATE", "MODE", "BEGUN", "AGE", "PARTICIPANTS"]
+    assert [line.split()[0] for line in lines[1:]] == [
+        ids["committed"],
+        ids["aborted"],
+        ids["in_doubt"],
+        ids["saga"],
+    ]
+    row = next(line for line in lines if line.startswith(ids["aborted"]))
+    assert row.split()[1:3] == ["aborted", "2pc"]
+    assert row.endswith("payment=rolled-back fraud-check=rolled-back")
+
+
+def test_list_filters_by_state(log: Path, ids: dict[str, str]) -> None:
+    committed = ok("list", log, "--state", "committed").splitlines()[1:]
+    assert sorted(line.split()[0] for line in committed) == sorted([ids["committed"], ids["saga"]])
+    unfinished = ok("list", log, "--state", "unfinished").splitlines()[1:]
+    assert [line.split()[0] for line in unfinished] == [ids["in_doubt"]]
+    both = ok("list", log, "--state", "aborted", "--state", "decided-commit").splitlines()[1:]
+    assert {line.split()[0] for line in both} == {ids["aborted"], ids["in_doubt"]}
+
+
+def test_list_older_than(log: Path, tmp_path: Path) -> None:
+    old = populate(log, tmp_path / "j", clock=ManualClock())  # records from November 2023
+    new = populate(log, tmp_path / "j")
+    listed = json.loads(ok("list", log, "--older-than", "30d", "--json"))
+    assert {t["txid"] for t in listed} == set(old.values())
+    assert all(t["age_seconds"] > 30 * 86400 for t in listed)
+    recent = json.loads(ok("list", log, "--json"))
+    assert {t["txid"] for t in recent} == set(old.values()) | set(new.values())
+    assert json.loads(ok("list", log, "--older-than", "5000w", "--json")) == []
+
+
+def test_list_limit_keeps_the_oldest(log: Path, ids: dict[str, str]) -> None:
+    result = run("list", log, "--limit", "2")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [
+        ids["committed"],
+        ids["aborted"],
+    ]
+    assert "2 more" in result.stderr
+
+
+def test_list_json(log: Path, ids: dict[str, str]) -> None:
+    rows = json.loads(ok("list", log, "--json", "--state", "decided-commit"))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["txid"] == ids["in_doubt"]
+    assert row["mode"] == "2pc"
+    assert row["participants"] == {"payment": "committed", "warehouse": "prepared"}
+
+
+def test_list_nothing_matches(log: Path, ids: dict[str, str]) -> None:
+    result = run("list", log, "--state", "active")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "no matching transactions" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["10", "ten minutes", "10x", "", "3d-"])
+def test_list_bad_older_than_is_a_usage_error(log: Path, ids: dict[str, str], bad: str) -> None:
+    result = run("list", log, "--older-than", bad)
+    assert result.exit_code == 2
+    assert "Invalid value for '--older-than'" in result.stderr
+    assert "e.g. 30s, 10m, 2h" in result.stderr
+
+
+def test_list_bad_state_is_a_usage_error(log: Path, ids: dict[str, str]) -> None:
+    result = run("list", log, "--state", "stuck")
+    assert result.exit_code == 2
+    assert "'stuck' is not one of" in result.stderr
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
+    txid = ids["in_doubt"]
+    out = ok("show", log, txid)
+    assert out.startswith(f"transaction  {txid}\nstate        decided-commit\nmode         2pc\n")
+    assert "in doubt     warehouse: needs commit, 2 attempt(s), last error: ConnectionError" in out
+    assert f"dtc resolve {log} {txid} --commit" in out
+    timeline = out.split("\ntimeline\n")[1].splitlines()
+    assert timeline[0].split() == [
+        "LSN",
+        "TIME",
+        "SINCE",
+        "BEGIN",
+        "RECORD",
+        "PARTICIPANT",
+        "DETAILS",
+    ]
+    records = [line.split()[3] for line in timeline[1:]]
+    assert records == [
+        "begun",
+        "enlisted",
+        "enlisted",
+        "prepared",
+        "prepared",
+        "decided-commit",
+        "acknowledged",
+        "failed",
+    ]
+    failed = timeline[-1]
+    assert 'error="ConnectionError: warehouse is unreachable"' in failed
+    assert "attempts=2" in failed
+    enlisted = timeline[3]
+    assert "factory=file" in enlisted and '"name": "warehouse"' in enlisted
+
+
+def test_show_accepts_a_unique_prefix(log: Path, ids: dict[str, str]) -> None:
+    out = ok("show", log, ids["aborted"][:8])
+    assert out.startswith(f"transaction  {ids['aborted']}\nstate        aborted")
+    assert "decided      rollback at" in out
+    assert "fraud-check voted no in prepare" in out
+
+
+def test_show_ambiguous_prefix(log: Path, tmp_path: Path) -> None:
+    append_records(log, "order-1", tmp_path / "j", decide=False)
+    append_records(log, "order-2", tmp_path / "j", decide=True)
+    result = run("show", log, "order-")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: 'order-' is the start of several transactions (order-1, order-2); give more of it"
+    )
+    assert "presume abort" in ok("show", log, "order-1")
+
+
+def test_show_unknown_txid(log: Path, ids: dict[str, str]) -> None:
+    result = run("show", log, "no-such-transaction")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: unknown transaction 'no-such-transaction' in {log}")
+    assert "Traceback" not in result.output
+
+
+def test_show_json_has_every_record_with_bytes_in_base64(log: Path, ids: dict[str, str]) -> None:
+    shown = json.loads(ok("show", log, ids["committed"], "--json"))
+    assert shown["state"] == "committed" and shown["outcome"] == "commit"
+    assert [p["name"] for p in shown["participants"]] == ["payment", "stock"]
+    decided = next(r for r in shown["records"] if r["type"] == "decided-commit")
+    assert decided["data"] == {"order": 1, "note": {"$base64": "AAE="}}
+    assert [r["lsn"] for r in shown["records"]] == sorted(r["lsn"] for r in shown["records"])
+    assert shown["records"][-1]["type"] == "completed"
+    assert shown["problems"] == [] and shown["in_doubt"] == []
+
+
+def test_show_a_damaged_record(log: Path, ids: dict[str, str]) -> None:
+    shown = json.loads(ok("show", log, ids["saga"], "--json"))
+    lsn = shown["records"][2]["lsn"]
+    with raw_tables(log) as (txn, dbs):
+        txn.put(lsn_key(lsn), b"\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00", db=dbs["records"])
+    result = run("show", log, ids["saga"])
+    assert result.exit_code == 4
+    row = next(line for line in result.stdout.splitlines() if line.startswith(f"  {lsn} "))
+    assert row.split()[1:4] == ["?", "?", "DAMAGED"]
+    assert f"record at LSN {lsn} fails its checksum" in row
+    # what could be read is still shown: the saga's steps and the replay up to the gap
+    assert "state        active" in result.stdout and "reserve" in result.stdout
+    assert "damaged: replay stopped at LSN" in result.stdout
+    assert "PREPARED for participant 'charge' refused" in result.stdout
+    assert "run `dtc verify" in result.stderr
