@@ -13,6 +13,7 @@ from helpers import Journal, RecordingParticipant, saga_functions
 
 from dtc_wal import DtcError, ParticipantRegistry, TransactionCoordinator, TxState
 from dtc_wal import errors as E
+from dtc_wal.wal import WriteAheadLog
 
 MakeCoord = Callable[..., TransactionCoordinator]
 
@@ -385,6 +386,58 @@ def test_log_held_by_another_coordinator(
     reopened = make_coord()
     assert reopened.state(txid) is TxState.COMMITTED
     assert reopened.state(second) is TxState.COMMITTED
+
+
+FULL = 256 * 1024
+
+
+def fill_until_full(
+    coord: TransactionCoordinator, journal: Journal
+) -> tuple[list[str], str, E.LogFullError]:
+    """Commit transactions with big data until the log is full; return the committed ids,
+    the id whose commit hit the limit, and the error."""
+    committed: list[str] = []
+    for i in range(200):
+        txid = coord.begin_transaction()
+        coord.enlist_participant(txid, RecordingParticipant(f"p{i}", journal))
+        try:
+            coord.commit_transaction(txid, data={"blob": "x" * 20_000})
+        except E.LogFullError as exc:
+            return committed, txid, exc
+        committed.append(txid)
+    raise AssertionError("the log never filled up")
+
+
+def test_full_log_fails_the_transaction_and_loses_nothing(
+    make_coord: MakeCoord, log_dir: Path, journal: Journal
+) -> None:
+    coord = make_coord(map_size=FULL, max_map_size=FULL)
+    committed, failed, error = fill_until_full(coord, journal)
+    assert committed
+    assert isinstance(error, DtcError)
+    assert "0.25 MiB" in str(error)
+    assert "max_map_size" in str(error)
+    assert "commit" not in journal.what(f"p{len(committed)}", failed)  # never told to commit
+    assert coord.state(failed) is TxState.ACTIVE  # no decision on disk: presumed abort
+    coord.close()
+    with WriteAheadLog(log_dir) as wal:
+        for txid in committed:
+            view = wal.view(txid)
+            assert view is not None and view.state is TxState.COMMITTED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="coordinator: when the DECIDED_COMMIT append fails (LogFullError) the prepared "
+    "participants are left prepared -- no rollback is sent although, with no decision on "
+    "disk, the outcome is abort (presumed abort); plain-object participants stay in doubt",
+)
+def test_full_log_at_decision_rolls_back_prepared_participants(
+    make_coord: MakeCoord, journal: Journal
+) -> None:
+    coord = make_coord(map_size=FULL, max_map_size=FULL)
+    committed, failed, _ = fill_until_full(coord, journal)
+    assert journal.what(f"p{len(committed)}", failed) == ["prepare", "rollback"]
 
 
 def test_closed_coordinator(make_coord: MakeCoord, journal: Journal) -> None:

@@ -252,8 +252,8 @@ def test_prepare_timeout_aborts(make_coord: MakeCoord, journal: Journal) -> None
         release.wait(10)
 
     txid = coord.begin_transaction()
-    coord.enlist_participant(txid, RecordingParticipant("quick", journal))
     coord.enlist_participant(txid, RecordingParticipant("hanging", journal, on_prepare=hang))
+    coord.enlist_participant(txid, RecordingParticipant("quick", journal))
     try:
         with pytest.raises(TransactionAborted) as info:
             coord.commit_transaction(txid)

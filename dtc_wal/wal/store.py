@@ -237,7 +237,7 @@ class LogStore:
         current = self.env.info()["map_size"]
         if current >= self.max_map_size:
             raise LogFullError(
-                f"log at {self.path} is full at its maximum of {current // MIB} MiB; nothing "
+                f"log at {self.path} is full at its maximum of {current / MIB:g} MiB; nothing "
                 "logged was lost. Finish or compact old transactions (`dtc compact`) or "
                 "open the coordinator with a larger max_map_size"
             ) from cause
