@@ -252,6 +252,29 @@ def test_unencodable_data_sends_nothing(
     assert coord.state(txid) is TxState.COMMITTED
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="coordinator/core.py commit_transaction does dict(data) (and _create "
+    "dict(params)) before check_encodable, so data/params that are not a mapping raise a "
+    "bare TypeError/ValueError from dict(), not a DtcError",
+)
+@pytest.mark.parametrize("bad", [[1, 2], "abc", 5], ids=["list", "str", "int"])
+def test_data_and_params_that_are_not_mappings(
+    make_coord: MakeCoord, registry: ParticipantRegistry, journal: Journal, bad: object
+) -> None:
+    registry.register("inventory", lambda **p: RecordingParticipant("inventory", journal))
+    coord = make_coord()
+    txid = coord.begin_transaction()
+    coord.enlist_participant(txid, RecordingParticipant("a", journal))
+    with pytest.raises(DtcError) as info:
+        coord.commit_transaction(txid, data=bad)  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
+    with pytest.raises(DtcError):
+        coord.enlist_participant(txid, "inventory", params=bad)  # type: ignore[arg-type]
+    assert journal.calls == []
+    coord.commit_transaction(txid)
+
+
 def test_unencodable_saga_data_runs_no_step(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:

@@ -4,6 +4,7 @@ compensations, skipped steps, failing compensations, registry-built steps."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from dtc_wal import (
     TransactionCoordinator,
     TxState,
 )
-from dtc_wal.errors import TransactionFinishedError
+from dtc_wal.errors import ParticipantTimeoutError, TransactionFinishedError
 
 R = RecordType
 SERVICES = ["order", "payment", "inventory", "notification"]
@@ -305,3 +306,44 @@ def test_registry_built_saga_steps_compensate(
         ("reserve", "compensate"),
     ]
     assert coord.state(txid) is TxState.ABORTED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="coordinator/driver.py run_saga calls each saga action directly, without the "
+    "prepare timeout (design: 'each call has a timeout'), so a hanging step blocks "
+    "commit_transaction for as long as the step hangs",
+)
+def test_hanging_saga_step_times_out(
+    make_coord: Callable[..., TransactionCoordinator], journal: Journal
+) -> None:
+    coord = make_coord(prepare_timeout=0.3)
+    release = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def hang(txid: str, data: Mapping[str, Any]) -> None:
+        journal.add("hanging", "commit", txid)
+        release.wait(10)
+
+    txid = coord.begin_transaction()
+    coord.register_participant(txid, "order", *saga_functions("order", journal))
+    coord.register_participant(
+        txid, "hanging", hang, lambda t: journal.add("hanging", "rollback", t)
+    )
+
+    def commit() -> None:
+        try:
+            coord.commit_transaction(txid)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=commit)
+    thread.start()
+    thread.join(2.0)
+    release.set()
+    thread.join(10)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], TransactionAborted)
+    assert isinstance(outcome[0].cause, ParticipantTimeoutError)
+    assert journal.what("order", txid) == ["commit", "rollback"]

@@ -4,6 +4,7 @@ decision, so it changes this test too."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import types
 from pathlib import Path
@@ -123,3 +124,22 @@ def test_library_adds_only_a_null_handler() -> None:
     assert logger.propagate
     for child in ("dtc_wal.wal", "dtc_wal.coordinator"):
         assert logging.getLogger(child).handlers == []
+
+
+def test_documented_defaults() -> None:
+    """Issue 2: prepare timeout 5 s, max_retries 3; design: fully synced by default."""
+    params = inspect.signature(dtc_wal.TransactionCoordinator).parameters
+    assert params["prepare_timeout"].default == 5.0
+    assert params["max_retries"].default == 3
+    assert params["sync"].default is True
+
+
+def test_seed_signatures_take_positional_arguments() -> None:
+    coord = dtc_wal.TransactionCoordinator
+    register = list(inspect.signature(coord.register_participant).parameters)
+    assert register[:5] == ["self", "txid", "service_name", "commit_function", "rollback_function"]
+    enlist = list(inspect.signature(coord.enlist_participant).parameters)
+    assert enlist[:3] == ["self", "txid", "participant"]
+    commit = inspect.signature(coord.commit_transaction).parameters
+    assert list(commit)[:2] == ["self", "txid"]
+    assert commit["data"].default is None
