@@ -1,0 +1,466 @@
+"""``dtc recover``, ``dtc resolve`` and ``dtc compact`` (and ``compact_log``) through CliRunner."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_registry import append_records, journal_lines, populate
+from click.testing import CliRunner, Result
+
+from dtc_wal import ManualClock, Mode, RecordType, TransactionCoordinator, TxState
+from dtc_wal.cli import cli
+from dtc_wal.errors import LogError, LogLockedError
+from dtc_wal.records import LogRecord
+from dtc_wal.wal import WriteAheadLog
+from dtc_wal.wal.compact import COPY_DIR, compact_log
+from dtc_wal.wal.store import DirectoryLock, LogStore
+from dtc_wal.wal.verify import verify_log
+
+REGISTRY = "cli_registry:registry"
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    return tmp_path / "log"
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    return tmp_path / "journal"
+
+
+@pytest.fixture
+def locked(log: Path, journal: Path) -> Iterator[Path]:
+    """A log whose directory lock is held, as by a live coordinator in another process."""
+    append_records(log, "tx-held", journal, decide=True)
+    lock = DirectoryLock(log)
+    lock.acquire()
+    yield log
+    lock.release()
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def view_of(log: Path, txid: str) -> TxState:
+    with WriteAheadLog(log) as wal:
+        view = wal.view(txid)
+    assert view is not None
+    return view.state
+
+
+# -- recover ---------------------------------------------------------------------------------
+
+
+def test_recover_resends_commit_to_every_participant(log: Path, journal: Path) -> None:
+    txid = append_records(log, "tx-crashed", journal, decide=True)
+    result = run("recover", log, "--registry", REGISTRY)
+    assert result.exit_code == 0, result.output
+    assert f"{txid}  decided-commit: re-send commit -> finished" in result.stdout
+    assert "examined 1 unfinished transaction(s), finished 1, 0 participant(s) in doubt" in (
+        result.stdout
+    )
+    assert journal_lines(journal, "payment") == [f"commit {txid}"]
+    assert journal_lines(journal, "stock") == [f"commit {txid}"]
+    assert view_of(log, txid) is TxState.COMMITTED
+    assert verify_log(log).ok
+
+
+def test_recover_presumes_abort_without_a_decision(log: Path, journal: Path) -> None:
+    txid = append_records(log, "tx-undecided", journal, decide=False)
+    result = run("recover", log, "--registry", REGISTRY, "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["finished"] == [txid]
+    assert report["transactions"][0]["outcome"] == "rollback"
+    assert journal_lines(journal, "payment") == [f"rollback {txid}"]
+
+
+def test_recover_dry_run_calls_nobody_and_writes_nothing(log: Path, journal: Path) -> None:
+    txid = append_records(log, "tx-crashed", journal, decide=True)
+    result = run("recover", log, "--registry", REGISTRY, "--dry-run")
+    assert result.exit_code == 0
+    assert f"{txid}  decided-commit: re-send commit: payment, stock -> would finish" in (
+        result.stdout
+    )
+    assert "would finish 1" in result.stdout
+    assert not journal.exists()
+    assert view_of(log, txid) is TxState.DECIDED_COMMIT
+
+
+def test_recover_dry_run_works_beside_a_live_coordinator(locked: Path) -> None:
+    result = run("recover", locked, "--registry", REGISTRY, "--dry-run")
+    assert result.exit_code == 0
+    assert "would finish 1" in result.stdout
+
+
+def test_recover_dry_run_names_factories_missing_from_the_registry(
+    log: Path, journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)
+    (tmp_path / "empty_registry.py").write_text(
+        "from dtc_wal import ParticipantRegistry\nregistry = ParticipantRegistry()\n"
+    )
+    monkeypatch.chdir(tmp_path)  # the current directory is importable
+    result = run("recover", log, "--registry", "empty_registry:registry", "--dry-run")
+    assert result.exit_code == 0
+    assert "in doubt: tx-crashed payment: needs commit" in result.stdout
+    assert "factory 'file' is not in the registry" in result.stdout
+
+
+def test_recover_leaves_unreachable_participants_in_doubt_with_exit_4(
+    log: Path, journal: Path
+) -> None:
+    txid = append_records(log, "tx-crashed", journal, decide=True, fail="commit")
+    result = run("recover", log, "--registry", REGISTRY)
+    assert result.exit_code == 4
+    assert f"{txid}  decided-commit: re-send commit -> in doubt: payment" in result.stdout
+    assert "ConnectionError: payment is unreachable" in result.stdout
+    assert result.stderr.startswith("Error: 1 participant(s) still in doubt")
+    assert journal_lines(journal, "stock") == [f"commit {txid}"]
+
+
+def test_recover_accepts_a_function_returning_the_registry(log: Path, journal: Path) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)
+    result = run("recover", log, "--registry", "cli_registry:make_registry")
+    assert result.exit_code == 0
+    assert "finished 1" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("cli_registry", "'cli_registry' is not MODULE:ATTRIBUTE"),
+        (":registry", "':registry' is not MODULE:ATTRIBUTE"),
+        ("no_such_module_xyz:registry", "cannot import 'no_such_module_xyz' (ModuleNotFoundError"),
+        ("cli_registry:nothing", "module 'cli_registry' has no attribute 'nothing'"),
+        ("cli_registry:not_a_registry", "is a int, not a dtc_wal.ParticipantRegistry"),
+    ],
+)
+def test_recover_bad_registry_spec_is_a_usage_error(
+    log: Path, journal: Path, spec: str, message: str
+) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)
+    result = run("recover", log, "--registry", spec)
+    assert result.exit_code == 2
+    assert "Invalid value for '--registry'" in result.stderr
+    assert message in result.stderr
+    assert not journal.exists()
+
+
+def test_recover_registry_module_that_fails_to_import(
+    log: Path, journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)
+    (tmp_path / "broken_registry.py").write_text("raise RuntimeError('no database URL')\n")
+    monkeypatch.chdir(tmp_path)
+    result = run("recover", log, "--registry", "broken_registry:registry")
+    assert result.exit_code == 2
+    assert "importing 'broken_registry' failed: RuntimeError: no database URL" in result.stderr
+
+
+def test_recover_refuses_a_log_a_live_coordinator_holds(locked: Path) -> None:
+    result = run("recover", locked, "--registry", REGISTRY)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"Error: log {locked} is held by another live coordinator")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_recover_missing_log_creates_nothing(tmp_path: Path) -> None:
+    result = run("recover", tmp_path / "nope", "--registry", REGISTRY)
+    assert result.exit_code == 1
+    assert "Error: no log at" in result.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+# -- resolve ---------------------------------------------------------------------------------
+
+
+def test_resolve_decides_an_undecided_transaction(log: Path, journal: Path) -> None:
+    txid = append_records(log, "tx-undecided", journal, decide=False)
+    result = run(
+        "resolve", log, txid, "--abort", "--reason", "payment provider says no", "--actor", "ops"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{txid}: decided rollback; the transaction is now")
+    shown = json.loads(run("show", log, txid, "--json").stdout)
+    assert shown["state"] == "decided-abort"
+    assert (shown["reason"], shown["decided_by"]) == ("payment provider says no", "ops")
+    assert not journal.exists()  # recorded only: recover delivers it
+    assert run("recover", log, "--registry", REGISTRY).exit_code == 0
+    assert journal_lines(journal, "payment") == [f"rollback {txid}"]
+
+
+def test_resolve_commit_needs_every_participant_prepared(log: Path, journal: Path) -> None:
+    append_records(log, "tx-1", journal, decide=False)
+    with WriteAheadLog(log) as wal:  # a third participant that never voted
+        wal.append(
+            [
+                LogRecord(
+                    RecordType.ENLISTED,
+                    "tx-1",
+                    time.time(),
+                    participant="late",
+                    factory="file",
+                    params={"journal": str(journal), "name": "late"},
+                    order=2,
+                    mode=Mode.TWO_PHASE,
+                )
+            ]
+        )
+    result = run("resolve", log, "tx-1", "--commit", "--reason", "looks fine")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: cannot decide commit for tx-1: late never voted yes in the log; only abort is safe"
+    )
+    assert view_of(log, "tx-1") is TxState.ACTIVE
+
+
+def test_resolve_settles_one_participant_then_the_transaction_completes(
+    log: Path, journal: Path
+) -> None:
+    ids = populate(log, journal)
+    txid = ids["in_doubt"]
+    result = run(
+        "resolve", log, txid, "--commit", "--participant", "warehouse", "--reason", "done by hand"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"{txid}: warehouse resolved commit; the transaction is now committed"
+    )
+    out = run("show", log, txid).stdout
+    assert "resolved commit by" in out
+    assert "reason=" in out and "done by hand" in out
+
+
+def test_resolve_contradicting_the_decision_needs_heuristic(log: Path, journal: Path) -> None:
+    txid = populate(log, journal)["in_doubt"]
+    args = ["resolve", log, txid, "--abort", "--participant", "warehouse", "--reason", "undone"]
+    refused = run(*args)
+    assert refused.exit_code == 1
+    assert "would contradict it" in refused.stderr and "--heuristic" in refused.stderr
+    accepted = run(*args, "--heuristic", "--json")
+    assert accepted.exit_code == 0
+    assert json.loads(accepted.stdout) == {
+        "txid": txid,
+        "state": "committed",
+        "outcome": "commit",
+        "pending": [],
+    }
+
+
+def test_resolve_unknown_participant(log: Path, journal: Path) -> None:
+    txid = populate(log, journal)["in_doubt"]
+    result = run("resolve", log, txid, "--commit", "--participant", "nobody", "--reason", "x")
+    assert result.exit_code == 1
+    assert "'nobody' is not pending" in result.stderr and "pending: warehouse" in result.stderr
+
+
+def test_resolve_a_finished_transaction(log: Path, journal: Path) -> None:
+    txid = populate(log, journal)["committed"]
+    result = run("resolve", log, txid, "--commit", "--reason", "again")
+    assert result.exit_code == 1
+    assert f"transaction {txid} is already committed" in result.stderr
+
+
+def test_resolve_unknown_txid(log: Path, journal: Path) -> None:
+    populate(log, journal)
+    result = run("resolve", log, "tx-unknown", "--abort", "--reason", "x")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: unknown transaction 'tx-unknown' in {log}")
+
+
+def test_resolve_needs_an_outcome_and_a_reason(log: Path, journal: Path) -> None:
+    append_records(log, "tx-1", journal, decide=False)
+    no_outcome = run("resolve", log, "tx-1", "--reason", "x")
+    assert no_outcome.exit_code == 2 and "--commit or --abort" in no_outcome.stderr
+    no_reason = run("resolve", log, "tx-1", "--abort")
+    assert no_reason.exit_code == 2 and "Missing option '--reason'" in no_reason.stderr
+    blank = run("resolve", log, "tx-1", "--abort", "--reason", "  ")
+    assert blank.exit_code == 2 and "say why" in blank.stderr
+    assert view_of(log, "tx-1") is TxState.ACTIVE
+
+
+def test_resolve_refuses_a_log_a_live_coordinator_holds(locked: Path) -> None:
+    result = run("resolve", locked, "tx-held", "--commit", "--reason", "x")
+    assert result.exit_code == 3
+    assert "held by another live coordinator" in result.stderr
+
+
+def test_resolve_missing_log(tmp_path: Path) -> None:
+    result = run("resolve", tmp_path / "nope", "tx", "--commit", "--reason", "x")
+    assert result.exit_code == 1
+    assert not (tmp_path / "nope").exists()
+
+
+# -- compact: the library --------------------------------------------------------------------
+
+
+def old_and_new(log: Path, journal: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Transactions from November 2023 (a manual clock) and from now."""
+    return populate(log, journal, clock=ManualClock()), populate(log, journal)
+
+
+def indexed(log: Path) -> set[str]:
+    store = LogStore(log, readonly=True)
+    try:
+        return {txid for txid, _ in store.iter_summaries()}
+    finally:
+        store.close()
+
+
+def test_compact_removes_old_finished_transactions_only(log: Path, journal: Path) -> None:
+    old, new = old_and_new(log, journal)
+    report = compact_log(log, keep=30 * 86400)
+    assert report.transactions_removed == 3  # old committed, aborted and saga
+    assert report.records_removed > 0
+    assert (report.finished_kept, report.unfinished_kept) == (3, 2)
+    # the old in-doubt transaction stays, whatever its age
+    assert indexed(log) == set(new.values()) | {old["in_doubt"]}
+    assert verify_log(log).ok
+
+
+def test_compact_never_removes_an_unfinished_transaction(log: Path, journal: Path) -> None:
+    ids = populate(log, journal, clock=ManualClock())
+    append_records(log, "tx-undecided", journal, decide=False)
+    compact_log(log, keep=0)
+    assert indexed(log) == {ids["in_doubt"], "tx-undecided"}
+    with WriteAheadLog(log) as wal:
+        assert {v.txid for v in wal.unfinished()} == {ids["in_doubt"], "tx-undecided"}
+
+
+def test_compact_keeps_the_lsn_high_water_mark(log: Path, journal: Path) -> None:
+    populate(log, journal)
+    with WriteAheadLog(log) as wal:
+        last = wal.store.last_lsn
+    compact_log(log, keep=0)  # removes the newest transaction (the saga) as well
+    with WriteAheadLog(log) as wal:
+        lsns = wal.append([LogRecord(RecordType.BEGUN, "tx-after", time.time())])
+    assert lsns == [last + 1]
+    assert verify_log(log).ok
+
+
+def commit_many(log: Path, n: int, size: int = 2000) -> None:
+    with TransactionCoordinator(log, recovery_interval=None) as coord:
+        for _ in range(n):
+            txid = coord.begin_transaction()
+            coord.register_participant(txid, "step", lambda t, d: None, lambda t: None)
+            coord.commit_transaction(txid, {"blob": b"x" * size})
+
+
+def test_compact_shrinks_the_file_by_a_copy(log: Path, journal: Path) -> None:
+    ids = populate(log, journal)
+    commit_many(log, 200)
+    before = (log / "data.mdb").stat().st_size
+    report = compact_log(log, keep=0)
+    assert report.copied and report.transactions_removed == 203
+    assert report.file_bytes_before == before
+    assert report.file_bytes_after == (log / "data.mdb").stat().st_size < before / 4
+    assert report.freed_bytes == before - report.file_bytes_after
+    assert sorted(os.listdir(log)) == ["coordinator.lock", "data.mdb"]
+    assert verify_log(log).ok
+    assert indexed(log) == {ids["in_doubt"]}
+    commit_many(log, 3)  # the swapped-in file takes new writes
+    assert verify_log(log).ok
+    assert len(indexed(log)) == 4
+
+
+def test_compact_without_copy_leaves_the_file(log: Path, journal: Path) -> None:
+    for _ in range(5):
+        populate(log, journal)
+    before = (log / "data.mdb").stat().st_size
+    report = compact_log(log, keep=0, copy=False)
+    assert not report.copied and report.transactions_removed == 15
+    assert report.free_bytes > 0
+    # LMDB never shrinks its file by itself: the freed pages are reused by later writes
+    assert report.file_bytes_after == (log / "data.mdb").stat().st_size >= before
+
+
+def test_compact_in_bounded_batches(log: Path, journal: Path) -> None:
+    for _ in range(4):
+        populate(log, journal)
+    calls: list[tuple[int, int]] = []
+    report = compact_log(log, keep=0, batch_records=10, progress=lambda d, t: calls.append((d, t)))
+    assert report.transactions_removed == 12
+    assert len(calls) >= 4 and calls[-1] == (12, 12)
+    assert verify_log(log).ok
+
+
+def test_compact_cleans_up_an_interrupted_compaction(log: Path, journal: Path) -> None:
+    populate(log, journal)
+    (log / COPY_DIR).mkdir()
+    (log / COPY_DIR / "data.mdb").write_bytes(b"half a copy")
+    (log / "data.mdb.old").write_bytes(b"old")
+    compact_log(log, keep=0, copy=False)
+    assert not (log / COPY_DIR).exists() and not (log / "data.mdb.old").exists()
+
+
+def test_compact_dry_run_changes_nothing(log: Path, journal: Path) -> None:
+    populate(log, journal)
+    before = indexed(log)
+    report = compact_log(log, keep=0, dry_run=True)
+    assert report.dry_run and report.transactions_removed == 3 and not report.copied
+    assert indexed(log) == before
+
+
+def test_compact_refuses_while_locked(locked: Path) -> None:
+    with pytest.raises(LogLockedError):
+        compact_log(locked, keep=0)
+    assert compact_log(locked, keep=0, dry_run=True).unfinished_kept == 1
+
+
+def test_compact_argument_errors(log: Path, journal: Path, tmp_path: Path) -> None:
+    populate(log, journal)
+    with pytest.raises(ValueError, match="0 or more"):
+        compact_log(log, keep=-1)
+    with pytest.raises(LogError, match="no log at"):
+        compact_log(tmp_path / "nope", keep=0)
+
+
+# -- compact: the command --------------------------------------------------------------------
+
+
+def test_dtc_compact_prints_what_was_freed(log: Path, journal: Path) -> None:
+    for _ in range(10):
+        populate(log, journal, clock=ManualClock())
+    populate(log, journal)
+    result = run("compact", log)  # --keep 7d
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(
+        "removed 30 finished transaction(s) (",
+    )
+    assert "kept 3 finished and 11 unfinished: finished before" in lines[0]
+    assert lines[0].endswith("(older than 7d00h)")
+    assert lines[1].startswith("file compacted by a copy: ")
+    assert "(freed " in lines[1]
+
+
+def test_dtc_compact_json_and_dry_run(log: Path, journal: Path) -> None:
+    populate(log, journal, clock=ManualClock())
+    dry = json.loads(run("compact", log, "--keep", "1d", "--dry-run", "--json").stdout)
+    assert dry["dry_run"] and dry["transactions_removed"] == 3 and dry["copied"] is False
+    done = run("compact", log, "--keep", "1d", "--no-copy", "--json")
+    assert done.exit_code == 0
+    report = json.loads(done.stdout)
+    assert report["transactions_removed"] == 3 and report["copied"] is False
+    assert report["freed_bytes"] == 0
+
+
+def test_dtc_compact_refuses_while_locked(locked: Path) -> None:
+    result = run("compact", locked)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"Error: log {locked} is held by another live coordinator")
+
+
+def test_dtc_compact_bad_keep(log: Path, journal: Path) -> None:
+    populate(log, journal)
+    result = run("compact", log, "--keep", "forever")
+    assert result.exit_code == 2
+    assert "'forever' is not a duration" in result.stderr
