@@ -10,6 +10,8 @@ from pathlib import Path
 import lmdb
 import pytest
 from helpers import record
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dtc_wal.errors import LogCorruptError, UnencodableDataError, UnsupportedFormatError
 from dtc_wal.records import (
@@ -360,3 +362,66 @@ def test_damaged_record_of_finished_transaction_is_not_read_at_open(log_dir: Pat
         assert wal.unfinished()[0].lsns[0] == begun_lsn
         with pytest.raises(LogCorruptError, match=f"LSN {done_lsns[1]}"):
             wal.view("tx-done")
+
+
+# --- properties -------------------------------------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_records = st.builds(
+    LogRecord,
+    type=st.sampled_from(RecordType),
+    txid=st.text(min_size=1, max_size=40),
+    at=st.floats(min_value=0, max_value=2e9, allow_nan=False),
+    participant=st.none() | st.text(max_size=20),
+    factory=st.none() | st.text(max_size=20),
+    params=st.none() | st.dictionaries(st.text(max_size=8), _values, max_size=4),
+    order=st.none() | st.integers(min_value=0, max_value=2**31),
+    mode=st.none() | st.sampled_from(Mode),
+    outcome=st.none() | st.sampled_from(Outcome),
+    reason=st.none() | st.text(max_size=30),
+    data=_values,
+    error=st.none() | st.text(max_size=30),
+    attempts=st.none() | st.integers(min_value=0, max_value=1000),
+    actor=st.none() | st.text(max_size=10),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_records)
+def test_any_record_round_trips(original: LogRecord) -> None:
+    assert decode_record(encode_record(original), lsn=1) == original
+
+
+@settings(max_examples=200, deadline=None)
+@given(_records, st.data())
+def test_any_single_byte_change_is_detected(original: LogRecord, data: st.DataObject) -> None:
+    value = bytearray(encode_record(original))
+    at = data.draw(st.integers(0, len(value) - 1), label="offset")
+    value[at] ^= data.draw(st.integers(1, 255), label="xor")
+    with pytest.raises(LogCorruptError) as info:
+        decode_record(bytes(value), lsn=77)
+    assert info.value.lsn == 77
+
+
+@settings(max_examples=100, deadline=None)
+@given(_records, st.data())
+def test_any_truncation_is_detected(original: LogRecord, data: st.DataObject) -> None:
+    value = encode_record(original)
+    cut = data.draw(st.integers(0, len(value) - 1), label="keep")
+    with pytest.raises(LogCorruptError) as info:
+        decode_record(value[:cut], lsn=78)
+    assert info.value.lsn == 78

@@ -534,3 +534,53 @@ def test_corrupt_summary_is_reported(log_dir: Path) -> None:
     env.close()
     with pytest.raises(LogCorruptError, match="summary of t1"):
         WriteAheadLog(log_dir)
+
+
+def test_mixed_lazy_and_waiting_appends_from_many_threads(log_dir: Path) -> None:
+    """Whole transactions from 8 threads, their later records lazy: after flush every
+    one is complete in the log, in order, and none is left in the index."""
+    per_thread, threads_n = 30, 8
+    errors: list[BaseException] = []
+    with WriteAheadLog(log_dir) as wal:
+
+        def work(t: int) -> None:
+            try:
+                for i in range(per_thread):
+                    txid = f"t{t}-{i}"
+                    wal.append(opening(txid, "a", "b"))
+                    wal.append([record(R.DECIDED_ABORT, txid)], wait=False)
+                    for name in ("a", "b"):
+                        ack = record(
+                            R.ACKNOWLEDGED, txid, participant=name, outcome=Outcome.ROLLBACK
+                        )
+                        wal.append([ack], wait=False)
+                    wal.append([record(R.COMPLETED, txid)], wait=False)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        wal.flush()
+        assert errors == []
+        assert wal.unfinished() == []
+        assert wal.store.unfinished_txids() == []
+        counts = wal.store.counts()
+        assert counts["transactions"] == per_thread * threads_n
+        assert counts["records"] == per_thread * threads_n * 7
+        assert wal.syncs < counts["records"]
+    with WriteAheadLog(log_dir) as wal:
+        assert wal.unfinished() == []
+        view = wal.view("t3-17")
+        assert view is not None and view.state is TxState.ABORTED
+        assert types_of(wal.store.records_of("t3-17")) == [
+            R.BEGUN,
+            R.ENLISTED,
+            R.ENLISTED,
+            R.DECIDED_ABORT,
+            R.ACKNOWLEDGED,
+            R.ACKNOWLEDGED,
+            R.COMPLETED,
+        ]
