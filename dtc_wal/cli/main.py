@@ -62,7 +62,13 @@ def cli(debug: bool, verbose: bool) -> None:
     help="Log directory to use (default: a fresh temporary directory).",
 )
 def demo(log_dir: str | None) -> None:
-    """Run the e-commerce demo: a failed payment rolls everything back, then it commits."""
+    """Run the e-commerce demo: a failed payment rolls everything back, then it commits.
+
+    \b
+    Examples:
+      dtc demo
+      dtc demo --log /tmp/demo-log && dtc status /tmp/demo-log
+    """
     from ..demo import run_demo
 
     run_demo(log_dir, click.echo)
