@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -470,6 +472,41 @@ def test_second_log_on_same_directory_is_refused(make_wal: MakeWal, log_dir: Pat
     assert holder is not None and f"pid {os.getpid()}" in holder
     # the refused open did not disturb the holder
     assert wal.append(begun("t2")) == [2]
+
+
+HOLDER = """
+import sys, time
+from dtc_wal.wal import WriteAheadLog
+from dtc_wal.records import LogRecord
+from dtc_wal.states import RecordType
+wal = WriteAheadLog(sys.argv[1])
+wal.append([LogRecord(RecordType.BEGUN, "held", time.time())])
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_lock_held_by_another_process_names_it_and_dies_with_it(log_dir: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(log_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        with pytest.raises(LogLockedError, match=f"pid {child.pid} on "):
+            WriteAheadLog(log_dir)
+    finally:
+        child.kill()  # SIGKILL: no cleanup; the kernel drops the flock
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    with WriteAheadLog(log_dir) as wal:
+        assert [v.txid for v in wal.unfinished()] == ["held"]
 
 
 def test_lock_is_released_on_close(log_dir: Path) -> None:
