@@ -26,7 +26,7 @@ from dtc_wal.errors import (
     LogLockedError,
     UnencodableDataError,
 )
-from dtc_wal.records import decode_record, unframe, unpack
+from dtc_wal.records import decode_record, encode_record, lsn_key, unframe, unpack
 from dtc_wal.states import Mode, Outcome, RecordType, TxState
 from dtc_wal.wal import DirectoryLock, WriteAheadLog
 from dtc_wal.wal.store import MIB, LogStore
@@ -560,6 +560,23 @@ def test_full_log_raises_and_loses_nothing(log_dir: Path) -> None:
             decode_record(value, lsn)
         # with a larger maximum the same log takes new records
         assert wal.append(big("after")) is not None
+
+
+def test_impossible_history_on_disk_stops_reopen(log_dir: Path) -> None:
+    """A well-formed record that breaks the transition table (written behind the log's
+    back) is found at start-up, not skipped."""
+    with WriteAheadLog(log_dir) as wal:
+        wal.append(opening("t1", "a"))
+        wal.append([record(R.PREPARED, "t1", participant="a")])
+    forged = record(R.ACKNOWLEDGED, "t1", participant="a", outcome=Outcome.COMMIT)
+    env = lmdb.open(str(log_dir), max_dbs=8, subdir=True)
+    with env.begin(write=True) as txn:
+        txn.put(lsn_key(3), encode_record(forged), db=env.open_db(b"records", txn=txn))
+    env.close()
+    with pytest.raises(InvalidTransitionError, match="impossible history") as info:
+        WriteAheadLog(log_dir)
+    assert "dtc verify" in str(info.value)
+    assert "ACKNOWLEDGED" in str(info.value)
 
 
 def test_corrupt_summary_is_reported(log_dir: Path) -> None:
