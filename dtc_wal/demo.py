@@ -119,7 +119,7 @@ def _saga(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict[str,
     step(
         "create order",
         lambda: shop.orders.__setitem__(txid, data),
-        lambda: shop.orders.pop(txid, None) and None,
+        lambda: _discard(shop.orders, txid),
     )
     step("charge", charge, refund)
     step(
@@ -135,6 +135,10 @@ def _saga(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict[str,
         echo(f"  -> compensated ({exc.reason})")
         echo(f"                 {shop.snapshot()}   steps: {', '.join(log)}")
     return txid
+
+
+def _discard(mapping: dict[str, Any], key: str) -> None:
+    mapping.pop(key, None)
 
 
 def run_demo(log_dir: str | None = None, echo: Echo = print) -> None:

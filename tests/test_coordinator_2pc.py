@@ -170,11 +170,6 @@ def test_participants_without_a_name_get_unique_names(coord: TransactionCoordina
     assert {p.state for p in view.participants.values()} == {ParticipantState.COMMITTED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinator/core.py enlist_participant returns the name before _join renames a "
-    "clash ('Plain' -> 'Plain#2'), not the name the participant is logged under",
-)
 def test_enlist_returns_the_name_it_is_logged_under(coord: TransactionCoordinator) -> None:
     txid = coord.begin_transaction()
     first = coord.enlist_participant(txid, Plain())

@@ -308,12 +308,6 @@ def test_registry_built_saga_steps_compensate(
     assert coord.state(txid) is TxState.ABORTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinator/driver.py run_saga calls each saga action directly, without the "
-    "prepare timeout (design: 'each call has a timeout'), so a hanging step blocks "
-    "commit_transaction for as long as the step hangs",
-)
 def test_hanging_saga_step_times_out(
     make_coord: Callable[..., TransactionCoordinator], journal: Journal
 ) -> None:

@@ -117,9 +117,10 @@ class CallPolicy:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries) | StopWhenCancelled(),
             # The first retry waits `backoff_initial` (below); tenacity's waits then double.
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.backoff_initial * 2, max=self.backoff_max, jitter=self.jitter
-            ),
+            wait=tenacity.wait_exponential(
+                multiplier=self.backoff_initial * 2, max=self.backoff_max
+            )
+            + tenacity.wait_random(0, self.jitter),
             retry=tenacity.retry_if_exception(lambda e: self._retryable(e, retry_any)),
             sleep=clock.sleep,
             before_sleep=before_sleep,

@@ -16,10 +16,12 @@ from ..errors import (
     CoordinatorClosedError,
     DuplicateParticipantError,
     InvalidParticipantError,
+    LogError,
     MixedTransactionError,
     TransactionAborted,
     TransactionFinishedError,
     TransactionStateError,
+    UnencodableDataError,
     UnknownTransactionError,
 )
 from ..history import TransactionView
@@ -208,8 +210,7 @@ class TransactionCoordinator:
             member_name = name or getattr(participant, "name", None) or type(participant).__name__
             if not isinstance(member_name, str):
                 raise InvalidParticipantError("a participant name is a string")
-        self._join(txid, Mode.TWO_PHASE, member_name, obj, factory, params, name is not None)
-        return member_name
+        return self._join(txid, Mode.TWO_PHASE, member_name, obj, factory, params, name is not None)
 
     def register_participant(
         self,
@@ -247,7 +248,7 @@ class TransactionCoordinator:
         self._join(txid, Mode.SAGA, service_name, obj, factory, params, True)
 
     def _create(self, factory: str, params: Mapping[str, Any] | None) -> object:
-        check_encodable(dict(params or {}), f"params of {factory!r}")
+        check_encodable(_as_dict(params, f"params of {factory!r}"), f"params of {factory!r}")
         return self.registry.create(factory, params)
 
     def _join(
@@ -259,7 +260,7 @@ class TransactionCoordinator:
         factory: str | None,
         params: Mapping[str, Any] | None,
         explicit_name: bool,
-    ) -> None:
+    ) -> str:
         if not isinstance(name, str) or not name:
             raise InvalidParticipantError("a participant name is a non-empty string")
         tx = self._get_live(txid)
@@ -299,6 +300,7 @@ class TransactionCoordinator:
             f", factory {factory}" if factory else "",
             extra={"txid": txid},
         )
+        return name
 
     # -- finishing ---------------------------------------------------------------------------
 
@@ -311,7 +313,7 @@ class TransactionCoordinator:
         :class:`UnencodableDataError` -- with nothing sent and the transaction still open --
         when msgpack cannot encode ``data``.
         """
-        payload = dict(data) if data is not None else {}
+        payload = _as_dict(data, "data")
         check_encodable(payload, "data")
         tx = self._start_finishing(txid)
         try:
@@ -323,21 +325,34 @@ class TransactionCoordinator:
             self._forget(tx)
 
     def _commit_two_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
-        votes = self._driver.prepare(tx, data) if tx.members else []
+        try:
+            votes = self._driver.prepare(tx, data) if tx.members else []
+        except LogError as exc:
+            self._abort(tx, f"the transaction could not be logged ({exc})", exc)
         refused = [r for r in votes if not r.ok]
         if refused:
             first = refused[0]
             reason = f"{first.name} voted no in prepare ({first.error_text})"
             self._abort(tx, reason, first.error)
-        self._driver.decide_commit(tx, data or None)
-        self._finish_commit(tx)
+        self._decide_commit(tx, data)
 
     def _commit_saga(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
-        failed = self._driver.run_saga(tx, data)
+        try:
+            failed = self._driver.run_saga(tx, data)
+        except LogError as exc:
+            self._abort(tx, f"a saga step could not be logged ({exc})", exc)
         if failed is not None:
             reason = f"saga step {failed.name} failed ({failed.error_text})"
             self._abort(tx, reason, failed.error)
-        self._driver.decide_commit(tx, data or None)
+        self._decide_commit(tx, data)
+
+    def _decide_commit(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
+        try:
+            self._driver.decide_commit(tx, data or None)
+        except LogError as exc:
+            # Nothing of the decision is on disk (a failed write writes nothing), so the
+            # outcome is abort by presumed abort: tell the participants now, not later.
+            self._abort(tx, f"the commit decision could not be logged ({exc})", exc)
         self._finish_commit(tx)
 
     def _finish_commit(self, tx: LiveTransaction) -> None:
@@ -506,6 +521,7 @@ class TransactionCoordinator:
             tx = self._live.get(txid)
         if tx is not None:
             return tx
+        self.wal.flush()  # the lazy records of a transaction that just finished
         view = self.wal.view(txid)
         if view is None:
             raise UnknownTransactionError(txid)
@@ -515,3 +531,13 @@ class TransactionCoordinator:
             f"transaction {txid} is {view.state.value} and owned by recovery, not by a "
             "caller; see `dtc show` for its history"
         )
+
+
+def _as_dict(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UnencodableDataError(
+            f"{what} must be a mapping (a dict of str keys), not {type(value).__name__}"
+        )
+    return dict(value)

@@ -157,9 +157,13 @@ class Driver:
         last = len(tx.members) - 1
         for i, member in enumerate(tx.members):
             member.started = True
-            result = self._call(
+            action = self._call(
                 tx, member, "saga action", _bind_action(member.obj, tx.txid, data), False
-            )(threading.Event())
+            )
+            # A step gets the same time limit as a prepare (docs/protocol.md).
+            (result,) = run_parallel(
+                self.pool, [(member.name, action)], self.prepare_timeout, tx.txid, "saga action"
+            )
             member.attempts += result.attempts
             if not result.ok:
                 member.last_error = result.error_text
