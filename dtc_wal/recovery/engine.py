@@ -128,6 +128,14 @@ class RecoveryEngine:
             tx = LiveTransaction.from_view(
                 view, rebuild_members(view, self.registry), self.driver.clock.monotonic()
             )
+        else:
+            # The log, not the caller's copy, says who is done: an operator may have
+            # resolved a member since the hand-over. Re-sending to it would be refused by
+            # the table, and with it the lazy batch holding the others' acknowledgements.
+            for member in tx.members:
+                logged = view.participants.get(member.name)
+                if logged is not None and logged.state.done:
+                    member.state = logged.state
         before = view.state
         if before is TxState.ACTIVE:
             self.driver.decide_abort(tx, reason)

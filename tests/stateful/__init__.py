@@ -1,0 +1,1 @@
+"""Hypothesis stateful tests and the concurrency stress test (docs/testing.md)."""
