@@ -479,3 +479,12 @@ def test_guarded_participants_through_the_coordinator(
         ("prepare", refused),
         ("rollback", refused),
     ]
+
+
+def test_docstring_example_holds() -> None:
+    import doctest
+
+    from dtc_wal.participants import barrier as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

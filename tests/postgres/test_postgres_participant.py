@@ -251,6 +251,21 @@ def test_error_inside_the_branch_rolls_it_back(bank: Bank) -> None:
     assert bank.balance(bank.db_a) == 100
 
 
+def test_a_failed_statement_swallowed_inside_the_branch_votes_no(bank: Bank) -> None:
+    # PREPARE TRANSACTION in a failed block would "succeed" as a ROLLBACK, preparing nothing.
+    txid = new_txid()
+    with participant(bank, bank.db_a) as a:
+        a.begin(txid)
+        a.connection.execute(DEBIT, (5,))
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            a.connection.execute("SELECT 1 / 0")
+        with pytest.raises(VoteNo, match="inerror"):
+            a.prepare(txid, {})
+        a.rollback(txid)
+    assert bank.balance(bank.db_a) == 100
+    assert bank.prepared() == []
+
+
 def test_one_transaction_at_a_time(bank: Bank) -> None:
     first, second = new_txid(), new_txid()
     with participant(bank, bank.db_a) as a:

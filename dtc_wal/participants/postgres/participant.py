@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from ...errors import TransientError, VoteNo
 from ..errors import PostgresParticipantError, PreparedTransactionsDisabledError
@@ -143,7 +144,16 @@ class PostgresParticipant:
             with self.connection.cursor() as cur:
                 yield cur
         except BaseException:
-            self.rollback(txid)
+            try:
+                self.rollback(txid)
+            except psycopg.Error as exc:  # keep the caller's exception, not this one
+                log.warning(
+                    "txid=%s rolling back the branch on %s failed: %s",
+                    txid,
+                    self.name,
+                    exc,
+                    extra={"txid": txid},
+                )
             raise
 
     # -- the participant protocol ----------------------------------------------------------------
@@ -164,6 +174,16 @@ class PostgresParticipant:
                     "a participant has one transaction at a time"
                 )
             conn = self.connection
+            status = conn.info.transaction_status
+            if status != TransactionStatus.INTRANS:
+                # PREPARE TRANSACTION in a failed transaction block "succeeds" as a ROLLBACK
+                # and outside a block as a warning: either way nothing would be prepared.
+                self._reset()
+                raise VoteNo(
+                    f"{self.name}: the branch of {txid} is {status.name.lower()}, not in "
+                    "progress (a statement in it failed, or it was ended by hand); the "
+                    "server rolled it back"
+                )
             try:
                 conn.tpc_prepare()
             except psycopg.Error as exc:

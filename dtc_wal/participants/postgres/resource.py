@@ -66,7 +66,8 @@ class PostgresResource:
         self.connect_kwargs = dict(connect_kwargs or {})
         # Participants by txid, from the branch's start until its commit or rollback.
         self._live: dict[str, PostgresParticipant] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards _live
+        self._conn_lock = threading.RLock()  # guards _conn; recovery's queries hold it
         self._conn: Connection | None = None
 
     # -- participants ---------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class PostgresResource:
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
-        with self._lock:
+        with self._conn_lock:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self.conninfo, **self.connect_kwargs)
             conn = self._conn
@@ -189,16 +190,15 @@ class PostgresResource:
                 raise
 
     def _drop_connection(self) -> None:
-        with self._lock:
+        with self._conn_lock:
             close_quietly(self._conn, None)
             self._conn = None
 
     def close(self) -> None:
         """Close the resource's connection and those of its participants: open branches
         are rolled back by the server, prepared ones stay for recovery."""
+        self._drop_connection()
         with self._lock:
-            close_quietly(self._conn, None)
-            self._conn = None
             live, self._live = list(self._live.values()), {}
         for participant in live:
             participant.close()
