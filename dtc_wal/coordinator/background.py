@@ -68,12 +68,19 @@ class BackgroundRecovery:
         """One pass over every unfinished transaction no caller is driving."""
         with self._pass_lock:
             coord = self.coordinator
+            # Invariant: a transaction is taken only if it was in the log *before* the
+            # live set was read and is not in it. A caller's transaction joins the live set
+            # before its first record, so it was live then -- or already left it, and a
+            # txid never becomes live again; the second flush then makes every record its
+            # caller appended visible before the engine reads the view again.
             coord.wal.flush()
+            candidates = {v.txid for v in coord.wal.unfinished()}
             skip = coord.live_txids
+            coord.wal.flush()
             now = coord.clock.monotonic()
             if only_due:
                 skip |= {t for t, (due, _) in self._due.items() if due > now}
-            report = self._engine.run(skip=skip)
+            report = self._engine.run(skip=skip, only=candidates)
             finished = set(report.finished)
             for action in report.transactions:
                 if action.txid in finished:
