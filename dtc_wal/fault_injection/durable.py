@@ -275,21 +275,23 @@ def register_durable(
     directory: str | os.PathLike[str],
     *,
     steps: Iterable[str] = (),
-    participant_factory: str = PARTICIPANT_FACTORY,
+    participant_factory: str | None = PARTICIPANT_FACTORY,
 ) -> ParticipantRegistry:
     """Register the durable factories, all keeping their files in ``directory``.
 
-    ``participant_factory`` (default ``"durable"``) builds a :class:`DurableParticipant`
-    from params ``{"name": ..., "vote_no": ..., "delay": ...}``. A saga step is logged under
-    its factory's name, so each name in ``steps`` gets its own factory building a
-    :class:`DurableStep` of that name (params ``fail``, ``delay``). Returns ``registry``.
+    ``participant_factory`` (default ``"durable"``; None: none) builds a
+    :class:`DurableParticipant` from params ``{"name": ..., "vote_no": ..., "delay": ...}``.
+    A saga step is logged under its factory's name, so each name in ``steps`` gets its own
+    factory building a :class:`DurableStep` of that name (params ``fail``, ``delay``).
+    Returns ``registry``.
     """
     path = Path(directory)
 
     def participant(name: str, vote_no: bool = False, delay: float = 0.0) -> DurableParticipant:
         return DurableParticipant(path, name, vote_no=vote_no, delay=delay)
 
-    registry.register(participant_factory, participant)
+    if participant_factory is not None:
+        registry.register(participant_factory, participant)
     for step in steps:
         registry.register(step, _step_factory(path, step))
     return registry

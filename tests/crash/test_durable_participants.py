@@ -1,0 +1,161 @@
+"""Durable test participants (SQLite) and the checker that reads them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dtc_wal import ParticipantRegistry, TransactionCoordinator, VoteNo
+from dtc_wal.fault_injection.checks import check_invariants, read_acks
+from dtc_wal.fault_injection.durable import (
+    APPLIED,
+    COMMITTED,
+    COMPENSATED,
+    NULL_COMPENSATION,
+    NULL_ROLLBACK,
+    PREPARED,
+    REFUSED,
+    ROLLED_BACK,
+    DurableParticipant,
+    DurableStep,
+    read_states,
+    register_durable,
+    set_unreachable,
+)
+from dtc_wal.fault_injection.harness import Case
+from dtc_wal.fault_injection.workload import coordinator_options, make_registry, run_transaction
+
+
+def test_two_phase_states_and_idempotence(tmp_path: Path) -> None:
+    p = DurableParticipant(tmp_path, "p")
+    p.prepare("t1", {})
+    p.prepare("t1", {})  # yes again
+    p.commit("t1")
+    p.commit("t1")  # duplicate
+    p.prepare("t2", {})
+    p.rollback("t2")
+    p.rollback("t2")
+    p.rollback("t3")  # never prepared: a null rollback
+    with pytest.raises(VoteNo):
+        p.prepare("t3", {})  # prepare after rollback
+    held = read_states(tmp_path)
+    assert held.states == {
+        "t1": {"p": COMMITTED},
+        "t2": {"p": ROLLED_BACK},
+        "t3": {"p": NULL_ROLLBACK},
+    }
+    assert held.anomalies == []
+
+
+def test_forbidden_calls_are_recorded_as_anomalies(tmp_path: Path) -> None:
+    p = DurableParticipant(tmp_path, "p")
+    with pytest.raises(RuntimeError, match="protocol violation"):
+        p.commit("never-prepared")
+    p.prepare("t1", {})
+    p.commit("t1")
+    with pytest.raises(RuntimeError):
+        p.rollback("t1")
+    anomalies = read_states(tmp_path).anomalies
+    assert [(a.txid, a.call, a.state) for a in anomalies] == [
+        ("never-prepared", "commit", None),
+        ("t1", "rollback", COMMITTED),
+    ]
+
+
+def test_vote_no_and_unreachable(tmp_path: Path) -> None:
+    no = DurableParticipant(tmp_path, "no", vote_no=True)
+    with pytest.raises(VoteNo):
+        no.prepare("t1", {})
+    no.rollback("t1")
+    set_unreachable(tmp_path, "no")
+    with pytest.raises(ConnectionError, match="unreachable"):
+        no.rollback("t2")
+    set_unreachable(tmp_path, "no", False)
+    assert read_states(tmp_path).states == {"t1": {"no": REFUSED}}
+
+
+def test_saga_step_states(tmp_path: Path) -> None:
+    s = DurableStep(tmp_path, "s")
+    s.action("t1", {})
+    s.action("t1", {})
+    s.compensate("t1")
+    s.compensate("t1")
+    s.compensate("t2")  # null compensation
+    with pytest.raises(VoteNo):
+        s.action("t2", {})
+    with pytest.raises(RuntimeError):
+        DurableStep(tmp_path, "f", fail=True).action("t3", {})
+    s.action("t4", {})
+    assert read_states(tmp_path).states == {
+        "t1": {"s": COMPENSATED},
+        "t2": {"s": NULL_COMPENSATION},
+        "t4": {"s": APPLIED},
+    }
+
+
+def test_registry_rebuilds_them_from_name_and_params(tmp_path: Path) -> None:
+    registry = register_durable(ParticipantRegistry(), tmp_path, steps=["s0"])
+    p = registry.create("durable", {"name": "p0", "vote_no": True})
+    assert isinstance(p, DurableParticipant) and p.vote_no and p.name == "p0"
+    s = registry.create("s0", {"fail": True})
+    assert isinstance(s, DurableStep) and s.fail and s.name == "s0"
+    with pytest.raises(ValueError):
+        DurableParticipant(tmp_path, "../escape")
+
+
+# -- the checker catches what it should --------------------------------------------------------
+
+
+def _committed_case(tmp_path: Path) -> tuple[Case, str]:
+    case = Case.create(tmp_path)
+    with TransactionCoordinator(
+        case.log, registry=make_registry(case.state), **coordinator_options()
+    ) as coord:
+        outcome, txid = run_transaction(coord, "2pc-commit", 3)
+    assert outcome == "commit"
+    case.acks.write_text(f"commit {txid}\n")
+    return case, txid
+
+
+def test_checker_passes_a_clean_run(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
+    result = case.check()
+    assert result.ok, str(result)
+    assert (result.transactions, result.committed, result.acknowledged) == (1, 1, 1)
+
+
+def test_checker_reports_a_participant_that_disagrees(tmp_path: Path) -> None:
+    case, txid = _committed_case(tmp_path)
+    conn = sqlite3.connect(case.state / "p1.sqlite")
+    conn.execute("UPDATE txn SET state = ? WHERE txid = ?", (ROLLED_BACK, txid))
+    conn.commit()
+    conn.close()
+    result = case.check()
+    assert result.violations == [f"{txid} is committed in the log but p1 holds {ROLLED_BACK}"]
+
+
+def test_checker_reports_lost_acknowledgements_and_unknown_state(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
+    with case.acks.open("a") as acks:
+        acks.write("commit lost-txid\nabort other\ncommit torn-li")  # the last line is torn
+    DurableParticipant(case.state, "p0").prepare("stray", {})
+    result = check_invariants(case.log, case.state, case.acks)
+    assert sorted(result.violations) == sorted(
+        [
+            "lost-txid was reported committed to its caller, but it is missing from the log",
+            "other was reported aborted to its caller, but it is missing from the log",
+            f"p0 holds {PREPARED} for stray, which the log does not know",
+        ]
+    )
+    assert "torn-li" not in read_acks(case.acks).committed
+
+
+def test_checker_reports_an_unrecovered_log(tmp_path: Path) -> None:
+    case = Case.create(tmp_path)
+    run = case.run("2pc-commit", crash_at="prepare.after-all")
+    assert run.killed_by_sigkill
+    result = case.check()
+    assert len(result.violations) == 1
+    assert "still active after recovery" in result.violations[0]

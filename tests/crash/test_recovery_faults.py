@@ -1,0 +1,285 @@
+"""Recovery against the faults of issue 3: an unreachable participant, a missing factory,
+a full disk, a damaged record, stale LMDB readers of a killed process, zombie transactions.
+
+Every test kills or drives real processes and a real LMDB log; participants keep their
+state in their own SQLite files (dtc_wal.fault_injection.durable).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import lmdb
+import pytest
+from helpers import wait_until
+
+from dtc_wal import ManualClock, ParticipantRegistry, TransactionCoordinator, TxState
+from dtc_wal.errors import InvalidTransitionError, LogCorruptError, LogFullError
+from dtc_wal.fault_injection.durable import (
+    COMMITTED,
+    NULL_ROLLBACK,
+    PREPARED,
+    read_states,
+    register_durable,
+    set_unreachable,
+)
+from dtc_wal.fault_injection.harness import Case, workload_command
+from dtc_wal.fault_injection.workload import coordinator_options, make_registry, run_transaction
+from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
+from dtc_wal.states import Outcome, RecordType
+from dtc_wal.wal.store import MIB
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Case:
+    return Case.create(tmp_path)
+
+
+@pytest.fixture
+def opened() -> Iterator[list[TransactionCoordinator]]:
+    """Coordinators opened by a test; closed at its end, also when it fails."""
+    coordinators: list[TransactionCoordinator] = []
+    yield coordinators
+    for coord in reversed(coordinators):
+        coord.close()
+
+
+def _open(
+    case: Case, opened: list[TransactionCoordinator], **options: object
+) -> TransactionCoordinator:
+    coord = TransactionCoordinator(
+        case.log, registry=make_registry(case.state), **{**coordinator_options(), **options}
+    )
+    opened.append(coord)
+    return coord
+
+
+def _killed(case: Case, scenario: str, point: str) -> str:
+    """Run one transaction, killed at ``point``; return its txid (the only one in the log)."""
+    run = case.run(scenario, crash_at=point)
+    assert run.killed_by_sigkill, run.describe()
+    env = lmdb.open(str(case.log), max_dbs=8, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            txids = [bytes(k).decode() for k, _ in txn.cursor(db=env.open_db(b"txns", txn=txn))]
+    finally:
+        env.close()
+    assert len(txids) == 1
+    return txids[0]
+
+
+# -- in doubt, then finished by the background loop ----------------------------------------
+
+
+def test_unreachable_participant_is_in_doubt_then_finished_without_restart(
+    case: Case, opened: list[TransactionCoordinator]
+) -> None:
+    txid = _killed(case, "2pc-commit", "decision.after-commit-log")
+    set_unreachable(case.state, "p1")
+    coord = _open(case, opened, recovery_interval=0.05)
+
+    report = coord.last_recovery_report
+    assert [(d.txid, d.participant, d.outcome) for d in report.in_doubt] == [(txid, "p1", "commit")]
+    assert "ConnectionError" in (report.in_doubt[0].error or "")
+    assert report.in_doubt[0].attempts >= 1
+    assert [(d.txid, d.participant) for d in coord.in_doubt()] == [(txid, "p1")]
+    assert coord.state(txid) is TxState.DECIDED_COMMIT
+    held = read_states(case.state).states[txid]
+    assert held == {"p0": COMMITTED, "p1": PREPARED, "p2": COMMITTED}
+
+    set_unreachable(case.state, "p1", False)
+    assert wait_until(lambda: not coord.in_doubt(), timeout=15)
+    assert coord.state(txid) is TxState.COMMITTED
+    assert read_states(case.state).states[txid]["p1"] == COMMITTED
+    coord.close()
+    assert case.check().ok
+
+
+def test_missing_factory_is_in_doubt_until_registered(
+    case: Case, opened: list[TransactionCoordinator]
+) -> None:
+    txid = _killed(case, "saga-compensate", "saga.after-compensation:1")
+    registry = register_durable(ParticipantRegistry(), case.state, steps=["s0", "s2"])
+    coord = TransactionCoordinator(
+        case.log, registry=registry, **{**coordinator_options(), "recovery_interval": 0.05}
+    )
+    opened.append(coord)
+    (doubt,) = coord.last_recovery_report.in_doubt
+    assert (doubt.txid, doubt.participant, doubt.outcome) == (txid, "s1", "rollback")
+    assert "UnknownFactoryError" in (doubt.error or "") and "'s1'" in (doubt.error or "")
+    assert coord.state(txid) is TxState.DECIDED_ABORT
+
+    register_durable(registry, case.state, steps=["s1"], participant_factory=None)
+    assert wait_until(lambda: not coord.in_doubt(), timeout=15)
+    assert coord.state(txid) is TxState.ABORTED
+    coord.close()
+    assert case.check().ok
+
+
+def test_restart_in_a_subprocess_recovers(case: Case) -> None:
+    _killed(case, "saga-commit", "saga.after-step-log:2")
+    recovered = case.restart(in_process=False)
+    assert recovered.in_doubt == [] and recovered.unfinished == []
+    assert isinstance(recovered.report, dict) and recovered.report["examined"] == 1
+    assert case.check().ok
+
+
+# -- a full disk -------------------------------------------------------------------------
+
+
+def test_full_log_raises_log_full_and_loses_nothing_committed(
+    case: Case, opened: list[TransactionCoordinator]
+) -> None:
+    coord = _open(case, opened, map_size=256 * 1024, max_map_size=256 * 1024)
+    acknowledged = []
+    with pytest.raises(LogFullError) as info:
+        for _ in range(10_000):
+            outcome, txid = run_transaction(coord, "2pc-commit", 3)
+            assert outcome == "commit"
+            acknowledged.append(txid)
+    assert "max_map_size" in str(info.value)
+    assert len(acknowledged) > 10
+    coord.abandon()  # as if the process died at the full disk
+    case.acks.write_text("".join(f"commit {t}\n" for t in acknowledged))
+
+    coord = _open(case, opened, max_map_size=16 * MIB)
+    assert coord.last_recovery_report.in_doubt == []
+    assert all(coord.state(t) is TxState.COMMITTED for t in acknowledged)
+    outcome, _ = run_transaction(coord, "2pc-commit", 3)  # room again: work goes on
+    assert outcome == "commit"
+    coord.close()
+    result = case.check()
+    assert result.ok, str(result)
+    assert result.acknowledged == len(acknowledged)
+
+
+# -- a damaged log -------------------------------------------------------------------------
+
+
+def _rewrite_record(log: Path, txid: str, index: int, change: object) -> int:
+    """Replace the ``index``-th record of ``txid`` through LMDB directly; return its LSN."""
+    env = lmdb.open(str(log), max_dbs=8)
+    try:
+        records, txns = env.open_db(b"records"), env.open_db(b"txns")
+        with env.begin(write=True) as txn:
+            lsn: int = unpack(unframe(bytes(txn.get(txid.encode(), db=txns))))["l"][index]
+            value = bytes(txn.get(lsn_key(lsn), db=records))
+            txn.put(lsn_key(lsn), change(value) if callable(change) else change, db=records)
+    finally:
+        env.close()
+    return lsn
+
+
+def _flip_last_byte(value: bytes) -> bytes:
+    return value[:-1] + bytes([value[-1] ^ 0xFF])
+
+
+def test_corrupted_record_stops_startup_naming_its_lsn(
+    case: Case, opened: list[TransactionCoordinator]
+) -> None:
+    txid = _killed(case, "2pc-commit", "prepare.after-all")
+    lsn = _rewrite_record(case.log, txid, 2, _flip_last_byte)
+    for _ in range(2):  # the failed open released the log: a second try says the same
+        with pytest.raises(LogCorruptError) as info:
+            _open(case, opened)
+        assert info.value.lsn == lsn
+        assert f"LSN {lsn}" in str(info.value) and "checksum" in str(info.value)
+    # start-up stopped before touching anyone: the participants still hold it prepared
+    assert set(read_states(case.state).states[txid].values()) == {PREPARED}
+
+
+def test_impossible_transition_stops_startup_naming_the_transaction(
+    case: Case, opened: list[TransactionCoordinator]
+) -> None:
+    txid = _killed(case, "2pc-commit", "prepare.after-all")
+    forged = LogRecord(RecordType.ACKNOWLEDGED, txid, 0.0, participant="p0", outcome=Outcome.COMMIT)
+    _rewrite_record(case.log, txid, 2, encode_record(forged))  # a valid CRC, a wrong order
+    with pytest.raises(InvalidTransitionError) as info:
+        _open(case, opened)
+    assert txid in str(info.value) and "ACKNOWLEDGED" in str(info.value)
+    assert set(read_states(case.state).states[txid].values()) == {PREPARED}
+
+
+# -- stale readers -------------------------------------------------------------------------
+
+
+def _hold_reader(log: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        workload_command("hold-reader", "--log", str(log)), stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def _reader_pids(log: Path) -> set[int]:
+    """The pids in LMDB's reader table (``mdb_reader_list``: pid, thread, txnid lines)."""
+    env = lmdb.open(str(log), max_dbs=8, readonly=True)
+    try:
+        listing: str = env.readers()
+    finally:
+        env.close()
+    rows = (line.split() for line in listing.splitlines())
+    return {int(row[0]) for row in rows if row and row[0].isdigit()}
+
+
+def test_stale_readers_of_a_killed_process_are_cleared_on_open(case: Case) -> None:
+    """LMDB resets its reader table when the first process opens the log, so stale slots
+    matter while some process keeps it open: here a live reader, as a CLI would."""
+    assert case.run("2pc-commit").returncode == 0
+    survivor = _hold_reader(case.log)
+    try:
+        victim = _hold_reader(case.log)
+        victim.kill()
+        assert victim.wait() == -9
+        assert victim.pid in _reader_pids(case.log)  # the dead process's slot stays
+
+        recovered = case.restart()
+        assert recovered.stale_readers_cleared >= 1
+        pids = _reader_pids(case.log)
+        assert victim.pid not in pids
+        assert survivor.pid in pids
+    finally:
+        survivor.kill()
+        survivor.wait()
+
+
+# -- zombies ---------------------------------------------------------------------------------
+
+
+def test_zombie_reaper_aborts_an_old_open_transaction_and_logs_it(
+    case: Case, opened: list[TransactionCoordinator], caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    coord = _open(case, opened, clock=clock, zombie_timeout=60.0)
+    old = coord.begin_transaction()
+    coord.enlist_participant(old, "durable", name="p0", params={"name": "p0"})
+    clock.advance(45)
+    young = coord.begin_transaction()
+    coord.enlist_participant(young, "durable", name="p1", params={"name": "p1"})
+    clock.advance(20)
+    with caplog.at_level(logging.WARNING, logger="dtc_wal"):
+        assert coord.reap_zombies() == [old]
+    assert any(old in r.getMessage() and "zombie" in r.getMessage() for r in caplog.records)
+    assert coord.state(old) is TxState.ABORTED
+    assert read_states(case.state).states[old] == {"p0": NULL_ROLLBACK}
+    coord.commit_transaction(young)  # the young one is untouched
+    assert coord.state(young) is TxState.COMMITTED
+    coord.close()
+    assert case.check().ok
+
+
+def test_background_loop_reaps_zombies(
+    case: Case, opened: list[TransactionCoordinator], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dtc_wal")
+    coord = _open(case, opened, zombie_timeout=0.05, recovery_interval=0.02)
+    txid = coord.begin_transaction()
+    coord.enlist_participant(txid, "durable", name="p0", params={"name": "p0"})
+    assert wait_until(lambda: txid not in coord.live_txids, timeout=10)
+    assert coord.state(txid) is TxState.ABORTED
+    assert wait_until(lambda: any(txid in r.getMessage() for r in caplog.records), timeout=5)
