@@ -19,6 +19,7 @@ import argparse
 import collections
 import dataclasses
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -199,10 +200,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", help="log directory (default: a new temporary one)")
     args = parser.parse_args(argv)
     logging.getLogger("dtc_wal").propagate = False  # failures are expected; keep stderr clean
+    threads_before = set(threading.enumerate())
+    fds_before = _open_fds()
     with tempfile.TemporaryDirectory(prefix="dtc-stress-") as tmp:
         ends = run_stress(args.path or tmp, args.threads, args.per_thread, args.seed)
     print(f"stress: {dict(ends)} on {args.threads} threads, invariants hold")
-    return 0
+    # What -X dev cannot see: raw file descriptors (LMDB, the directory lock) and threads.
+    leaks = []
+    for thread in set(threading.enumerate()) - threads_before:
+        thread.join(timeout=5)  # pool workers exit shortly after shutdown(wait=False)
+        if thread.is_alive():
+            leaks.append(f"thread still running after close: {thread.name}")
+    leaks += [
+        f"unclosed file descriptor {fd}: {target}"
+        for fd, target in _open_fds().items()
+        if fds_before.get(fd) != target
+    ]
+    for leak in leaks:
+        print(leak, file=sys.stderr)
+    return 1 if leaks else 0
+
+
+def _open_fds() -> dict[str, str]:
+    """This process's open file descriptors and what they point at (Linux only)."""
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        return {}
+    out = {}
+    for fd in os.listdir(fd_dir):
+        try:
+            out[fd] = os.readlink(fd_dir / fd)
+        except OSError:
+            continue  # the descriptor listdir itself used, closed meanwhile
+    return out
 
 
 if __name__ == "__main__":
