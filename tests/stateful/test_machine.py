@@ -431,6 +431,8 @@ class CoordinatorMachine(RuleBasedStateMachine):
             self._finish(uncertain, then, {"crash": True})
         self.c.abandon()
         self.coord = None
+        problems = closed_log_problems(self.path)  # what the crash left on disk
+        assert not problems, "\n".join(problems)
         self.model.crash()
         skip = {uncertain.txid} if uncertain is not None else set()
         examined = self.model.recover(skip=skip)
