@@ -178,7 +178,7 @@ def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
     out = ok("show", log, txid)
     assert out.startswith(f"transaction  {txid}\nstate        decided-commit\nmode         2pc\n")
     assert "in doubt     warehouse: needs commit, 2 attempt(s), last error: ConnectionError" in out
-    assert f"dtc resolve {log} {txid} --commit" in out
+    assert f"dtc resolve {log} {txid} --commit --participant warehouse --reason" in out
     timeline = out.split("\ntimeline\n")[1].splitlines()
     assert timeline[0].split() == [
         "LSN",

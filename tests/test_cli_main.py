@@ -99,7 +99,8 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_output_formats() -> None:
     assert format_time(1_700_000_000.5) == "2023-11-14T22:13:20.500Z"
     assert format_time(None) == "-"
-    assert [format_age(s) for s in (0.25, 4.21, 750, 7500, 300000)] == [
+    assert [format_age(s) for s in (0, 0.25, 4.21, 750, 7500, 300000)] == [
+        "0s",
         "250ms",
         "4.2s",
         "12m30s",

@@ -188,7 +188,10 @@ def test_resolve_decides_an_undecided_transaction(log: Path, journal: Path) -> N
         "resolve", log, txid, "--abort", "--reason", "payment provider says no", "--actor", "ops"
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"{txid}: decided rollback; the transaction is now")
+    assert result.stdout.strip() == (
+        f"{txid}: decided rollback; the transaction is now decided-abort; still pending: "
+        f"payment, stock -- `dtc recover {log} --registry MODULE:ATTRIBUTE` delivers the decision"
+    )
     shown = json.loads(run("show", log, txid, "--json").stdout)
     assert shown["state"] == "decided-abort"
     assert (shown["reason"], shown["decided_by"]) == ("payment provider says no", "ops")

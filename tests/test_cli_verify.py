@@ -270,7 +270,7 @@ def test_dtc_verify_corrupted_record_exits_4_naming_the_lsn(log: Path, ids: dict
         f"record: LSN {lsn}, transaction {ids['in_doubt']}: record at LSN {lsn} fails its checksum"
         in out
     )
-    assert err.startswith("Error: 1 problem(s)")
+    assert err.startswith(f"Error: {log}: 1 problem(s) in ")
     assert "Traceback" not in out + err
 
 

@@ -352,12 +352,13 @@ def _next_step(view: TransactionView, log: Path, holder: str | None) -> str | No
             f"dtc recover {log} --registry MODULE:ATTRIBUTE"
         )
     outcome = view.outcome.value if view.outcome else "?"
-    pending = ", ".join(p.name for p in view.pending())
+    pending = [p.name for p in view.pending()]
+    who = f" --participant {pending[0]}" if len(pending) == 1 else ""
     return (
-        f"decided {outcome}; still to be told: {pending}. Run "
+        f"decided {outcome}; still to be told: {', '.join(pending)}. Run "
         f"`dtc recover {log} --registry MODULE:ATTRIBUTE` once they are reachable, or settle "
         f"them by hand and record it: dtc resolve {log} {view.txid} "
-        f"--{'commit' if outcome == 'commit' else 'abort'} --reason '...'"
+        f"--{'commit' if outcome == 'commit' else 'abort'}{who} --reason '...'"
     )
 
 
@@ -412,7 +413,7 @@ def show(log: Path, txid: str, as_json: bool) -> None:
             click.echo(f"damaged: {problem}")
     if problems:
         raise CliError(
-            f"transaction {txid} has {len(problems)} damaged or impossible record(s); run "
+            f"transaction {txid}: {len(problems)} problem(s) reading its records; run "
             f"`dtc verify {log}`",
             EXIT_ATTENTION,
         )

@@ -99,14 +99,19 @@ def recover_command(log: Path, registry: ParticipantRegistry, dry_run: bool, as_
 # -- resolve -------------------------------------------------------------------------------
 
 
-def _resolution_text(view: TransactionView, participant: str | None) -> str:
+def _resolution_text(view: TransactionView, participant: str | None, log: Path) -> str:
     if participant is not None:
         p = view.participants[participant]
         done = f"{participant} resolved {p.resolution.value if p.resolution else '?'}"
     else:
         done = f"decided {view.outcome.value if view.outcome else '?'}"
     pending = ", ".join(p.name for p in view.pending())
-    rest = f"; still pending: {pending}" if pending and not view.state.finished else ""
+    rest = ""
+    if pending and not view.state.finished:
+        rest = (
+            f"; still pending: {pending} -- `dtc recover {log} --registry MODULE:ATTRIBUTE` "
+            "delivers the decision"
+        )
     return f"{view.txid}: {done}; the transaction is now {view.state.value}{rest}"
 
 
@@ -193,7 +198,7 @@ def resolve(
             }
         )
     else:
-        click.echo(_resolution_text(view, participant))
+        click.echo(_resolution_text(view, participant, log))
 
 
 # -- compact -------------------------------------------------------------------------------

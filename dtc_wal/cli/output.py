@@ -60,9 +60,11 @@ def format_time(ts: float | None) -> str:
 
 
 def format_age(seconds: float) -> str:
-    """A short duration: ``850ms``, ``4.2s``, ``12m30s``, ``2h05m``, ``3d04h``."""
+    """A short duration: ``0s``, ``850ms``, ``4.2s``, ``12m30s``, ``2h05m``, ``3d04h``."""
     if seconds < 0:
         return "-" + format_age(-seconds)
+    if seconds == 0:
+        return "0s"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:

@@ -40,4 +40,4 @@ def verify(log: Path, as_json: bool) -> None:
         if report.ok:
             click.echo(report.summary())
     if not report.ok:
-        raise CliError(f"{report.summary()} of {log}", EXIT_ATTENTION)
+        raise CliError(f"{log}: {report.summary()}", EXIT_ATTENTION)
