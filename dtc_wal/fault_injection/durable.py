@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS txn (
     calls INTEGER NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS failure (
+    txid TEXT NOT NULL,
+    call TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (txid, call)
+);
 CREATE TABLE IF NOT EXISTS anomaly (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     txid TEXT NOT NULL,
@@ -129,6 +135,23 @@ class _Durable:
         if (self.directory / f"{self.name}.unreachable").exists():
             raise ConnectionError(f"{self.name} is unreachable ({call} of {txid} not delivered)")
 
+    def _count_failure(self, call: str, txid: str, limit: int) -> bool:
+        """True (and one more failure counted on disk) while fewer than ``limit`` failed."""
+        self._reachable(call, txid)
+        with _connect(self.path) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT n FROM failure WHERE txid = ? AND call = ?", (txid, call)
+            ).fetchone()
+            failed = row[0] if row else 0
+            if failed < limit:
+                conn.execute(
+                    "INSERT OR REPLACE INTO failure (txid, call, n) VALUES (?, ?, ?)",
+                    (txid, call, failed + 1),
+                )
+            conn.execute("COMMIT")
+        return bool(failed < limit)
+
     def _transition(self, call: str, txid: str, table: Mapping[str | None, str | None]) -> str:
         """Apply ``table`` (state before -> state after, None = unchanged) atomically.
 
@@ -172,7 +195,9 @@ class DurableParticipant(_Durable):
     """A 2PC participant with its state in ``<directory>/<name>.sqlite``.
 
     ``vote_no`` refuses every prepare (after ``delay`` seconds, so that other participants
-    vote first); ``delay`` also slows down yes votes.
+    vote first); ``delay`` also slows down yes votes. ``fail_commits``: the first that many
+    commit calls for each transaction raise ``ConnectionError`` (counted on disk, across
+    objects and processes: a participant that comes back).
     """
 
     def __init__(
@@ -182,9 +207,11 @@ class DurableParticipant(_Durable):
         *,
         vote_no: bool = False,
         delay: float = 0.0,
+        fail_commits: int = 0,
     ) -> None:
         super().__init__(directory, name, delay)
         self.vote_no = vote_no
+        self.fail_commits = fail_commits
 
     def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
         if self.delay:
@@ -212,6 +239,8 @@ class DurableParticipant(_Durable):
             raise VoteNo(f"{self.name}: {transaction_id} was already rolled back ({state})")
 
     def commit(self, transaction_id: str) -> None:
+        if self.fail_commits and self._count_failure("commit", transaction_id, self.fail_commits):
+            raise ConnectionError(f"{self.name}: commit of {transaction_id} failed (fail_commits)")
         self._transition("commit", transaction_id, {PREPARED: COMMITTED, COMMITTED: None})
 
     def rollback(self, transaction_id: str) -> None:
@@ -280,15 +309,16 @@ def register_durable(
     """Register the durable factories, all keeping their files in ``directory``.
 
     ``participant_factory`` (default ``"durable"``; None: none) builds a
-    :class:`DurableParticipant` from params ``{"name": ..., "vote_no": ..., "delay": ...}``.
-    A saga step is logged under its factory's name, so each name in ``steps`` gets its own
-    factory building a :class:`DurableStep` of that name (params ``fail``, ``delay``).
+    :class:`DurableParticipant` from params ``{"name": ..., **options}`` (its keyword
+    arguments). A saga step is logged under its factory's name, so each name in ``steps``
+    gets its own factory building a :class:`DurableStep` of that name (params ``fail``,
+    ``delay``).
     Returns ``registry``.
     """
     path = Path(directory)
 
-    def participant(name: str, vote_no: bool = False, delay: float = 0.0) -> DurableParticipant:
-        return DurableParticipant(path, name, vote_no=vote_no, delay=delay)
+    def participant(name: str, **options: Any) -> DurableParticipant:
+        return DurableParticipant(path, name, **options)
 
     if participant_factory is not None:
         registry.register(participant_factory, participant)
@@ -298,8 +328,8 @@ def register_durable(
 
 
 def _step_factory(path: Path, name: str) -> Callable[..., DurableStep]:
-    def step(fail: bool = False, delay: float = 0.0) -> DurableStep:
-        return DurableStep(path, name, fail=fail, delay=delay)
+    def step(**options: Any) -> DurableStep:
+        return DurableStep(path, name, **options)
 
     return step
 

@@ -210,18 +210,27 @@ class Case:
             result.census = json.loads(census_file.read_text())
         return result
 
+    def recover_process(self, crash_at: str | None = None, census: bool = False) -> Run:
+        """Run recovery in a new process (``workload recover``), which may itself be killed
+        at ``crash_at``; its report goes to ``<root>/recovery.json``."""
+        args = ["recover", "--log", str(self.log), "--state", str(self.state)]
+        args += ["--report", str(self.root / "recovery.json")]
+        census_file = self.root / "census.json"
+        if census:
+            census_file.unlink(missing_ok=True)
+            args += ["--census", str(census_file)]
+        return self._spawn(args, crash_at, None, False, census_file if census else None)
+
     def restart(self, *, in_process: bool = True, **options: Any) -> Recovered:
         """Open a coordinator on the log (recovery runs on open), note what it found, close.
 
         ``options`` override :func:`.workload.coordinator_options` (in process only).
         """
         if not in_process:
-            report_file = self.root / "recovery.json"
-            args = ["recover", "--log", str(self.log), "--state", str(self.state)]
-            run = self._spawn([*args, "--report", str(report_file)], None, None, False, None)
+            run = self.recover_process()
             if run.returncode != 0:
                 raise RuntimeError(f"recovery process failed: {run.describe()}")
-            data = json.loads(report_file.read_text())
+            data = json.loads((self.root / "recovery.json").read_text())
             return Recovered(
                 data, data["in_doubt"], data["unfinished"], data["stale_readers_cleared"]
             )

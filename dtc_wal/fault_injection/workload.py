@@ -6,9 +6,11 @@ Subcommands::
              "ready", run transactions on durable participants (--state) and append
              "<outcome> <txid>" to --acks, fsynced, after each commit_transaction returned
     recover  open a coordinator (recovery runs), write the report as JSON to --report, close
+             (crash points and --census work here too: kill a recovery midway)
     hold-reader  open the log read-only, start a read transaction, print "ready", sleep
 
 Scenarios (``--scenario``): ``2pc-commit``, ``2pc-abort`` (the last participant votes no),
+``2pc-incomplete`` (p1 fails commit past the retries: CommitIncompleteError),
 ``saga-commit``, ``saga-compensate`` (the last step's action fails) and ``mixed`` (a seeded
 random choice per transaction). Crash points are armed through ``DTC_CRASH_AT`` as usual;
 ``--census FILE`` instead arms every point without killing and writes the hit counts there.
@@ -36,6 +38,9 @@ from .durable import PARTICIPANT_FACTORY, register_durable
 __all__ = ["SCENARIOS", "coordinator_options", "main", "make_registry", "run_transaction"]
 
 SCENARIOS = ("2pc-commit", "2pc-abort", "saga-commit", "saga-compensate")
+EXTRA_SCENARIOS = ("2pc-incomplete",)
+"""``2pc-incomplete``: p1's commit fails more often than the coordinator retries, so
+``commit_transaction`` raises CommitIncompleteError and recovery finishes the commit."""
 MAX_WIDTH = 8
 VOTE_NO_DELAY = 0.05
 """The no-voter waits this long, so the others vote yes first (prepare.after-first)."""
@@ -48,6 +53,9 @@ def step_names(width: int = MAX_WIDTH) -> list[str]:
 def make_registry(state_dir: str | os.PathLike[str]) -> ParticipantRegistry:
     """The registry the workload and the harness's restarts share."""
     return register_durable(ParticipantRegistry(), state_dir, steps=step_names())
+
+
+COMMIT_ATTEMPTS = 3  # max_retries + 1
 
 
 def coordinator_options(recovery_interval: float | None = None) -> dict[str, Any]:
@@ -74,6 +82,8 @@ def run_transaction(coord: TransactionCoordinator, scenario: str, width: int) ->
             params: dict[str, Any] = {"name": f"p{i}"}
             if scenario == "2pc-abort" and i == last:
                 params.update(vote_no=True, delay=VOTE_NO_DELAY)
+            if scenario == "2pc-incomplete" and i == 1:
+                params.update(fail_commits=COMMIT_ATTEMPTS)
             coord.enlist_participant(txid, PARTICIPANT_FACTORY, name=f"p{i}", params=params)
     else:
         for i, step in enumerate(step_names(width)):
@@ -99,10 +109,19 @@ class _Acks:
             os.fsync(self._fd)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _arm_census(args: argparse.Namespace) -> None:
     if args.census:
         for name in points.CRASH_POINTS:
             points.arm(name, 10**12)
+
+
+def _write_census(args: argparse.Namespace) -> None:
+    if args.census:
+        Path(args.census).write_text(json.dumps(points.hits()))
+
+
+def _run(args: argparse.Namespace) -> int:
+    _arm_census(args)
     if not 1 <= args.width <= MAX_WIDTH:
         raise SystemExit(f"--width must be 1..{MAX_WIDTH}")
     registry = make_registry(args.state)
@@ -123,7 +142,10 @@ def _run(args: argparse.Namespace) -> int:
                 if errors or (args.count and started >= args.count):
                     return
                 started += 1
-            scenario = rng.choice(SCENARIOS) if args.scenario == "mixed" else args.scenario
+            if args.scenario == "mixed":
+                scenario = rng.choice(SCENARIOS + EXTRA_SCENARIOS)
+            else:
+                scenario = args.scenario
             try:
                 acks.add(*run_transaction(coord, scenario, args.width))
             except BaseException as exc:
@@ -140,8 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     for t in threads:
         t.join()
     coord.close()
-    if args.census:
-        Path(args.census).write_text(json.dumps(points.hits()))
+    _write_census(args)
     if errors:
         print(f"workload failed: {errors[0]!r}", file=sys.stderr)
         return 1
@@ -149,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    _arm_census(args)
     coord = TransactionCoordinator(
         args.log, registry=make_registry(args.state), **coordinator_options()
     )
@@ -159,6 +181,7 @@ def _recover(args: argparse.Namespace) -> int:
     finally:
         coord.close()
     Path(args.report).write_text(json.dumps(report))
+    _write_census(args)
     return 0
 
 
@@ -180,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--log", required=True)
     run.add_argument("--state", required=True, help="directory of the durable participants")
     run.add_argument("--acks", required=True, help="file of acknowledged outcomes")
-    run.add_argument("--scenario", choices=[*SCENARIOS, "mixed"], default="2pc-commit")
+    run.add_argument(
+        "--scenario", choices=[*SCENARIOS, *EXTRA_SCENARIOS, "mixed"], default="2pc-commit"
+    )
     run.add_argument("--count", type=int, default=1, help="transactions; 0 runs until killed")
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--width", type=int, default=3, help="participants per transaction")
@@ -191,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--log", required=True)
     rec.add_argument("--state", required=True)
     rec.add_argument("--report", required=True)
+    rec.add_argument("--census", help="arm every point without killing; write hits here")
     hold = sub.add_parser("hold-reader", help="hold an LMDB read transaction until killed")
     hold.add_argument("--log", required=True)
     args = parser.parse_args(argv)
