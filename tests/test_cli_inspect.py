@@ -254,7 +254,16 @@ def test_show_a_damaged_record(log: Path, ids: dict[str, str]) -> None:
     assert row.split()[1:4] == ["?", "?", "DAMAGED"]
     assert f"record at LSN {lsn} fails its checksum" in row
     # what could be read is still shown: the saga's steps and the replay up to the gap
-    assert "state        active" in result.stdout and "reserve" in result.stdout
+    assert "state        committed per the index; the records are damaged and replay only to" in (
+        result.stdout
+    )
+    assert "participants (replayed up to the damage)" in result.stdout
+    assert "reserve" in result.stdout and "in doubt" not in result.stdout
     assert "damaged: replay stopped at LSN" in result.stdout
     assert "PREPARED for participant 'charge' refused" in result.stdout
+    as_json = run("show", log, ids["saga"], "--json")
+    assert as_json.exit_code == 4
+    shown = json.loads(as_json.stdout)
+    assert (shown["state"], shown["replayed_state"]) == ("committed", "active")
+    assert shown["records"][2] == {"lsn": lsn, "damaged": shown["problems"][0]}
     assert "run `dtc verify" in result.stderr

@@ -403,12 +403,15 @@ def show(log: Path, txid: str, as_json: bool) -> None:
         out: dict[str, Any] = (
             _view_dict(view) if view else {"txid": txid, "state": summary.get("s")}
         )
+        if problems:  # the replay stopped early: the index knows where it really stands
+            out["replayed_state"] = view.state.value if view else None
+            out["state"] = summary.get("s")
         out["in_doubt"] = [_in_doubt_dict(d) for d in in_doubt_of([view])] if view else []
         out["records"] = [_record_dict(lsn, rec, damage) for lsn, rec, damage in entries]
         out["problems"] = problems
         echo_json(out)
     else:
-        _print_show(log, txid, view, summary, entries, holder)
+        _print_show(log, txid, view, summary, entries, holder, damaged=bool(problems))
         for problem in problems:
             click.echo(f"damaged: {problem}")
     if problems:
@@ -419,6 +422,11 @@ def show(log: Path, txid: str, as_json: bool) -> None:
         )
 
 
+def _offset(seconds: float) -> str:
+    """Time since the transaction began: milliseconds below a second, even for zero."""
+    return f"+{seconds * 1000:.0f}ms" if 0 <= seconds < 1 else f"+{format_age(seconds)}"
+
+
 def _print_show(
     log: Path,
     txid: str,
@@ -426,13 +434,21 @@ def _print_show(
     summary: dict[str, Any],
     entries: list[tuple[int, LogRecord | None, str | None]],
     holder: str | None,
+    *,
+    damaged: bool,
 ) -> None:
     now = time.time()
     head: list[tuple[str, str]] = [("transaction", txid)]
     if view is None:
         head.append(("state", f"{summary.get('s')} (per the index; records unreadable)"))
     else:
-        head.append(("state", view.state.value))
+        state = view.state.value
+        if damaged:
+            state = (
+                f"{summary.get('s')} per the index; the records are damaged and replay only "
+                f"to LSN {view.lsns[-1]} ({view.state.value})"
+            )
+        head.append(("state", state))
         head.append(("mode", view.mode.value if view.mode else "-"))
         head.append(
             (
@@ -453,7 +469,7 @@ def _print_show(
             head.append(("finished", format_time(view.updated_at)))
         else:
             head.append(("last record", f"{format_age(now - view.updated_at)} ago"))
-        for item in in_doubt_of([view]):
+        for item in [] if damaged else in_doubt_of([view]):
             head.append(
                 (
                     "in doubt",
@@ -462,6 +478,8 @@ def _print_show(
                 )
             )
         hint = _next_step(view, log, holder)
+        if damaged:
+            hint = f"run `dtc verify {log}` and see docs/recovery.md (repair) before acting on it"
         if hint:
             head.append(("next", hint))
     width = max(len(k) for k, _ in head)
@@ -469,7 +487,7 @@ def _print_show(
         click.echo(f"{key.ljust(width)}  {value}")
     if view is not None and view.participants:
         click.echo("")
-        click.echo("participants")
+        click.echo("participants (replayed up to the damage)" if damaged else "participants")
         rows = []
         for p in view.ordered():
             note = p.last_error or ""
@@ -488,7 +506,7 @@ def _print_show(
         if record is None:
             rows.append([str(lsn), "?", "?", "DAMAGED", "-", damage or ""])
             continue
-        since = f"+{format_age(record.at - start)}" if start is not None else "-"
+        since = _offset(record.at - start) if start is not None else "-"
         rows.append(
             [
                 str(lsn),
