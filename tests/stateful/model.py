@@ -9,12 +9,11 @@ code: where the two disagree the machine fails.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Container
 from typing import Any
 
 from dtc_wal import Mode, ParticipantState, TxState
 
-from .world import PHASE2_PHASES, PREPARE_PHASES, World
+from .world import PREPARE_PHASES, World
 
 #: ``max_retries`` of the coordinator under test: a call is tried 1 + MAX_RETRIES times.
 MAX_RETRIES = 2
@@ -95,12 +94,6 @@ class Model:
         self.left[(system, phase, txid)] = left - (MAX_RETRIES + 1)
         return False
 
-    def resync(self, txid: str) -> None:
-        """Take the systems' countdowns for ``txid`` as they are (after an uncertain crash)."""
-        for name, system in self.world.systems.items():
-            for phase in PREPARE_PHASES + PHASE2_PHASES:
-                self.left[(name, phase, txid)] = system.remaining(phase, txid)
-
     def countdown_mismatches(self) -> list[str]:
         """Where a system saw a different number of calls than the model predicted."""
         out = []
@@ -177,11 +170,33 @@ class Model:
                 tx.state = None
             tx.objects_lost = True
 
-    def recover(self, skip: Container[str] = ()) -> set[str]:
-        """A recovery pass: re-send the outcome of every unfinished transaction."""
+    def lose_lazy_records(self, tx: TxModel, how: str) -> None:
+        """What the log holds of ``tx`` when a crash lost every lazy record of its last
+        call (``commit`` or ``rollback``): only the forced ones are left."""
+        if how == "rollback":  # of an open transaction: nothing of it was forced
+            tx.state = None
+            return
+        if tx.acked_commit:  # DECIDED_COMMIT, with every yes-vote, was forced
+            tx.state = TxState.DECIDED_COMMIT
+            for m in tx.members:
+                m.state = ParticipantState.PREPARED
+            return
+        # Aborted while committing: the opening records were forced, and for a saga the
+        # PREPARED record of every step before the one that failed; the decision was lazy.
+        tx.state = TxState.ACTIVE
+        failed = max((i for i, m in enumerate(tx.members) if m.started), default=-1)
+        for i, m in enumerate(tx.members):
+            before_failed = tx.mode is Mode.SAGA and i < failed
+            m.state = ParticipantState.PREPARED if before_failed else ParticipantState.ENLISTED
+
+    def recover(self) -> set[str]:
+        """A recovery pass: re-send the outcome of every unfinished transaction; presume
+        abort for one that the log shows begun and undecided."""
         examined = set()
         for tx in self.txs.values():
-            if tx.unfinished and tx.txid not in skip:
+            if tx.state is TxState.ACTIVE and not tx.open:
+                tx.state = TxState.DECIDED_ABORT
+            if tx.unfinished:
                 examined.add(tx.txid)
                 self.deliver(tx)
         return examined
