@@ -141,8 +141,14 @@ def run_stress(
             t.join()
         assert not errors, f"caller threads raised: {errors!r}"
         done = [d for per in results for d in per]
-        problems = _outcome_problems(world, done)
+        model = Model(world)
+        problems = _outcome_problems(model, done)
         coord.recover_now()  # finishes what failed commit/compensation for too long
+        model.recover()
+        unfinished = model.unfinished_txids()
+        if unfinished:
+            problems.append(f"the model leaves unfinished after one pass: {unfinished}")
+        problems += [f"(after recovery) {p}" for p in model.countdown_mismatches()]
         problems += _state_problems(coord, world, done)
     finally:
         coord.close()
@@ -155,10 +161,8 @@ def run_stress(
     return ends
 
 
-def _outcome_problems(world: World, done: list[Done]) -> list[str]:
-    """Each caller got the result the model predicts from the behaviours, and the systems
-    saw exactly the calls the model predicts (one recovery pass included)."""
-    model = Model(world)
+def _outcome_problems(model: Model, done: list[Done]) -> list[str]:
+    """Each caller got the result the model predicts from the behaviours."""
     problems = []
     for d in done:
         tx = TxModel(d.txid, 0.0)
@@ -173,11 +177,7 @@ def _outcome_problems(world: World, done: list[Done]) -> list[str]:
         if d.got != expected:
             problems.append(f"{d.txid}: caller got {d.got}, model predicts {expected}")
         d.acked = tx.acked_commit
-    model.recover()
-    unfinished = model.unfinished_txids()
-    if unfinished:
-        problems.append(f"the model leaves unfinished after one pass: {unfinished}")
-    return problems + [f"(after recovery) {p}" for p in model.countdown_mismatches()]
+    return problems
 
 
 def _state_problems(coord: TransactionCoordinator, world: World, done: list[Done]) -> list[str]:
