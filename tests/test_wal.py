@@ -638,3 +638,65 @@ def test_mixed_lazy_and_waiting_appends_from_many_threads(log_dir: Path) -> None
             R.ACKNOWLEDGED,
             R.COMPLETED,
         ]
+
+
+def test_abandon_wakes_queued_appenders_and_writes_nothing_of_theirs(log_dir: Path) -> None:
+    """abandon() is a crash: the batch being written lands, queued ones do not, and their
+    appenders get CoordinatorClosedError instead of waiting forever."""
+    wal = WriteAheadLog(log_dir)
+    release = threading.Event()
+    entered = threading.Event()
+    write = wal.store.write
+
+    def held_write(body: Callable[[lmdb.Transaction], Any]) -> Any:
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(10)
+        return write(body)
+
+    wal.store.write = held_write  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+
+    def run(key: str) -> None:
+        try:
+            results[key] = wal.append(begun(key))
+        except Exception as exc:
+            results[key] = exc
+
+    leader = threading.Thread(target=run, args=("t-leader",))
+    leader.start()
+    assert entered.wait(10)
+    follower = threading.Thread(target=run, args=("t-follower",))
+    follower.start()
+    assert wait_until(lambda: len(wal._queue) == 1)
+    abandoner = threading.Thread(target=wal.abandon)
+    abandoner.start()
+    assert wait_until(lambda: "t-follower" in results)
+    assert isinstance(results["t-follower"], CoordinatorClosedError)
+    release.set()
+    for thread in (leader, follower, abandoner):
+        thread.join(10)
+        assert not thread.is_alive()
+    assert results["t-leader"] == [1]
+    with WriteAheadLog(log_dir) as again:
+        assert again.view("t-leader") is not None
+        assert again.view("t-follower") is None
+
+
+def test_close_refuses_new_appends_and_writes_what_was_queued(log_dir: Path) -> None:
+    wal = WriteAheadLog(log_dir, lazy_delay=60)  # the flusher would not write in time
+    wal.append(begun("t-lazy"), wait=False)
+    wal.close()
+    with pytest.raises(CoordinatorClosedError):
+        wal.append(begun("t-late"))
+    with WriteAheadLog(log_dir) as again:
+        assert again.view("t-lazy") is not None
+
+
+def test_log_path_that_is_a_file_raises_log_error(tmp_path: Path) -> None:
+    path = tmp_path / "a-file"
+    path.write_text("not a directory")
+    with pytest.raises(LogError, match="directory path"):
+        WriteAheadLog(path / "log")
+    with pytest.raises(LogError, match="directory path"):
+        WriteAheadLog(path)

@@ -157,7 +157,13 @@ class LogStore:
                     f"no log at {self.path}: give the directory a coordinator was opened on"
                 )
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LogError(
+                    f"cannot create the log directory {self.path} ({exc}); give a directory "
+                    "path this process can write"
+                ) from exc
         try:
             self.env = lmdb.open(
                 str(self.path),

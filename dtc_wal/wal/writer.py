@@ -81,9 +81,15 @@ class WriteAheadLog:
         lazy_delay: float = 0.002,
     ) -> None:
         self._lock_file: DirectoryLock | None = None
-        os.makedirs(path, exist_ok=True)
-        lock = DirectoryLock(Path(path))
-        lock.acquire()
+        try:
+            os.makedirs(path, exist_ok=True)
+            lock = DirectoryLock(Path(path))
+            lock.acquire()
+        except OSError as exc:
+            raise LogError(
+                f"cannot open the log directory {path} ({exc}); give a directory path this "
+                "process can write"
+            ) from exc
         self._lock_file = lock
         store: LogStore | None = None
         try:
@@ -314,31 +320,44 @@ class WriteAheadLog:
             self._lead()
 
     def close(self) -> None:
-        """Write what is queued, then release the log. Idempotent."""
-        with self._mu:
-            if self._closed:
-                return
-        try:
-            self.flush()
-        except DtcError as exc:
-            log.error("final flush of %s failed: %s", self.path, exc)
-        with self._mu:
-            self._closed = True
-        self._flush_wanted.set()
-        self._flusher.join(timeout=5)
-        self.store.close()
-        if self._lock_file is not None:
-            self._lock_file.release()
+        """Refuse new appends, write everything queued, then release the log. Idempotent."""
+        self._shutdown(write_pending=True)
 
     def abandon(self) -> None:
         """Drop the log without writing what is queued: the in-process stand-in for kill -9.
 
-        Only for tests and the fault-injection harness. Queued lazy records are lost, as
-        they would be in a crash; the directory lock is released.
+        Only for tests and the fault-injection harness. Queued records are lost, as they
+        would be in a crash (appenders waiting for them get CoordinatorClosedError); a batch
+        already being written finishes first; the directory lock is released.
         """
+        self._shutdown(write_pending=False)
+
+    def _shutdown(self, write_pending: bool) -> None:
         with self._mu:
-            self._closed = True
-            self._queue.clear()
+            if self._closed:
+                return
+            self._closed = True  # from here on append() refuses
+            dropped = [] if write_pending else self._queue
+            if not write_pending:
+                self._queue = []
+        for entry in dropped:
+            entry.error = CoordinatorClosedError(f"the log at {self.path} was abandoned")
+            entry.done = True
+            if entry.wake is not None:
+                entry.wake.release()
+        # Invariant: the environment is closed only when no batch is being written.
+        while True:
+            with self._mu:
+                busy = self._leader
+                lead = not busy and bool(self._queue)
+                if lead:
+                    self._leader = True
+            if lead:
+                self._lead()
+            elif busy:
+                time.sleep(0.001)
+            else:
+                break
         self._flush_wanted.set()
         self._flusher.join(timeout=5)
         self.store.close()
