@@ -36,7 +36,7 @@ def _helper() -> ModuleType:
             f"{HELPER} not found: run the example from a checkout of the dtc-wal repository"
         )
     module = importlib.util.module_from_spec(spec)
-    sys.modules["pg_server"] = module  # dataclass-free, but keep the import system happy
+    sys.modules["pg_server"] = module  # before exec, as the importlib recipe does
     spec.loader.exec_module(module)
     return module
 

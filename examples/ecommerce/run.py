@@ -238,15 +238,15 @@ def scenario_crash(places: Places, world: World, check: Checks, crash_at: str) -
         "the end of the killed coordinator's sessions",
         lambda: pg.sessions(world.admin, [ORDERS_DB, INVENTORY_DB]) == 0,
     )
-    state = logged_state(places, txid)
+    logged = logged_state(places, txid)
     say(f"txid {txid}")
-    say(f"log before recovery: {state}")
+    say(f"log before recovery: {logged}")
     say(f"before recovery: {world.summary()}")
     order_id = f"ord-{txid[:8]}"
     check(
         "[3] the commit decision was durable before the kill",
-        state == TxState.DECIDED_COMMIT,
-        state,
+        logged == TxState.DECIDED_COMMIT,
+        logged,
     )
     if crash_at == "decision.after-commit-log":  # killed before any commit was sent
         prepared, held = world.prepared(), PaymentLedger(places.ledger).charges(txid)
@@ -263,8 +263,8 @@ def scenario_crash(places: Places, world: World, check: Checks, crash_at: str) -
             unfinished = coord.unfinished()
         for action in report.transactions:
             say(f"recovery: {action.txid} {action.state_before} -> {action.action}")
-        for resource, orphan, action in report.orphans:
-            say(f"recovery: {resource} branch of {orphan} -> {action}")
+        for resource, orphan, what in report.orphans:
+            say(f"recovery: {resource} branch of {orphan} -> {what}")
         say(f"after recovery:  {world.summary()}")
         check("[3] recovery finished the transaction", txid in report.finished, report.finished)
         check("[3] committed in the log", state is TxState.COMMITTED, state)

@@ -1,16 +1,13 @@
 """The four services of the shop, as dtc-wal participants.
 
-========== ==================== ========================================================
-service    where its data lives  its part in two-phase commit
-========== ==================== ========================================================
-order      PostgreSQL ``orders`` a branch: INSERT the order, then PREPARE TRANSACTION
-inventory  PostgreSQL            a branch: UPDATE the stock (CHECK on_hand >= 0), PREPARE
-           ``inventory``
-payment    SQLite ledger behind  prepare authorises (holds) the amount or votes no,
-           an idempotency        commit captures it, rollback voids it
-           barrier (LMDB)
-notification  files in outbox/   prepare does nothing; commit writes the email
-========== ==================== ========================================================
+* order -- PostgreSQL database ``shop_orders``; a two-phase branch INSERTs the order row,
+  prepare is ``PREPARE TRANSACTION``.
+* inventory -- PostgreSQL database ``shop_inventory``; a branch UPDATEs the stock (a CHECK
+  keeps it from going below 0), prepare is ``PREPARE TRANSACTION``.
+* payment -- a payment provider's ledger (SQLite) behind an idempotency barrier (its own
+  LMDB directory): prepare authorises (holds) the amount or votes no, commit captures it,
+  rollback voids it.
+* notification -- an outbox directory: prepare does nothing, commit writes the email.
 
 Every participant is built by a registry factory, so a coordinator opened after a crash
 rebuilds them from the ``(name, params)`` in its log and finishes the transaction.
