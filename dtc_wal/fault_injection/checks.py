@@ -1,9 +1,8 @@
 """What the crash harness checks after a kill and a recovery.
 
-* :func:`read_log` -- the log's integrity, from the log alone: every record decodes (CRC,
-  format), every transaction's records replay through the transition table
-  (:func:`dtc_wal.history.replay`), and the txid index (``txns``, ``unfinished``) says what
-  the replay says.
+* :func:`read_log` -- every transaction in the log, replayed, and the log's integrity as
+  :func:`dtc_wal.wal.verify.verify_log` (``dtc verify``) sees it: records decode (CRC,
+  format), transitions are allowed, the txid indexes agree with the records.
 * :func:`check_invariants` -- the promises, comparing the log with the participants' own
   durable state (:mod:`.durable`) and the caller's acknowledgements:
 
@@ -26,9 +25,10 @@ from pathlib import Path
 
 from ..errors import DtcError
 from ..history import TransactionView, replay
-from ..records import LogRecord, decode_record, unframe, unpack
+from ..records import LogRecord, decode_record
 from ..states import TxState
 from ..wal.store import LogStore
+from ..wal.verify import verify_log
 from .durable import COMMITTED_STATES, NULL_COMPENSATION, NULL_ROLLBACK, PREPARED, read_states
 
 __all__ = ["Acks", "CheckResult", "LogSnapshot", "check_invariants", "read_acks", "read_log"]
@@ -44,59 +44,29 @@ class LogSnapshot:
 
 
 def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
-    """Replay the whole log at ``path`` (read-only) and cross-check its index.
+    """Verify the log at ``path`` and replay every transaction in it (read-only).
 
     Do not call it while a coordinator in this process has the log open (LMDB forbids
     opening one environment twice in a process); another process may hold it.
     """
-    snap = LogSnapshot()
+    report = verify_log(path)
+    snap = LogSnapshot(problems=[str(p) for p in report.problems], records=report.records)
+    by_txid: dict[str, list[tuple[int, LogRecord]]] = {}
     store = LogStore(path, readonly=True)
     try:
-        by_txid: dict[str, list[tuple[int, LogRecord]]] = {}
         for lsn, raw in store.iter_records():
-            snap.records += 1
             try:
                 record = decode_record(raw, lsn)
-            except DtcError as exc:
-                snap.problems.append(str(exc))
-                continue
+            except DtcError:
+                continue  # reported by verify_log
             by_txid.setdefault(record.txid, []).append((lsn, record))
-        if store.last_lsn < max((lsns[-1][0] for lsns in by_txid.values()), default=0):
-            snap.problems.append(f"meta last-lsn {store.last_lsn} is behind the records")
-        summaries: dict[str, object] = {}
-        for txid, raw in store.iter_summaries():
-            try:
-                summaries[txid] = unpack(unframe(raw, what=f"summary of {txid}"))
-            except DtcError as exc:
-                snap.problems.append(str(exc))
-        unfinished = set(store.unfinished_txids())
     finally:
         store.close()
-
     for txid, records in by_txid.items():
         try:
-            view = replay(records)
-        except DtcError as exc:
-            snap.problems.append(f"transaction {txid} does not replay: {exc}")
-            continue
-        snap.views[txid] = view
-        summary = summaries.get(txid)
-        if summary is None:
-            snap.problems.append(f"transaction {txid} has records but no index entry")
-        elif summary != view.summary():
-            snap.problems.append(
-                f"index entry of {txid} disagrees with its records: index {summary}, "
-                f"replay {view.summary()}"
-            )
-        if (txid in unfinished) == view.state.finished:
-            snap.problems.append(
-                f"unfinished index {'lists' if txid in unfinished else 'misses'} {txid}, "
-                f"which is {view.state.value}"
-            )
-    for txid in sorted(summaries.keys() - by_txid.keys()):
-        snap.problems.append(f"index entry for {txid} has no records")
-    for txid in sorted(unfinished - summaries.keys()):
-        snap.problems.append(f"unfinished index lists {txid}, which has no index entry")
+            snap.views[txid] = replay(records)
+        except DtcError:
+            continue  # reported by verify_log
     return snap
 
 

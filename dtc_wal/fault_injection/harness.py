@@ -221,10 +221,12 @@ class Case:
             args += ["--census", str(census_file)]
         return self._spawn(args, crash_at, None, False, census_file if census else None)
 
-    def restart(self, *, in_process: bool = True, **options: Any) -> Recovered:
+    def restart(self, *, in_process: bool = True, settle: float = 0.0, **options: Any) -> Recovered:
         """Open a coordinator on the log (recovery runs on open), note what it found, close.
 
         ``options`` override :func:`.workload.coordinator_options` (in process only).
+        ``settle``: let the background loop retry for up to that many seconds until nothing
+        is in doubt -- for participants that fail a few times and then answer.
         """
         if not in_process:
             run = self.recover_process()
@@ -234,10 +236,15 @@ class Case:
             return Recovered(
                 data, data["in_doubt"], data["unfinished"], data["stale_readers_cleared"]
             )
+        if settle:
+            options.setdefault("recovery_interval", 0.02)
         coord = TransactionCoordinator(
             self.log, registry=make_registry(self.state), **{**coordinator_options(), **options}
         )
         try:
+            deadline = time.monotonic() + settle
+            while coord.in_doubt() and time.monotonic() < deadline:
+                time.sleep(0.02)
             return Recovered(
                 coord.last_recovery_report,
                 coord.in_doubt(),

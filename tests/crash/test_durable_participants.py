@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, VoteNo
@@ -26,6 +27,7 @@ from dtc_wal.fault_injection.durable import (
 )
 from dtc_wal.fault_injection.harness import Case
 from dtc_wal.fault_injection.workload import coordinator_options, make_registry, run_transaction
+from dtc_wal.records import lsn_key
 
 
 def test_two_phase_states_and_idempotence(tmp_path: Path) -> None:
@@ -159,3 +161,16 @@ def test_checker_reports_an_unrecovered_log(tmp_path: Path) -> None:
     result = case.check()
     assert len(result.violations) == 1
     assert "still active after recovery" in result.violations[0]
+
+
+def test_checker_reports_a_damaged_log(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
+    env = lmdb.open(str(case.log), max_dbs=8)
+    with env.begin(write=True) as txn:
+        records = env.open_db(b"records", txn=txn)
+        value = bytes(txn.get(lsn_key(1), db=records))
+        txn.put(lsn_key(1), value[:-1] + bytes([value[-1] ^ 0xFF]), db=records)
+    env.close()
+    problems = case.check().violations
+    assert problems[0].startswith("log integrity: LSN 1")  # then what the damage hides
+    assert "checksum" in problems[0]
