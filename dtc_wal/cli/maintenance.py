@@ -23,7 +23,7 @@ from .errors import EXIT_ATTENTION, CliError
 from .logs import require_log, unknown_transaction
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_bytes, format_time
-from .progress import is_terminal, progress_bar
+from .progress import progress_bar
 from .registry_spec import RegistrySpec
 
 __all__ = ["compact", "recover_command", "resolve"]
@@ -82,9 +82,8 @@ def recover_command(log: Path, registry: ParticipantRegistry, dry_run: bool, as_
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
     """
     require_log(log)
-    if not dry_run and is_terminal():
-        click.echo(f"recovering {log} ...", err=True)
-    report = recover(log, registry, dry_run=dry_run)
+    with progress_bar("recovering", enabled=not dry_run) as update:
+        report = recover(log, registry, dry_run=dry_run, progress=update)
     if as_json:
         echo_json(report.to_dict())
     else:

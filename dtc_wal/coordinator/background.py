@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import DtcError
@@ -64,7 +65,9 @@ class BackgroundRecovery:
             self._handover.pop(txid, None)
             self._due.pop(txid, None)
 
-    def recover_now(self, only_due: bool = False) -> RecoveryReport:
+    def recover_now(
+        self, only_due: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> RecoveryReport:
         """One pass over every unfinished transaction no caller is driving."""
         with self._pass_lock:
             coord = self.coordinator
@@ -80,7 +83,7 @@ class BackgroundRecovery:
             now = coord.clock.monotonic()
             if only_due:
                 skip |= {t for t, (due, _) in self._due.items() if due > now}
-            report = self._engine.run(skip=skip, only=candidates)
+            report = self._engine.run(skip=skip, only=candidates, progress=progress)
             finished = set(report.finished)
             for action in report.transactions:
                 if action.txid in finished:

@@ -436,9 +436,10 @@ class TransactionCoordinator:
 
     # -- recovery and operators -------------------------------------------------------------
 
-    def recover_now(self) -> RecoveryReport:
-        """Run a recovery pass now over every unfinished transaction no caller owns."""
-        return self._background.recover_now()
+    def recover_now(self, progress: Callable[[int, int], None] | None = None) -> RecoveryReport:
+        """Run a recovery pass now over every unfinished transaction no caller owns;
+        ``progress(done, total)`` is called after each transaction."""
+        return self._background.recover_now(progress=progress)
 
     def reap_zombies(self) -> list[str]:
         """Roll back open transactions older than ``zombie_timeout``; return their ids."""

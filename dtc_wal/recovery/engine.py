@@ -110,13 +110,22 @@ class RecoveryEngine:
         skip: Container[str] = (),
         only: Container[str] | None = None,
         include_resources: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> RecoveryReport:
-        """Recover every unfinished transaction not in ``skip`` (and in ``only`` if given)."""
+        """Recover every unfinished transaction not in ``skip`` (and in ``only`` if given).
+
+        ``progress(done, total)`` is called after each transaction.
+        """
         report = RecoveryReport()
-        for view in self.wal.unfinished():
-            if view.txid in skip or (only is not None and view.txid not in only):
-                continue
+        views = [
+            v
+            for v in self.wal.unfinished()
+            if v.txid not in skip and (only is None or v.txid in only)
+        ]
+        for done, view in enumerate(views, 1):
             report.merge(self.recover_one(view))
+            if progress is not None:
+                progress(done, len(views))
         if include_resources:
             report.merge(self.resolve_orphans(skip))
         return report

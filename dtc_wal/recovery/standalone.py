@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..history import TransactionView, replay
@@ -20,6 +20,7 @@ def recover(
     registry: ParticipantRegistry,
     *,
     dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
     **coordinator_options: Any,
 ) -> RecoveryReport:
     """Run one recovery pass over the log at ``log_path`` and return what happened.
@@ -38,10 +39,15 @@ def recover(
         return plan(views, registry)
     from ..coordinator.core import TransactionCoordinator
 
-    options = {"recovery_interval": None, "zombie_timeout": None, **coordinator_options}
+    options = {
+        "recovery_interval": None,
+        "zombie_timeout": None,
+        **coordinator_options,
+        "recover": False,  # the pass runs below, with progress
+    }
     coordinator = TransactionCoordinator(log_path, registry=registry, **options)
     try:
-        report = coordinator.last_recovery_report
+        report = coordinator.recover_now(progress=progress)
         report.stale_readers_cleared = coordinator.wal.store.stale_readers_cleared
         return report
     finally:

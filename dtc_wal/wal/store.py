@@ -207,7 +207,13 @@ class LogStore:
             last = key_lsn(raw) if raw else 0
             with txn.cursor(db=self.records) as cur:
                 if cur.last():
-                    last = max(last, key_lsn(cur.key()))
+                    key = bytes(cur.key())
+                    if len(key) != 8:
+                        raise LogCorruptError(
+                            f"log at {self.path}: the last record key is {len(key)} bytes, not "
+                            "an 8-byte LSN; the records table is damaged -- run `dtc verify`"
+                        )
+                    last = max(last, key_lsn(key))
             return last
 
     # -- writes -----------------------------------------------------------------------------
