@@ -98,7 +98,7 @@ class World:
     def emails(self) -> list[Path]:
         if not self.places.outbox.exists():
             return []
-        return sorted(self.places.outbox.iterdir())
+        return sorted(self.places.outbox.glob("*.eml"))  # not a half-written .tmp
 
     def email(self, txid: str) -> Path:
         return self.places.outbox / f"{txid}.eml"
