@@ -23,11 +23,20 @@ from dtc_wal import (
     TransactionCoordinator,
     TxState,
 )
-from dtc_wal.errors import InvalidTransitionError, LogCorruptError, LogFullError
+from dtc_wal.errors import (
+    InvalidTransitionError,
+    LogCorruptError,
+    LogFullError,
+    LogLockedError,
+    TransactionStateError,
+    UnknownTransactionError,
+)
 from dtc_wal.fault_injection.durable import (
     COMMITTED,
     NULL_ROLLBACK,
     PREPARED,
+    ROLLED_BACK,
+    DurableParticipant,
     read_states,
     register_durable,
     set_unreachable,
@@ -36,7 +45,9 @@ from dtc_wal.fault_injection.harness import Case, workload_command
 from dtc_wal.fault_injection.workload import coordinator_options, make_registry
 from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
 from dtc_wal.states import Outcome, RecordType
+from dtc_wal.wal.repair import drop_transaction
 from dtc_wal.wal.store import MIB
+from dtc_wal.wal.verify import verify_log
 
 pytestmark = pytest.mark.slow
 
@@ -205,6 +216,39 @@ def test_corrupted_record_stops_startup_naming_its_lsn(
         assert f"LSN {lsn}" in str(info.value) and "checksum" in str(info.value)
     # start-up stopped before touching anyone: the participants still hold it prepared
     assert set(read_states(case.state).states[txid].values()) == {PREPARED}
+
+
+def test_repair_keeps_a_copy_then_drops_the_damaged_transaction(
+    case: Case, opened: list[TransactionCoordinator]
+) -> None:
+    txid = _killed(case, "2pc-commit", "prepare.after-all")
+    live = _open(case, opened, recover=False)
+    with pytest.raises(LogLockedError):
+        drop_transaction(case.log, txid)
+    live.close()
+    with pytest.raises(TransactionStateError, match="not damaged"):
+        drop_transaction(case.log, txid)  # recovery can finish this one: refused
+    lsn = _rewrite_record(case.log, txid, 2, _flip_last_byte)  # p1's ENLISTED record
+
+    report = drop_transaction(case.log, txid, backup_to=case.root / "evidence")
+    assert list(report.damaged) == [lsn] and lsn in report.removed_lsns
+    assert report.summary is not None and report.summary["s"] == "active"
+    assert sorted(report.summary["p"]) == ["p0", "p1", "p2"]
+    assert [r.get("participant") for r in report.records] == [None, "p0", "p2"]
+    evidence = verify_log(case.root / "evidence")  # the copy still holds the damage
+    assert [p.lsn for p in evidence.problems if p.check == "record"] == [lsn]
+    assert verify_log(case.log).ok
+
+    coord = _open(case, opened)  # starts again; the dropped transaction is the operator's
+    assert coord.last_recovery_report.examined == 0
+    coord.close()
+    held = read_states(case.state).states[txid]
+    assert set(held.values()) == {PREPARED}
+    for name in report.summary["p"]:  # settled by hand: no commit decision was ever logged
+        DurableParticipant(case.state, name).rollback(txid)
+    assert set(read_states(case.state).states[txid].values()) == {ROLLED_BACK}
+    with pytest.raises(UnknownTransactionError):
+        drop_transaction(case.log, txid)  # gone
 
 
 def test_impossible_transition_stops_startup_naming_the_transaction(
