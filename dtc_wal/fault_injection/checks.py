@@ -111,8 +111,8 @@ class CheckResult:
 
     def __str__(self) -> str:
         head = (
-            f"{self.transactions} transactions ({self.committed} committed, {self.aborted} "
-            f"aborted), {self.acknowledged} acknowledged commits"
+            f"{self.transactions} transaction(s) ({self.committed} committed, {self.aborted} "
+            f"aborted), {self.acknowledged} acknowledged commit(s)"
         )
         if self.ok:
             return f"{head}: all invariants hold"

@@ -120,7 +120,20 @@ def _write_census(args: argparse.Namespace) -> None:
         Path(args.census).write_text(json.dumps(points.hits()))
 
 
+def _exit_with_parent() -> None:
+    """Exit when the harness that started us dies: ``--count 0`` would run forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="workload-watchdog", daemon=True).start()
+
+
 def _run(args: argparse.Namespace) -> int:
+    _exit_with_parent()
     _arm_census(args)
     if not 1 <= args.width <= MAX_WIDTH:
         raise SystemExit(f"--width must be 1..{MAX_WIDTH}")
