@@ -70,6 +70,21 @@ class TransactionView:
             view.lsns.append(lsn)
         return view
 
+    def copy(self) -> TransactionView:
+        """A deep copy (participants and LSN list too), cheaper than ``dataclasses.replace``."""
+        new = object.__new__(TransactionView)
+        for name in _VIEW_SLOTS:
+            setattr(new, name, getattr(self, name))
+        participants = {}
+        for key, part in self.participants.items():
+            clone = object.__new__(ParticipantView)
+            for name in _PART_SLOTS:
+                setattr(clone, name, getattr(part, name))
+            participants[key] = clone
+        new.participants = participants
+        new.lsns = list(self.lsns)
+        return new
+
     # -- queries ---------------------------------------------------------------------
 
     def ordered(self) -> list[ParticipantView]:
@@ -222,6 +237,9 @@ class TransactionView:
             self._refuse(record, f"still pending: {', '.join(pending)}")
         self.state = TxState.COMMITTED if self.state is TxState.DECIDED_COMMIT else TxState.ABORTED
 
+
+_VIEW_SLOTS = tuple(f.name for f in dataclasses.fields(TransactionView))
+_PART_SLOTS = tuple(f.name for f in dataclasses.fields(ParticipantView))
 
 _HANDLERS = {
     RecordType.ENLISTED: TransactionView._on_enlisted,

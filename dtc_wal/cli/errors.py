@@ -43,7 +43,8 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click >= 8.2 types exit_code as a ClassVar; click reads it from the instance.
+        setattr(self, "exit_code", exit_code)  # noqa: B010
 
 
 def one_line(exc: BaseException) -> str:

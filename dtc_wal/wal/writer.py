@@ -16,7 +16,6 @@ opened with ``sync=False``), so a lazy record is as safe as any other once writt
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -53,11 +52,7 @@ class _Entry:
 
 
 def _copy_view(view: TransactionView) -> TransactionView:
-    return dataclasses.replace(
-        view,
-        participants={k: dataclasses.replace(p) for k, p in view.participants.items()},
-        lsns=list(view.lsns),
-    )
+    return view.copy()
 
 
 class WriteAheadLog:
