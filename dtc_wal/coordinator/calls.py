@@ -12,13 +12,15 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 import tenacity
 
 from ..clock import Clock
 from ..errors import ParticipantTimeoutError, TransientError, VoteNo
+from .inline import InlineTracker
 
 __all__ = ["CallPolicy", "CallResult", "run_parallel"]
 
@@ -163,32 +165,46 @@ def run_parallel(
     txid: str,
     phase: str,
     on_result: Callable[[CallResult], None] | None = None,
+    tracker: InlineTracker | None = None,
+    keys: Sequence[Hashable] | None = None,
 ) -> list[CallResult]:
     """Run named calls at once; one that is not done by ``timeout`` counts as failed.
 
     Results come back in the order of ``calls``; ``on_result`` sees each as it arrives, in
     the calling thread. A timed-out call is told to stop retrying; a call already inside the
     participant cannot be interrupted (Python threads cannot be killed) and finishes in the
-    background.
+    background. With a ``tracker``, calls whose ``keys`` it knows to be fast run inline in
+    the calling thread (no pool hand-off), and every call's duration is recorded.
     """
-    if len(calls) == 1 and timeout is None:
-        result = calls[0][1](threading.Event())
-        if on_result is not None:
-            on_result(result)
-        return [result]
+    n = len(calls)
+    start = time.monotonic()
+    measured = [
+        _measured(fn, tracker, keys[i]) if tracker and keys else fn
+        for i, (_, fn) in enumerate(calls)
+    ]
+    inline = [
+        (n == 1 and timeout is None)
+        or (tracker is not None and keys is not None and tracker.is_fast(keys[i]))
+        for i in range(n)
+    ]
     flags = [threading.Event() for _ in calls]
-    futures = {
-        pool.submit(fn, flag): i for i, ((_, fn), flag) in enumerate(zip(calls, flags, strict=True))
-    }
-    results: list[CallResult | None] = [None] * len(calls)
-    try:
-        for future in cf.as_completed(futures, timeout=timeout):
-            result = future.result()
-            results[futures[future]] = result
+    futures = {pool.submit(measured[i], flags[i]): i for i in range(n) if not inline[i]}
+    results: list[CallResult | None] = [None] * n
+    for i in range(n):
+        if inline[i]:
+            results[i] = result = measured[i](flags[i])
             if on_result is not None:
                 on_result(result)
-    except cf.TimeoutError:
-        pass
+    if futures:
+        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        try:
+            for future in cf.as_completed(futures, timeout=remaining):
+                result = future.result()
+                results[futures[future]] = result
+                if on_result is not None:
+                    on_result(result)
+        except cf.TimeoutError:
+            pass
     out: list[CallResult] = []
     for i, (name, _) in enumerate(calls):
         done = results[i]
@@ -209,3 +225,16 @@ def run_parallel(
         )
         out.append(CallResult(name, False, 1, err))
     return out
+
+
+def _measured(
+    fn: Callable[[threading.Event], CallResult], tracker: InlineTracker, key: Hashable
+) -> Callable[[threading.Event], CallResult]:
+    def run(flag: threading.Event) -> CallResult:
+        t0 = time.perf_counter()
+        try:
+            return fn(flag)
+        finally:
+            tracker.record(key, time.perf_counter() - t0)
+
+    return run

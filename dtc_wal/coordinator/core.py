@@ -37,6 +37,7 @@ from ..wal.writer import WriteAheadLog
 from .background import BackgroundRecovery
 from .calls import DEFAULT_TRANSIENT, CallPolicy
 from .driver import Driver
+from .inline import InlineTracker
 from .live import LiveTransaction, Member, Phase
 
 __all__ = ["TransactionCoordinator"]
@@ -87,6 +88,7 @@ class TransactionCoordinator:
         recovery_interval: float | None = 5.0,
         recovery_backoff_max: float = 300.0,
         zombie_timeout: float | None = 300.0,
+        inline_threshold: float | None = 0.0005,
     ) -> None:
         if prepare_timeout is not None and prepare_timeout <= 0:
             raise ValueError("prepare_timeout must be positive (or None for no limit)")
@@ -116,6 +118,7 @@ class TransactionCoordinator:
             clock=self.clock,
             prepare_timeout=prepare_timeout,
             phase2_timeout=phase2_timeout,
+            inline=InlineTracker(inline_threshold),
         )
         self._live: dict[str, LiveTransaction] = {}
         self._lock = threading.Lock()

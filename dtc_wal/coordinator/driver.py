@@ -16,7 +16,7 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from ..clock import Clock
@@ -26,6 +26,7 @@ from ..records import LogRecord
 from ..states import Mode, Outcome, ParticipantState, RecordType
 from ..wal.writer import WriteAheadLog
 from .calls import CallPolicy, CallResult, run_parallel
+from .inline import InlineTracker
 from .live import LiveTransaction, Member
 
 __all__ = ["Driver"]
@@ -46,6 +47,7 @@ class Driver:
     clock: Clock
     prepare_timeout: float | None
     phase2_timeout: float | None
+    inline: InlineTracker | None = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -109,7 +111,14 @@ class Driver:
                 _crash("prepare.after-first")
 
         results = run_parallel(
-            self.pool, calls, self.prepare_timeout, tx.txid, "prepare", on_result
+            self.pool,
+            calls,
+            self.prepare_timeout,
+            tx.txid,
+            "prepare",
+            on_result,
+            self.inline,
+            _keys("prepare", tx.members),
         )
         for member, result in zip(tx.members, results, strict=True):
             if result.ok:
@@ -162,7 +171,14 @@ class Driver:
             )
             # A step gets the same time limit as a prepare (docs/protocol.md).
             (result,) = run_parallel(
-                self.pool, [(member.name, action)], self.prepare_timeout, tx.txid, "saga action"
+                self.pool,
+                [(member.name, action)],
+                self.prepare_timeout,
+                tx.txid,
+                "saga action",
+                None,
+                self.inline,
+                _keys("action", [member]),
             )
             member.attempts += result.attempts
             if not result.ok:
@@ -244,7 +260,16 @@ class Driver:
                 if acked == 1:
                     _crash(f"{phase}.after-first")
 
-        results = run_parallel(self.pool, calls, self.phase2_timeout, tx.txid, phase, on_result)
+        results = run_parallel(
+            self.pool,
+            calls,
+            self.phase2_timeout,
+            tx.txid,
+            phase,
+            on_result,
+            self.inline,
+            _keys(phase, live),
+        )
         for member, result in zip(live, results, strict=True):
             if result.ok:
                 log.debug("txid=%s %s acknowledged by %s", tx.txid, phase, member.name)
@@ -277,6 +302,11 @@ class Driver:
             else:  # logged by the policy; the remaining compensations still run
                 records.append(self._failed(tx, member, result))
         return records
+
+
+def _keys(phase: str, members: Iterable[Member]) -> list[Hashable]:
+    """What the inline tracker knows a call by: phase, participant class and name."""
+    return [(phase, type(m.obj).__qualname__, m.name) for m in members]
 
 
 def _bind_prepare(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:
