@@ -191,11 +191,16 @@ class _Durable:
         return after or before or ""
 
 
+AFTER_LIMIT = 5.0
+
+
 class DurableParticipant(_Durable):
     """A 2PC participant with its state in ``<directory>/<name>.sqlite``.
 
-    ``vote_no`` refuses every prepare (after ``delay`` seconds, so that other participants
-    vote first); ``delay`` also slows down yes votes. ``fail_commits``: the first that many
+    ``vote_no`` refuses every prepare; ``delay`` sleeps before each prepare; ``after`` names
+    participants (in the same directory) whose prepare of the transaction must be on disk
+    before this one answers -- so they vote first (waits at most ``AFTER_LIMIT`` seconds,
+    then answers anyway). ``fail_commits``: the first that many
     commit calls for each transaction raise ``ConnectionError`` (counted on disk, across
     objects and processes: a participant that comes back).
     """
@@ -208,14 +213,18 @@ class DurableParticipant(_Durable):
         vote_no: bool = False,
         delay: float = 0.0,
         fail_commits: int = 0,
+        after: Iterable[str] = (),
     ) -> None:
         super().__init__(directory, name, delay)
         self.vote_no = vote_no
+        self.after = tuple(after)
         self.fail_commits = fail_commits
 
     def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
         if self.delay:
             time.sleep(self.delay)
+        if self.after:
+            self._wait_for(self.after, transaction_id)
         if self.vote_no:
             self._transition(
                 "prepare",
@@ -237,6 +246,18 @@ class DurableParticipant(_Durable):
         )
         if state in UNDONE_STATES:
             raise VoteNo(f"{self.name}: {transaction_id} was already rolled back ({state})")
+
+    def _wait_for(self, names: tuple[str, ...], txid: str) -> None:
+        deadline = time.monotonic() + AFTER_LIMIT
+        while time.monotonic() < deadline:
+            try:
+                held = read_states(self.directory, names).states.get(txid, {})
+            except sqlite3.Error:  # a file still being created: look again
+                held = {}
+            if all(name in held for name in names):
+                time.sleep(0.01)  # and let their prepare calls return to the coordinator
+                return
+            time.sleep(0.005)
 
     def commit(self, transaction_id: str) -> None:
         if self.fail_commits and self._count_failure("commit", transaction_id, self.fail_commits):
@@ -363,12 +384,19 @@ class ParticipantStates:
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
 
 
-def read_states(directory: str | os.PathLike[str]) -> ParticipantStates:
-    """Read every participant file in ``directory`` (for the checker, after a kill)."""
+def read_states(
+    directory: str | os.PathLike[str], names: Iterable[str] | None = None
+) -> ParticipantStates:
+    """Read every participant file in ``directory`` (or those of ``names``), e.g. for the
+    checker after a kill."""
     out = ParticipantStates()
-    for path in sorted(Path(directory).glob("*.sqlite")):
+    if names is None:
+        paths = sorted(Path(directory).glob("*.sqlite"))
+    else:
+        paths = [p for p in (_db_path(directory, n) for n in names) if p.exists()]
+    for path in paths:
         name = path.stem
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
+        conn = sqlite3.connect(path, timeout=60.0)  # read-write: may replay a dead writer's WAL
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if "txn" not in tables:

@@ -42,8 +42,6 @@ EXTRA_SCENARIOS = ("2pc-incomplete",)
 """``2pc-incomplete``: p1's commit fails more often than the coordinator retries, so
 ``commit_transaction`` raises CommitIncompleteError and recovery finishes the commit."""
 MAX_WIDTH = 8
-VOTE_NO_DELAY = 0.05
-"""The no-voter waits this long, so the others vote yes first (prepare.after-first)."""
 
 
 def step_names(width: int = MAX_WIDTH) -> list[str]:
@@ -81,7 +79,8 @@ def run_transaction(coord: TransactionCoordinator, scenario: str, width: int) ->
         for i in range(width):
             params: dict[str, Any] = {"name": f"p{i}"}
             if scenario == "2pc-abort" and i == last:
-                params.update(vote_no=True, delay=VOTE_NO_DELAY)
+                # the others vote yes first, so prepare.after-first is always passed
+                params.update(vote_no=True, after=[f"p{j}" for j in range(last)])
             if scenario == "2pc-incomplete" and i == 1:
                 params.update(fail_commits=COMMIT_ATTEMPTS)
             coord.enlist_participant(txid, PARTICIPANT_FACTORY, name=f"p{i}", params=params)
