@@ -486,3 +486,14 @@ def test_bad_options(log_dir: Path, kwargs: dict[str, Any]) -> None:
         TransactionCoordinator(log_dir, **kwargs)
     with TransactionCoordinator(log_dir):  # a refused option left no lock behind
         pass
+
+
+def test_unknown_txid_is_reported_before_a_factory_runs(make_coord: MakeCoord) -> None:
+    built: list[str] = []
+    coord = make_coord()
+    coord.registry.register("tracked", lambda **_: built.append("built"))
+    with pytest.raises(E.UnknownTransactionError):
+        coord.enlist_participant("no-such-transaction", "tracked")
+    with pytest.raises(E.UnknownTransactionError):
+        coord.register_participant("no-such-transaction", "tracked")
+    assert built == []

@@ -200,7 +200,7 @@ class TransactionCoordinator:
         if isinstance(participant, str):
             factory: str | None = participant
             member_name = name or participant
-            obj = self._create(participant, params)
+            obj = self._create(participant, params, txid)
             as_participant(obj, f"factory {participant!r}")
         else:
             if params is not None:
@@ -232,7 +232,7 @@ class TransactionCoordinator:
         recovery can rebuild.
         """
         if commit_function is None and rollback_function is None:
-            obj: object = self._create(service_name, params)
+            obj: object = self._create(service_name, params, txid)
             as_saga_step(obj, f"factory {service_name!r}")
             factory: str | None = service_name
         elif commit_function is None or rollback_function is None:
@@ -250,7 +250,10 @@ class TransactionCoordinator:
                 )
         self._join(txid, Mode.SAGA, service_name, obj, factory, params, True)
 
-    def _create(self, factory: str, params: Mapping[str, Any] | None) -> object:
+    def _create(self, factory: str, params: Mapping[str, Any] | None, txid: str) -> object:
+        """Build a registry participant -- after checking the transaction, so a bad txid is
+        reported before the factory runs (it may connect somewhere)."""
+        self._get_live(txid)
         check_encodable(_as_dict(params, f"params of {factory!r}"), f"params of {factory!r}")
         return self.registry.create(factory, params)
 
