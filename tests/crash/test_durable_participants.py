@@ -154,6 +154,7 @@ def test_checker_reports_lost_acknowledgements_and_unknown_state(tmp_path: Path)
     assert "torn-li" not in read_acks(case.acks).committed
 
 
+@pytest.mark.slow
 def test_checker_reports_an_unrecovered_log(tmp_path: Path) -> None:
     case = Case.create(tmp_path)
     run = case.run("2pc-commit", crash_at="prepare.after-all")
