@@ -27,6 +27,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,28 +183,32 @@ class Case:
     ) -> Run:
         command = workload_command(*args)
         deadline = time.monotonic() + PROCESS_TIMEOUT
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_environment(crash_at),
-            text=True,
-        )
-        ready = False
-        try:
-            if kill_after is not None and not wait_ready:
-                time.sleep(kill_after)
-                proc.send_signal(signal.SIGKILL)
-            else:
-                ready = _read_ready(proc, deadline)
-                if kill_after is not None and ready:
+        # stderr goes to a file: a pipe nobody reads before "ready" could fill and stall it
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=_environment(crash_at),
+                text=True,
+            )
+            ready = False
+            try:
+                if kill_after is not None and not wait_ready:
                     time.sleep(kill_after)
                     proc.send_signal(signal.SIGKILL)
-            stdout, stderr = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
-        except BaseException:
-            proc.kill()
-            proc.communicate()
-            raise
+                else:
+                    ready = _read_ready(proc, deadline)
+                    if kill_after is not None and ready:
+                        time.sleep(kill_after)
+                        proc.send_signal(signal.SIGKILL)
+                stdout, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except BaseException:
+                proc.kill()
+                proc.communicate()
+                raise
+            err.seek(0)
+            stderr = err.read()
         ready = ready or "ready\n" in stdout
         result = Run(command, proc.returncode, stdout, stderr, ready)
         if census_file is not None and census_file.exists():
