@@ -79,13 +79,15 @@ def test(args: list[str]) -> int:
     ensure_postgres()
     for step in (
         (PY, "-m", "ruff", "check", "dtc_wal", "tests", "benchmarks", "examples"),
-        (PY, "-m", "ruff", "format", "--check", "dtc_wal"),
+        (PY, "-m", "ruff", "format", "--check", "dtc_wal", "tests", "benchmarks", "examples"),
         (PY, "-m", "mypy", "dtc_wal"),
     ):
         if run(*step, check=False) != 0:
             print("lint/type check failed: fix the above (ruff format dtc_wal fixes formatting)")
             return 1
-    code = run(PY, "-m", "pytest", *args, check=False)
+    # The venv's bin first, so tests that run the installed `dtc` find it.
+    env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    code = run(PY, "-m", "pytest", *args, check=False, env=env)
     if code == 5:
         print("pytest collected no tests: the suite is missing or the filter matched nothing")
         return 1
