@@ -19,9 +19,9 @@ from .errors import (
 from .history import ParticipantView, TransactionView
 from .participant import Participant, SagaStep
 from .registry import ParticipantRegistry
-from .states import Mode, Outcome, ParticipantState, RecordType, TxState
+from .states import READ_ONLY, Mode, Outcome, ParticipantState, RecordType, TxState, Vote
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_api.py
     "Clock",
     "CommitIncompleteError",
     "DtcError",
@@ -32,6 +32,7 @@ __all__ = [
     "ParticipantRegistry",
     "ParticipantState",
     "ParticipantView",
+    "READ_ONLY",
     "RecordType",
     "SagaStep",
     "SystemClock",
@@ -40,6 +41,7 @@ __all__ = [
     "TransactionView",
     "TransientError",
     "TxState",
+    "Vote",
     "VoteNo",
 ]
 

@@ -169,12 +169,19 @@ class TransactionView:
             earlier = [p for p in self.ordered() if p.order < part.order]
             if any(p.state is not ParticipantState.PREPARED for p in earlier):
                 self._refuse(record, "saga steps complete in registration order")
-        part.state = ParticipantState.PREPARED
+            if record.outcome is not None:
+                self._refuse(record, "a saga step cannot vote read-only")
+        if record.outcome not in (None, Outcome.READ_ONLY):
+            self._refuse(record, f"a vote is yes or read-only, not {record.outcome}")
+        if record.outcome is Outcome.READ_ONLY:
+            part.state = ParticipantState.READ_ONLY
+        else:
+            part.state = ParticipantState.PREPARED
 
     def _on_decided_commit(self, record: LogRecord) -> None:
         if self.state is not TxState.ACTIVE:
             self._refuse(record, "the outcome is decided once")
-        unprepared = [p.name for p in self.ordered() if p.state is not ParticipantState.PREPARED]
+        unprepared = [p.name for p in self.ordered() if p.state not in _VOTED]
         if unprepared:
             self._refuse(record, f"not prepared: {', '.join(unprepared)}")
         self.state = TxState.DECIDED_COMMIT
@@ -238,6 +245,7 @@ class TransactionView:
         self.state = TxState.COMMITTED if self.state is TxState.DECIDED_COMMIT else TxState.ABORTED
 
 
+_VOTED = (ParticipantState.PREPARED, ParticipantState.READ_ONLY)
 _VIEW_SLOTS = tuple(f.name for f in dataclasses.fields(TransactionView))
 _PART_SLOTS = tuple(f.name for f in dataclasses.fields(ParticipantView))
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import InvalidParticipantError
+from .states import Vote
 
 __all__ = [
     "CallableStep",
@@ -35,8 +36,9 @@ class Participant(Protocol):
     timeouts and crashes, more than once: each method says what it must tolerate.
     """
 
-    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
-        """Vote. Return normally to vote yes: from then on the participant must be able to
+    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> Vote | None:
+        """Vote. Return ``dtc_wal.READ_ONLY`` when the participant changed nothing: it is
+        then left out of phase two. Return None to vote yes: from then on it must be able to
         commit even after its own crash. Raise :class:`dtc_wal.errors.VoteNo` (or any
         exception that is not transient) to vote no; raise
         :class:`dtc_wal.errors.TransientError`, ``ConnectionError`` or ``TimeoutError`` to be

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Mode", "Outcome", "ParticipantState", "RecordType", "TxState"]
+__all__ = ["READ_ONLY", "Mode", "Outcome", "ParticipantState", "RecordType", "TxState", "Vote"]
 
 
 class RecordType(enum.IntEnum):
@@ -48,6 +48,8 @@ class Outcome(enum.StrEnum):
     ROLLBACK = "rollback"
     SKIP = "skip"
     """Saga only: the step never ran, so there was nothing to compensate."""
+    READ_ONLY = "read-only"
+    """On a PREPARED record: the participant voted read-only and leaves phase two."""
 
 
 class TxState(enum.StrEnum):
@@ -80,6 +82,7 @@ class ParticipantState(enum.StrEnum):
     ROLLED_BACK = "rolled-back"
     SKIPPED = "skipped"
     RESOLVED = "resolved"
+    READ_ONLY = "read-only"
 
     @property
     def done(self) -> bool:
@@ -89,4 +92,16 @@ class ParticipantState(enum.StrEnum):
             ParticipantState.ROLLED_BACK,
             ParticipantState.SKIPPED,
             ParticipantState.RESOLVED,
+            ParticipantState.READ_ONLY,
         )
+
+
+class Vote(enum.Enum):
+    """What ``prepare`` may return besides None (a yes vote)."""
+
+    READ_ONLY = "read-only"
+    """The participant changed nothing: it needs no commit or rollback (left out of phase
+    two, as in Narayana and Bitronix)."""
+
+
+READ_ONLY = Vote.READ_ONLY

@@ -32,7 +32,9 @@ PUBLIC = {
     "TransactionView",
     "TransientError",
     "TxState",
+    "Vote",
     "VoteNo",
+    "READ_ONLY",
 }
 
 SUBMODULES = [

@@ -42,6 +42,7 @@ class CallResult:
     ok: bool
     attempts: int
     error: BaseException | None = None
+    value: object = None  # what the call returned (a prepare may vote READ_ONLY)
 
     @property
     def error_text(self) -> str:
@@ -82,8 +83,7 @@ class CallPolicy:
         ``VoteNo`` is never retried. ``cancelled`` stops further attempts (set on timeout).
         """
         try:
-            fn()
-            return CallResult(name, True, 1)
+            return CallResult(name, True, 1, value=fn())
         except Exception as first:
             if not self._retryable(first, retry_any) or self.max_retries == 0:
                 self._log_failure(txid, name, phase, first, 1)
@@ -129,12 +129,13 @@ class CallPolicy:
             reraise=True,
         )
         clock.sleep(min(self.backoff_initial, self.backoff_max) + random.uniform(0, self.jitter))
+        value: object = None
         try:
             for attempt in retrying:
                 with attempt:
                     attempts = 1 + attempt.retry_state.attempt_number
-                    fn()
-            return CallResult(name, True, attempts)
+                    value = fn()
+            return CallResult(name, True, attempts, value=value)
         except Exception as exc:
             self._log_failure(txid, name, phase, exc, attempts)
             return CallResult(name, False, attempts, exc)

@@ -23,7 +23,7 @@ from ..clock import Clock
 from ..errors import ParticipantUnavailableError
 from ..fault_injection import points
 from ..records import LogRecord
-from ..states import Mode, Outcome, ParticipantState, RecordType
+from ..states import READ_ONLY, Mode, Outcome, ParticipantState, RecordType
 from ..wal.writer import WriteAheadLog
 from .calls import CallPolicy, CallResult, run_parallel
 from .inline import InlineTracker
@@ -122,7 +122,10 @@ class Driver:
         )
         for member, result in zip(tx.members, results, strict=True):
             if result.ok:
-                member.state = ParticipantState.PREPARED
+                read_only = result.value is READ_ONLY
+                member.state = (
+                    ParticipantState.READ_ONLY if read_only else ParticipantState.PREPARED
+                )
             member.attempts += result.attempts
             if not result.ok:
                 member.last_error = result.error_text
@@ -133,8 +136,17 @@ class Driver:
     def _unlogged_prepared(self, tx: LiveTransaction) -> list[LogRecord]:
         records = []
         for m in tx.members:
-            if m.state is ParticipantState.PREPARED and not m.prepared_logged:
+            if m.prepared_logged:
+                continue
+            if m.state is ParticipantState.PREPARED:
                 records.append(self.record(RecordType.PREPARED, tx, participant=m.name))
+                m.prepared_logged = True
+            elif m.state is ParticipantState.READ_ONLY:
+                records.append(
+                    self.record(
+                        RecordType.PREPARED, tx, participant=m.name, outcome=Outcome.READ_ONLY
+                    )
+                )
                 m.prepared_logged = True
         return records
 

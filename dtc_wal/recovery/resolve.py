@@ -77,9 +77,8 @@ def resolve_transaction(
                 "--participant), then settle single participants"
             )
         if outcome is Outcome.COMMIT:
-            unprepared = [
-                p.name for p in view.ordered() if p.state is not ParticipantState.PREPARED
-            ]
+            voted = (ParticipantState.PREPARED, ParticipantState.READ_ONLY)
+            unprepared = [p.name for p in view.ordered() if p.state not in voted]
             if unprepared:
                 raise TransactionStateError(
                     f"cannot decide commit for {txid}: {', '.join(unprepared)} never voted yes "
