@@ -19,6 +19,7 @@ from .states import Vote
 
 __all__ = [
     "CallableStep",
+    "OnePhaseParticipant",
     "Participant",
     "PreparedResource",
     "SagaStep",
@@ -54,6 +55,18 @@ class Participant(Protocol):
         """Undo prepared work. May be called more than once, for a transaction id that was
         never prepared (then record it and do nothing), or before a late ``prepare``
         arrives (which must then vote no)."""
+
+
+@runtime_checkable
+class OnePhaseParticipant(Participant, Protocol):
+    """Optional: a participant that can commit in one call when it is alone."""
+
+    def commit_one_phase(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        """Commit at once, without a prepare (used when it is the transaction's only
+        participant). Return only when committed; raise to refuse (the coordinator then
+        sends ``rollback``, which must undo or ignore it). May be called again after a
+        timeout, like ``prepare``. Nothing is forced to the coordinator's log first: this
+        participant's own commit is the decision."""
 
 
 @runtime_checkable

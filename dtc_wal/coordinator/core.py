@@ -89,6 +89,7 @@ class TransactionCoordinator:
         recovery_backoff_max: float = 300.0,
         zombie_timeout: float | None = 300.0,
         inline_threshold: float | None = 0.0005,
+        one_phase: bool = True,
     ) -> None:
         if prepare_timeout is not None and prepare_timeout <= 0:
             raise ValueError("prepare_timeout must be positive (or None for no limit)")
@@ -124,6 +125,7 @@ class TransactionCoordinator:
         self._lock = threading.Lock()
         self._closed = False
         self.zombie_timeout = zombie_timeout
+        self.one_phase = one_phase
         self._background = BackgroundRecovery(self, recovery_interval, recovery_backoff_max)
         self.last_recovery_report = RecoveryReport()
         try:
@@ -331,6 +333,13 @@ class TransactionCoordinator:
             self._forget(tx)
 
     def _commit_two_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
+        if (
+            self.one_phase
+            and len(tx.members) == 1
+            and callable(getattr(tx.members[0].obj, "commit_one_phase", None))
+        ):
+            self._commit_one_phase(tx, data)
+            return
         try:
             votes = self._driver.prepare(tx, data) if tx.members else []
         except LogError as exc:
@@ -341,6 +350,13 @@ class TransactionCoordinator:
             reason = f"{first.name} voted no in prepare ({first.error_text})"
             self._abort(tx, reason, first.error)
         self._decide_commit(tx, data)
+
+    def _commit_one_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
+        """A lone participant with ``commit_one_phase`` decides by itself: no forced write."""
+        result = self._driver.one_phase(tx, data)
+        if not result.ok:
+            reason = f"{result.name} refused the one-phase commit ({result.error_text})"
+            self._abort(tx, reason, result.error)
 
     def _commit_saga(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
         try:

@@ -133,6 +133,44 @@ class Driver:
             _crash("prepare.after-all")
         return results
 
+    def one_phase(self, tx: LiveTransaction, data: Mapping[str, Any]) -> CallResult:
+        """One-phase commit of a lone participant (docs/protocol.md, "One-phase commit").
+
+        Nothing is forced to disk: the participant's own commit is the decision. On success
+        the whole history -- opening, vote, decision, acknowledgement, completion -- goes to
+        the log in one lazy append, so it lands whole or not at all; a log without it
+        simply does not know the transaction, and nothing needs recovering.
+        """
+        (member,) = tx.members
+        call = self._call(
+            tx, member, "one-phase commit", _bind_one_phase(member.obj, tx.txid, data), False
+        )
+        (result,) = run_parallel(
+            self.pool,
+            [(member.name, call)],
+            self.prepare_timeout,
+            tx.txid,
+            "one-phase commit",
+            None,
+            self.inline,
+            _keys("one-phase", [member]),
+        )
+        member.attempts += result.attempts
+        if not result.ok:
+            member.last_error = result.error_text
+            return result
+        member.state = ParticipantState.PREPARED
+        records = tx.opening_records(self.clock.now()) + self._unlogged_prepared(tx)
+        tx.logged = True
+        records.append(self.record(RecordType.DECIDED_COMMIT, tx, data=dict(data) or None))
+        records.append(self._ack(tx, member, Outcome.COMMIT))
+        records.append(self.record(RecordType.COMPLETED, tx))
+        self.wal.append(records, wait=False)
+        log.info(
+            "txid=%s committed in one phase by %s", tx.txid, member.name, extra={"txid": tx.txid}
+        )
+        return result
+
     def _unlogged_prepared(self, tx: LiveTransaction) -> list[LogRecord]:
         records = []
         for m in tx.members:
@@ -323,6 +361,10 @@ def _keys(phase: str, members: Iterable[Member]) -> list[Hashable]:
 
 def _bind_prepare(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:
     return lambda: obj.prepare(txid, data)
+
+
+def _bind_one_phase(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:
+    return lambda: obj.commit_one_phase(txid, data)
 
 
 def _bind_action(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:
