@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from .clock import Clock, ManualClock, SystemClock
-from .coordinator import TransactionCoordinator
+from .coordinator import CommitHandle, TransactionCoordinator
 from .errors import (
     CommitIncompleteError,
     DtcError,
@@ -23,6 +23,7 @@ from .states import READ_ONLY, Mode, Outcome, ParticipantState, RecordType, TxSt
 
 __all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_api.py
     "Clock",
+    "CommitHandle",
     "CommitIncompleteError",
     "DtcError",
     "ManualClock",

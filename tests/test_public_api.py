@@ -35,6 +35,7 @@ PUBLIC = {
     "Vote",
     "VoteNo",
     "READ_ONLY",
+    "CommitHandle",
 }
 
 SUBMODULES = [

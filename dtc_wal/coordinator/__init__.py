@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .completer import CommitHandle
 from .core import TransactionCoordinator
 
-__all__ = ["TransactionCoordinator"]
+__all__ = ["CommitHandle", "TransactionCoordinator"]

@@ -8,7 +8,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 from ..clock import Clock, SystemClock
 from ..errors import (
@@ -36,6 +36,7 @@ from ..wal.store import MIB
 from ..wal.writer import WriteAheadLog
 from .background import BackgroundRecovery
 from .calls import DEFAULT_TRANSIENT, CallPolicy
+from .completer import CommitHandle, Completer
 from .driver import Driver
 from .inline import InlineTracker
 from .live import LiveTransaction, Member, Phase
@@ -127,6 +128,7 @@ class TransactionCoordinator:
         self.zombie_timeout = zombie_timeout
         self.one_phase = one_phase
         self._background = BackgroundRecovery(self, recovery_interval, recovery_backoff_max)
+        self._completer = Completer(self._driver, self._background.hand_over, self._forget)
         self.last_recovery_report = RecoveryReport()
         try:
             if recover:
@@ -150,6 +152,7 @@ class TransactionCoordinator:
                 return
             self._closed = True
         self._background.stop()
+        self._completer.stop(drain=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.wal.close()
         log.info("coordinator closed")
@@ -159,6 +162,7 @@ class TransactionCoordinator:
         with self._lock:
             self._closed = True
         self._background.stop()
+        self._completer.stop(drain=False)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.wal.abandon()
 
@@ -312,7 +316,19 @@ class TransactionCoordinator:
 
     # -- finishing ---------------------------------------------------------------------------
 
-    def commit_transaction(self, txid: str, data: Mapping[str, Any] | None = None) -> None:
+    @overload
+    def commit_transaction(
+        self, txid: str, data: Mapping[str, Any] | None = None, *, wait: Literal[True] = True
+    ) -> None: ...
+
+    @overload
+    def commit_transaction(
+        self, txid: str, data: Mapping[str, Any] | None = None, *, wait: Literal[False]
+    ) -> CommitHandle: ...
+
+    def commit_transaction(
+        self, txid: str, data: Mapping[str, Any] | None = None, *, wait: bool = True
+    ) -> CommitHandle | None:
         """Commit: returns only when every participant acknowledged commit.
 
         Raises :class:`TransactionAborted` when the outcome is rollback (``cause`` says
@@ -320,26 +336,45 @@ class TransactionCoordinator:
         participant has not acknowledged yet (recovery finishes it), and
         :class:`UnencodableDataError` -- with nothing sent and the transaction still open --
         when msgpack cannot encode ``data``.
+
+        With ``wait=False`` it returns a :class:`CommitHandle` as soon as the commit
+        decision is durable; phase two runs in the background (batched for participants
+        with ``commit_many``) and ``handle.wait()`` reports its end. Aborts still raise
+        :class:`TransactionAborted` before returning.
         """
         payload = _as_dict(data, "data")
         check_encodable(payload, "data")
         tx = self._start_finishing(txid)
+        in_background = False
         try:
             if tx.mode is Mode.SAGA:
                 self._commit_saga(tx, payload)
+                finished = False
             else:
-                self._commit_two_phase(tx, payload)
+                finished = self._commit_two_phase(tx, payload)
+            # The commit decision is durable here (or a one-phase commit is done).
+            if wait:
+                if not finished:
+                    self._finish_commit(tx)
+                return None
+            if finished:
+                return CommitHandle.completed(tx.txid)
+            handle = self._completer.submit(tx)
+            in_background = True
+            return handle
         finally:
-            self._forget(tx)
+            if not in_background:
+                self._forget(tx)
 
-    def _commit_two_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
+    def _commit_two_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> bool:
+        """Prepare and decide; True when nothing is left to deliver (one-phase commit)."""
         if (
             self.one_phase
             and len(tx.members) == 1
             and callable(getattr(tx.members[0].obj, "commit_one_phase", None))
         ):
             self._commit_one_phase(tx, data)
-            return
+            return True
         try:
             votes = self._driver.prepare(tx, data) if tx.members else []
         except LogError as exc:
@@ -350,6 +385,7 @@ class TransactionCoordinator:
             reason = f"{first.name} voted no in prepare ({first.error_text})"
             self._abort(tx, reason, first.error)
         self._decide_commit(tx, data)
+        return False
 
     def _commit_one_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
         """A lone participant with ``commit_one_phase`` decides by itself: no forced write."""
@@ -375,7 +411,6 @@ class TransactionCoordinator:
             # Nothing of the decision is on disk (a failed write writes nothing), so the
             # outcome is abort by presumed abort: tell the participants now, not later.
             self._abort(tx, f"the commit decision could not be logged ({exc})", exc)
-        self._finish_commit(tx)
 
     def _finish_commit(self, tx: LiveTransaction) -> None:
         pending = self._driver.deliver(tx, Outcome.COMMIT)

@@ -16,7 +16,7 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..clock import Clock
@@ -246,16 +246,20 @@ class Driver:
 
     # -- phase two -------------------------------------------------------------------------
 
-    def deliver(self, tx: LiveTransaction, outcome: Outcome) -> list[Member]:
+    def deliver(
+        self, tx: LiveTransaction, outcome: Outcome, earlier: Sequence[LogRecord] = ()
+    ) -> list[Member]:
         """Send the decided outcome to every member that has not acknowledged it.
 
         Returns the members still pending (their errors logged and written as FAILED
-        records); the transaction is COMPLETED in the log when none are.
+        records); the transaction is COMPLETED in the log when none are. ``earlier`` are
+        acknowledgements already collected (by :meth:`deliver_many`) to log with the rest.
         """
+        records = list(earlier)
         if tx.mode is Mode.SAGA:
-            records = self._deliver_saga(tx, outcome)
+            records += self._deliver_saga(tx, outcome)
         else:
-            records = self._deliver_two_phase(tx, outcome)
+            records += self._deliver_two_phase(tx, outcome)
         pending = [m for m in tx.members if not m.state.done]
         if not pending:
             records.append(self.record(RecordType.COMPLETED, tx))
@@ -265,6 +269,41 @@ class Driver:
             log.info("txid=%s completed: %s", tx.txid, outcome.value, extra={"txid": tx.txid})
             _crash("complete.after-log")
         return pending
+
+    def deliver_many(
+        self, txs: Sequence[LiveTransaction], outcome: Outcome
+    ) -> dict[str, list[Member]]:
+        """Deliver one outcome to many 2PC transactions, batching where participants can.
+
+        A participant object enlisted in several of them that has ``commit_many(txids)`` /
+        ``rollback_many(txids)`` gets one call for all; everyone else gets the usual
+        per-transaction calls. Returns the pending members per txid.
+        """
+        method = "commit_many" if outcome is Outcome.COMMIT else "rollback_many"
+        groups: dict[int, tuple[Any, list[tuple[LiveTransaction, Member]]]] = {}
+        for tx in txs:
+            if tx.mode is Mode.SAGA:
+                continue
+            for m in tx.members:
+                if not m.state.done and callable(getattr(m.obj, method, None)):
+                    groups.setdefault(id(m.obj), (m.obj, []))[1].append((tx, m))
+        earlier: dict[str, list[LogRecord]] = {}
+        for obj, items in groups.values():
+            txids = [tx.txid for tx, _ in items]
+            name = items[0][1].name
+            result = self.policy.call(
+                _bind_many(obj, method, txids),
+                name=name,
+                txid=",".join(txids[:3]),
+                phase=method,
+                clock=self.clock,
+                retry_any=True,
+            )
+            if not result.ok:
+                continue  # each transaction then tries its own call
+            for tx, member in items:
+                earlier.setdefault(tx.txid, []).append(self._ack(tx, member, outcome))
+        return {tx.txid: self.deliver(tx, outcome, earlier.get(tx.txid, ())) for tx in txs}
 
     def _ack(self, tx: LiveTransaction, member: Member, outcome: Outcome) -> LogRecord:
         member.state = {
@@ -365,6 +404,11 @@ def _bind_prepare(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], 
 
 def _bind_one_phase(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:
     return lambda: obj.commit_one_phase(txid, data)
+
+
+def _bind_many(obj: Any, method: str, txids: list[str]) -> Callable[[], object]:
+    call = getattr(obj, method)
+    return lambda: call(list(txids))
 
 
 def _bind_action(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:

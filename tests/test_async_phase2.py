@@ -1,0 +1,138 @@
+"""commit_transaction(wait=False): return at the durable decision; phase two in the
+background, batched through commit_many where a participant offers it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dtc_wal import CommitHandle, RecordType, TransactionCoordinator, TxState
+from dtc_wal.errors import CommitIncompleteError, TransactionAborted, VoteNo
+
+
+class Shared:
+    """One resource enlisted in many transactions; can commit many at once."""
+
+    def __init__(self, name: str, batch: bool = True, fail_commit: bool = False) -> None:
+        self.name = name
+        self.batch = batch
+        self.fail_commit = fail_commit
+        self.prepared: list[str] = []
+        self.committed: list[str] = []
+        self.batches: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.lock = threading.Lock()
+
+    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.prepared.append(transaction_id)
+
+    def commit(self, transaction_id: str) -> None:
+        assert self.gate.wait(10)
+        if self.fail_commit:
+            raise ConnectionError("down")
+        with self.lock:
+            self.committed.append(transaction_id)
+
+    def rollback(self, transaction_id: str) -> None:
+        pass
+
+
+class Batching(Shared):
+    def commit_many(self, transaction_ids: list[str]) -> None:
+        assert self.gate.wait(10)
+        with self.lock:
+            self.batches.append(list(transaction_ids))
+            self.committed.extend(transaction_ids)
+
+    def rollback_many(self, transaction_ids: list[str]) -> None:
+        pass
+
+
+def coordinator(path: Path, **options: Any) -> TransactionCoordinator:
+    return TransactionCoordinator(path, recovery_interval=None, **options)
+
+
+def start(coord: TransactionCoordinator, *parts: Any) -> str:
+    txid = coord.begin_transaction()
+    for p in parts:
+        coord.enlist_participant(txid, p)
+    return txid
+
+
+def test_returns_at_the_durable_decision_then_completes(tmp_path: Path) -> None:
+    a, b = Shared("a"), Shared("b")
+    a.gate.clear()  # phase two cannot finish until the test says so
+    with coordinator(tmp_path) as coord:
+        txid = start(coord, a, b)
+        handle = coord.commit_transaction(txid, wait=False)
+        assert isinstance(handle, CommitHandle)
+        assert not handle.done()
+        types = [r.type for _, r in coord.wal.store.records_of(txid)]
+        assert RecordType.DECIDED_COMMIT in types  # durable before the return
+        with pytest.raises(TimeoutError):
+            handle.wait(0.05)
+        a.gate.set()
+        handle.wait(10)
+        assert handle.done()
+        assert coord.state(txid) is TxState.COMMITTED
+    assert a.committed == b.committed == [txid]
+
+
+def test_one_round_sends_one_commit_many_per_participant(tmp_path: Path) -> None:
+    shared, first = Batching("shared"), Shared("first")
+    first.gate.clear()  # hold the completer's first round
+    with coordinator(tmp_path) as coord:
+        blocker = start(coord, first, Shared("other"))
+        held = coord.commit_transaction(blocker, wait=False)
+        txids = [start(coord, shared, Shared(f"own-{i}")) for i in range(5)]
+        handles = [coord.commit_transaction(t, wait=False) for t in txids]
+        first.gate.set()
+        held.wait(10)
+        for h in handles:
+            h.wait(10)
+        assert all(coord.state(t) is TxState.COMMITTED for t in txids)
+    assert sorted(shared.committed) == sorted(txids)
+    assert shared.batches == [txids]  # queued during the first round: one call for all
+
+
+def test_unacknowledged_commit_is_reported_and_left_to_recovery(tmp_path: Path) -> None:
+    bad = Shared("bad", fail_commit=True)
+    with coordinator(tmp_path, max_retries=1, backoff_initial=0.001) as coord:
+        txid = start(coord, Shared("good"), bad)
+        handle = coord.commit_transaction(txid, wait=False)
+        with pytest.raises(CommitIncompleteError, match="bad"):
+            handle.wait(10)
+        assert coord.state(txid) is TxState.DECIDED_COMMIT  # never flips
+        assert [d.participant for d in coord.in_doubt()] == ["bad"]
+        bad.fail_commit = False
+        report = coord.recover_now()
+        assert report.finished == [txid]
+        assert coord.state(txid) is TxState.COMMITTED
+
+
+def test_abort_still_raises_before_returning(tmp_path: Path) -> None:
+    class No(Shared):
+        def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+            raise VoteNo("no")
+
+    with coordinator(tmp_path) as coord:
+        txid = start(coord, Shared("a"), No("no"))
+        with pytest.raises(TransactionAborted):
+            coord.commit_transaction(txid, wait=False)
+
+
+def test_close_finishes_queued_phase_two(tmp_path: Path) -> None:
+    a = Shared("a")
+    coord = coordinator(tmp_path)
+    handles = [coord.commit_transaction(start(coord, a, Shared("b")), wait=False) for _ in range(5)]
+    coord.close()
+    assert all(h.done() for h in handles)
+    for h in handles:
+        h.wait(0)
+    assert len(a.committed) == 5
