@@ -37,6 +37,11 @@ class Participant(Protocol):
     timeouts and crashes, more than once: each method says what it must tolerate.
     """
 
+    # Optional attribute ``lists_prepared = True``: this participant's prepared work can be
+    # listed by a PreparedResource registered in the coordinator's registry (XA recover,
+    # pg_prepared_xacts). When every participant of a transaction says so, the opening
+    # records are not forced to disk before prepare (one synced write less, docs/protocol.md).
+
     def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> Vote | None:
         """Vote. Return ``dtc_wal.READ_ONLY`` when the participant changed nothing: it is
         then left out of phase two. Return None to vote yes: from then on it must be able to

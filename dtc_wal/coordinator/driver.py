@@ -89,6 +89,12 @@ class Driver:
 
     def prepare(self, tx: LiveTransaction, data: Mapping[str, Any]) -> list[CallResult]:
         """Send prepare to every participant at once; return their votes in order."""
+        if tx.members and all(getattr(m.obj, "lists_prepared", False) is True for m in tx.members):
+            # Every participant can list what it holds prepared, and recovery rolls back
+            # whatever the log has no commit decision for: the opening records need not be
+            # on disk first. They are queued now and land with (or before) the decision.
+            self.wal.append(tx.opening_records(self.clock.now()), wait=False)
+            tx.logged = True
         self.log_opening(tx)
         _crash("prepare.before-send")
         calls = [

@@ -1,0 +1,136 @@
+"""Participants that can list what they hold prepared skip the forced opening write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import listing_bank
+import pytest
+
+from dtc_wal import ParticipantRegistry, TransactionCoordinator
+
+
+class Bank:
+    """A resource manager that knows which branches it holds prepared."""
+
+    def __init__(self) -> None:
+        self.prepared: set[str] = set()
+        self.committed: set[str] = set()
+        self.rolled_back: set[str] = set()
+
+    # PreparedResource
+    def prepared_transactions(self) -> list[str]:
+        return sorted(self.prepared)
+
+    def commit_prepared(self, transaction_id: str) -> None:
+        self.prepared.discard(transaction_id)
+        self.committed.add(transaction_id)
+
+    def rollback_prepared(self, transaction_id: str) -> None:
+        self.prepared.discard(transaction_id)
+        self.rolled_back.add(transaction_id)
+
+
+class Branch:
+    lists_prepared = True
+
+    def __init__(self, bank: Bank, on_prepare: Any = None) -> None:
+        self.bank = bank
+        self.on_prepare = on_prepare
+
+    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        self.bank.prepared.add(transaction_id)
+        if self.on_prepare is not None:
+            self.on_prepare()
+
+    def commit(self, transaction_id: str) -> None:
+        self.bank.commit_prepared(transaction_id)
+
+    def rollback(self, transaction_id: str) -> None:
+        self.bank.rollback_prepared(transaction_id)
+
+
+def registry_for(bank: Bank) -> ParticipantRegistry:
+    registry = ParticipantRegistry()
+    registry.register("bank", lambda **_: Branch(bank))
+    registry.register_resource("bank", lambda: bank)
+    return registry
+
+
+def test_only_the_decision_is_forced(tmp_path: Path) -> None:
+    bank = Bank()
+    with TransactionCoordinator(tmp_path, registry=registry_for(bank)) as coord:
+        txid = coord.begin_transaction()
+        coord.enlist_participant(txid, "bank", name="a")
+        coord.enlist_participant(txid, "bank", name="b")
+        waits: list[bool] = []
+        append = coord.wal.append
+
+        def spy(records: Any, *, wait: bool = True) -> Any:
+            waits.append(wait)
+            return append(records, wait=wait)
+
+        coord.wal.append = spy  # type: ignore[method-assign]
+        coord.commit_transaction(txid)
+        del coord.wal.append
+        assert waits.count(True) == 1  # the decision; the opening rode along lazily
+        assert coord.state(txid).value == "committed"
+    assert bank.committed == {txid}
+
+
+def test_a_participant_that_cannot_list_keeps_the_forced_opening(tmp_path: Path) -> None:
+    class Plain(Branch):
+        lists_prepared = False
+
+    bank = Bank()
+    with TransactionCoordinator(tmp_path, registry=registry_for(bank)) as coord:
+        txid = coord.begin_transaction()
+        coord.enlist_participant(txid, "bank", name="a")
+        coord.enlist_participant(txid, Plain(bank), name="plain")
+        waits: list[bool] = []
+        append = coord.wal.append
+
+        def spy(records: Any, *, wait: bool = True) -> Any:
+            waits.append(wait)
+            return append(records, wait=wait)
+
+        coord.wal.append = spy  # type: ignore[method-assign]
+        coord.commit_transaction(txid)
+        del coord.wal.append
+    assert waits.count(True) == 2
+
+
+@pytest.mark.parametrize("point", ["prepare.after-first", "prepare.after-all"])
+def test_killed_before_the_decision_rolls_the_prepared_branches_back(
+    tmp_path: Path, point: str
+) -> None:
+    """SIGKILL the coordinator while branches are prepared and the opening records may not
+    be on disk. After a restart nothing stays prepared and nothing is committed: recovery
+    rolls back what the log knows (presumed abort) and the resource's orphans (what the log
+    does not know)."""
+    log_dir, db = tmp_path / "log", tmp_path / "bank.db"
+    env = dict(os.environ, DTC_CRASH_AT=point, PYTHONPATH=os.pathsep.join(sys.path))
+    child = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("listing_bank.py")), log_dir, db],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    txid = child.stdout.split()[0]
+    bank = listing_bank.Bank(str(db))
+    assert txid in bank.states("prepared")
+    registry = listing_bank.registry_for(bank)
+    with TransactionCoordinator(log_dir, registry=registry, recovery_interval=None) as again:
+        assert again.last_recovery_report.clean
+        assert again.unfinished() == []
+    assert bank.states("prepared") == set()
+    assert bank.states("committed") == set()
+    assert txid in bank.states("rolled-back")
