@@ -170,11 +170,21 @@ def sleep_time(seconds: float, samples: int = 200) -> float:
     return statistics.median(times)
 
 
-def latency(samples: int, delay: float = 0.001) -> dict[str, float]:
-    """p50/p99 of one caller committing with three participants sleeping ``delay`` per call."""
+class ListingNoOp(NoOp):
+    """A no-op participant whose prepared work a resource could list (XA recover)."""
+
+    lists_prepared = True
+
+
+def latency(samples: int, delay: float = 0.001, listing: bool = False) -> dict[str, float]:
+    """p50/p99 of one caller committing with three participants sleeping ``delay`` per call.
+
+    With ``listing`` the participants declare ``lists_prepared`` (one forced write, not two).
+    """
+    kind = ListingNoOp if listing else NoOp
     with tempfile.TemporaryDirectory(prefix="dtc-bench-lat-") as log_dir:
         coord = TransactionCoordinator(log_dir, recovery_interval=None)
-        parts = [NoOp("a", delay), NoOp("b", delay), NoOp("c", delay)]
+        parts = [kind("a", delay), kind("b", delay), kind("c", delay)]
         times = []
         for _ in range(samples):
             t0 = time.perf_counter()
