@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -341,3 +342,31 @@ def test_hanging_saga_step_times_out(
     assert isinstance(outcome[0], TransactionAborted)
     assert isinstance(outcome[0].cause, ParticipantTimeoutError)
     assert journal.what("order", txid) == ["commit", "rollback"]
+
+
+def test_one_factory_serves_two_steps_under_their_own_names(log_dir: Path) -> None:
+    done: list[str] = []
+
+    class Step:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def action(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+            done.append(self.label)
+
+        def compensate(self, transaction_id: str) -> None:
+            done.append(f"undo {self.label}")
+
+    registry = ParticipantRegistry()
+    registry.register("http-step", lambda label: Step(label))
+    with TransactionCoordinator(log_dir, registry=registry) as coord:
+        txid = coord.begin_transaction()
+        coord.register_participant(txid, "reserve", factory="http-step", params={"label": "r"})
+        coord.register_participant(txid, "charge", factory="http-step", params={"label": "c"})
+        coord.commit_transaction(txid)
+        view = coord.transaction(txid)
+    assert done == ["r", "c"]
+    assert [(p.name, p.factory) for p in view.ordered()] == [
+        ("reserve", "http-step"),
+        ("charge", "http-step"),
+    ]

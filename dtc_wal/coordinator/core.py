@@ -133,6 +133,7 @@ class TransactionCoordinator:
         try:
             if recover:
                 self.last_recovery_report = self._background.recover_now()
+            self.last_recovery_report.stale_readers_cleared = self.wal.store.stale_readers_cleared
             self._background.start()
         except BaseException:
             self.abandon()
@@ -229,18 +230,20 @@ class TransactionCoordinator:
         rollback_function: Callable[[str], object] | None = None,
         *,
         params: Mapping[str, Any] | None = None,
+        factory: str | None = None,
     ) -> None:
         """Add a saga step; steps run in registration order, compensations in reverse.
 
         With ``commit_function(txid, data)`` and ``rollback_function(txid)`` the step is
-        those callables (not rebuildable after a crash). Without them ``service_name`` names
-        a registry factory returning an object with ``action``/``compensate``, which
-        recovery can rebuild.
+        those callables (not rebuildable after a crash). Without them the step is built by
+        the registry factory ``factory`` (default: ``service_name``) with ``params``,
+        returning an object with ``action``/``compensate``, which recovery can rebuild --
+        so one factory can serve several steps under different service names.
         """
         if commit_function is None and rollback_function is None:
-            obj: object = self._create(service_name, params, txid)
-            as_saga_step(obj, f"factory {service_name!r}")
-            factory: str | None = service_name
+            factory = factory or service_name
+            obj: object = self._create(factory, params, txid)
+            as_saga_step(obj, f"factory {factory!r}")
         elif commit_function is None or rollback_function is None:
             raise InvalidParticipantError(
                 "register_participant needs both commit_function and rollback_function, or "
@@ -248,7 +251,10 @@ class TransactionCoordinator:
             )
         else:
             obj = CallableStep(commit_function, rollback_function)
-            factory = None
+            if factory is not None:
+                raise InvalidParticipantError(
+                    "factory is for steps built from the registry; omit the functions to use it"
+                )
             if params is not None:
                 raise InvalidParticipantError(
                     "params are for steps built from a registry factory; omit the functions "
