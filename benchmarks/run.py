@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "durable": workloads.coordinator_throughput(callers, args.seconds, sync=True),
             "no_sync": workloads.coordinator_throughput(callers, args.seconds, sync=False),
             "zope": workloads.zope_throughput(callers, args.seconds),
+            "writer_thread": workloads.coordinator_throughput(
+                callers, args.seconds, sync=True, writer="thread"
+            ),
         }
         out["throughput"].append(row)
         _print_row(row, naive)
@@ -114,13 +117,15 @@ def _print_row(row: dict[str, Any], naive: dict[str, float]) -> None:
         )
         print(
             f"{'callers':>7} {'durable tx/s':>13} {'syncs/tx':>9} {'no-sync tx/s':>13} "
-            f"{'zope tx/s':>10} {'dur/nosync':>11} {'dur/zope':>9} {'dur/naive':>10}"
+            f"{'zope tx/s':>10} {'dur/nosync':>11} {'dur/zope':>9} {'dur/naive':>10} "
+            f"{'thread-writer tx/s':>19}"
         )
     print(
         f"{row['callers']:>7} {d['tx_per_s']:>13.0f} {d['syncs_per_tx']:>9.3f} "
         f"{n['tx_per_s']:>13.0f} {z['tx_per_s']:>10.0f} "
         f"{d['tx_per_s'] / n['tx_per_s']:>11.2f} {d['tx_per_s'] / z['tx_per_s']:>9.2f} "
-        f"{d['tx_per_s'] / naive['tx_per_s']:>10.1f}",
+        f"{d['tx_per_s'] / naive['tx_per_s']:>10.1f} "
+        f"{row['writer_thread']['tx_per_s']:>19.0f}",
         flush=True,
     )
 

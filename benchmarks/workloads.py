@@ -70,10 +70,16 @@ def run_threads(callers: int, seconds: float, once: Callable[[], None]) -> dict[
     return {"callers": callers, "transactions": total, "tx_per_s": total / elapsed}
 
 
-def coordinator_throughput(callers: int, seconds: float, sync: bool) -> dict[str, float]:
+def coordinator_throughput(
+    callers: int, seconds: float, sync: bool, writer: str = "caller"
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dtc-bench-") as log_dir:
         coord = TransactionCoordinator(
-            log_dir, sync=sync, recovery_interval=None, max_workers=max(8, callers * 3)
+            log_dir,
+            sync=sync,
+            recovery_interval=None,
+            max_workers=max(8, callers * 3),
+            log_writer=writer,
         )
         parts = [NoOp("a"), NoOp("b"), NoOp("c")]
 

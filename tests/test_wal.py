@@ -700,3 +700,26 @@ def test_log_path_that_is_a_file_raises_log_error(tmp_path: Path) -> None:
         WriteAheadLog(path / "log")
     with pytest.raises(LogError, match="directory path"):
         WriteAheadLog(path)
+
+
+def test_dedicated_writer_thread_mode_appends_the_same_way(tmp_path: Path) -> None:
+    """writer="thread" (kept to measure the alternative) gives the same log."""
+    with WriteAheadLog(tmp_path, writer="thread") as wal:
+        results: list[Any] = []
+
+        def run(i: int) -> None:
+            results.append(wal.append(opening(f"t{i}", "a")))
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        wal.append(begun("lazy"), wait=False)
+        wal.flush()
+        lsns = sorted(n for r in results for n in r)
+        assert lsns == list(range(1, 33))
+        assert wal.view("lazy") is not None
+        assert wal.syncs <= 17
+    with pytest.raises(ValueError):
+        WriteAheadLog(tmp_path / "other", writer="nobody")

@@ -84,6 +84,7 @@ class TransactionCoordinator:
         map_size: int = 64 * MIB,
         max_map_size: int = 8 * 1024 * MIB,
         sync: bool = True,
+        log_writer: str = "caller",
         clock: Clock | None = None,
         recover: bool = True,
         recovery_interval: float | None = 5.0,
@@ -111,7 +112,9 @@ class TransactionCoordinator:
             jitter=jitter,
             transient=transient_errors,
         )
-        self.wal = WriteAheadLog(log_path, map_size=map_size, max_map_size=max_map_size, sync=sync)
+        self.wal = WriteAheadLog(
+            log_path, map_size=map_size, max_map_size=max_map_size, sync=sync, writer=log_writer
+        )
         self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dtc")
         self._driver = Driver(
             wal=self.wal,

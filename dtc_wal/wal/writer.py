@@ -74,7 +74,13 @@ class WriteAheadLog:
         max_map_size: int = 8 * 1024 * MIB,
         sync: bool = True,
         lazy_delay: float = 0.002,
+        writer: str = "caller",
     ) -> None:
+        if writer not in ("caller", "thread"):
+            raise ValueError('writer is "caller" (appenders lead in turn) or "thread"')
+        # "thread": a dedicated writer thread writes every batch -- kept to measure the
+        # alternative (benchmarks); "caller" is faster (docs/performance.md).
+        self._dedicated = writer == "thread"
         self._lock_file: DirectoryLock | None = None
         try:
             os.makedirs(path, exist_ok=True)
@@ -168,7 +174,12 @@ class WriteAheadLog:
             if self._closed:
                 raise CoordinatorClosedError(f"the log at {self.path} is closed")
             self._queue.append(entry)
-            if self._leader:
+            if self._dedicated:
+                self._flush_wanted.set()
+                if not wait:
+                    return None
+                follower = True
+            elif self._leader:
                 if not wait:
                     return None
                 follower = True
@@ -204,7 +215,11 @@ class WriteAheadLog:
         for entry in batch:
             entry.done = True
         with self._mu:
-            successor = next((e for e in self._queue if e.wake is not None), None)
+            successor = (
+                None
+                if self._dedicated
+                else next((e for e in self._queue if e.wake is not None), None)
+            )
             if successor is None:
                 self._leader = False
                 if self._queue:  # only lazy entries are left: the flusher takes them
@@ -307,7 +322,8 @@ class WriteAheadLog:
             if self._closed:
                 return
             self._flush_wanted.clear()
-            time.sleep(self.lazy_delay)
+            if not self._dedicated:
+                time.sleep(self.lazy_delay)  # let lazy records ride the next caller's batch
             with self._mu:
                 if self._leader or not self._queue:
                     continue
