@@ -10,6 +10,7 @@ from .errors import DtcGroup
 from .export import export
 from .inspect import list_transactions, show, status
 from .maintenance import compact, recover_command, resolve
+from .repair import backup, repair
 from .verify import verify
 
 __all__ = ["cli", "main"]
@@ -83,6 +84,8 @@ for _command in (
     resolve,
     compact,
     export,
+    backup,
+    repair,
 ):
     cli.add_command(_command)
 
