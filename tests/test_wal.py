@@ -723,3 +723,17 @@ def test_dedicated_writer_thread_mode_appends_the_same_way(tmp_path: Path) -> No
         assert wal.syncs <= 17
     with pytest.raises(ValueError):
         WriteAheadLog(tmp_path / "other", writer="nobody")
+
+
+def test_repair_refuses_an_extra_lsn_of_another_transaction(tmp_path: Path) -> None:
+    from dtc_wal.errors import TransactionStateError
+    from dtc_wal.wal.repair import drop_transaction
+
+    with WriteAheadLog(tmp_path) as wal:
+        wal.append(opening("victim", "a"))  # LSNs 1-2
+        wal.append(opening("bystander", "b"))  # LSNs 3-4
+    with pytest.raises(TransactionStateError, match="bystander"):
+        drop_transaction(tmp_path, "victim", extra_lsns=[3], force=True)
+    with WriteAheadLog(tmp_path) as wal:  # nothing was changed
+        assert wal.view("bystander") is not None
+        assert wal.view("victim") is not None

@@ -145,6 +145,11 @@ def _evidence(store: LogStore, txid: str, extra: set[int]) -> RepairReport:
                 if record.txid == txid:
                     lsns.add(lsn)
                     readable.append((lsn, record))
+                elif lsn in extra:
+                    raise TransactionStateError(
+                        f"LSN {lsn} is a readable record of transaction {record.txid}, not of "
+                        f"{txid}; pass only the damaged LSNs `dtc verify` names for {txid}"
+                    )
     if raw is None and not readable:
         raise UnknownTransactionError(txid)
     missing = lsns - {lsn for lsn, _ in readable} - set(report.damaged)
