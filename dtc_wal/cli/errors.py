@@ -14,6 +14,8 @@ With the top-level ``--debug`` flag nothing is translated: the traceback is show
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
@@ -73,6 +75,11 @@ class DtcGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # `dtc export LOG | head`: the reader left; stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
             error = translate(exc)
             if error is None or ctx.params.get("debug"):

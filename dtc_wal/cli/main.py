@@ -29,7 +29,8 @@ def cli(debug: bool, verbose: bool) -> None:
 
     LOG is the directory a TransactionCoordinator was opened on. Read-only commands
     (status, list, show, verify, export, and dry runs) work while a live coordinator is
-    using the log; commands that write (recover, resolve, compact) refuse until it stops.
+    using the log; commands that write (recover, resolve, compact, backup, repair) refuse
+    until it stops.
 
     \b
     Exit codes:
