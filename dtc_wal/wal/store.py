@@ -336,10 +336,22 @@ class LogStore:
         return (int(info["last_pgno"]) + 1) * psize
 
 
-def put_summary(txn: lmdb.Transaction, store: LogStore, txid: str, summary: Summary) -> None:
+def put_summary(
+    txn: lmdb.Transaction,
+    store: LogStore,
+    txid: str,
+    summary: Summary,
+    listed: bool | None = None,
+) -> None:
+    """Write a transaction's summary and keep the ``unfinished`` table in step.
+
+    ``listed`` says whether ``unfinished`` already holds the txid (None: unknown), which
+    saves the table write for every batch between a transaction's first and last record.
+    """
     key = txid.encode()
     txn.put(key, frame(pack(summary)), db=store.txns)
     if summary["s"] in ("committed", "aborted"):
-        txn.delete(key, db=store.unfinished_db)
-    else:
+        if listed is not False:
+            txn.delete(key, db=store.unfinished_db)
+    elif not listed:
         txn.put(key, b"", db=store.unfinished_db)

@@ -269,7 +269,8 @@ class WriteAheadLog:
                 entry.lsns = [n for n, _ in encoded]
                 next_lsn = lsn
             for txid, view in staged.items():
-                put_summary(txn, self.store, txid, view.summary())
+                # Invariant: self._views holds exactly the txids listed in `unfinished`.
+                put_summary(txn, self.store, txid, view.summary(), txid in self._views)
             if next_lsn != self.store.last_lsn:
                 txn.put(b"last-lsn", lsn_key(next_lsn), db=self.store.meta)
             return next_lsn
