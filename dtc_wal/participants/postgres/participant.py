@@ -50,6 +50,10 @@ class PostgresParticipant:
     Thread-safe: calls are serialised on the participant.
     """
 
+    lists_prepared = False
+    """True when a registered :class:`PostgresResource` lists this participant's prepared
+    branches (set by the resource): the coordinator then skips its forced opening write."""
+
     def __init__(
         self,
         conninfo: str = "",

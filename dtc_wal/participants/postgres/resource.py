@@ -89,6 +89,9 @@ class PostgresResource:
                 close_when_done=True,
                 on_finished=self._forget,
             )
+            # Registered as a PreparedResource, this resource lists the branch's prepared
+            # state, so the coordinator may skip its forced opening write.
+            participant.lists_prepared = self.name is not None
             self._live[txid] = participant
             return participant
 
