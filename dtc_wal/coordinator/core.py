@@ -54,6 +54,26 @@ class TransactionCoordinator:
     live coordinator holds a log at a time. Thread-safe: any number of threads may run
     transactions at once.
 
+    Options (all keyword-only; defaults in parentheses):
+
+    * ``registry`` -- named participant factories, for recovery (an empty registry).
+    * ``prepare_timeout`` (5 s) -- limit for a participant's prepare or saga action,
+      retries included; ``phase2_timeout`` (30 s) -- the same for commit/rollback.
+    * ``max_retries`` (3), ``backoff_initial`` (0.05 s), ``backoff_max`` (2 s), ``jitter``
+      (0.05 s), ``transient_errors`` -- retry policy (docs/protocol.md).
+    * ``max_workers`` (32) -- threads for participant calls that run in parallel.
+    * ``map_size`` (64 MiB), ``max_map_size`` (8 GiB) -- the LMDB map and its growth limit.
+    * ``sync`` (True) -- sync every log write; False is for benchmarks only.
+    * ``log_writer`` ("caller") -- group commit led by appenders; "thread" uses a
+      dedicated writer thread (slower; kept for comparison).
+    * ``clock`` -- a :class:`~dtc_wal.clock.Clock` (``ManualClock`` in tests).
+    * ``recover`` (True) -- run recovery on open; ``recovery_interval`` (5 s, None: off) and
+      ``recovery_backoff_max`` (300 s) -- the background retry loop.
+    * ``zombie_timeout`` (300 s, None: off) -- roll back transactions left open that long.
+    * ``inline_threshold`` (0.5 ms, None: off) -- call consistently fast participants in
+      the caller's thread.
+    * ``one_phase`` (True) -- one-phase commit for a lone participant that supports it.
+
     >>> import tempfile
     >>> from dtc_wal import TransactionCoordinator
     >>> done = []

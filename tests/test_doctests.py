@@ -1,0 +1,23 @@
+"""The runnable examples in public docstrings stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "dtc_wal",
+    "dtc_wal.coordinator.core",
+    "dtc_wal.registry",
+    "dtc_wal.wal.writer",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.failed == 0
+    if name != "dtc_wal":
+        assert result.attempted > 0
