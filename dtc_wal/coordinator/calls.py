@@ -188,7 +188,9 @@ def run_parallel(
         or (tracker is not None and keys is not None and tracker.is_fast(keys[i]))
         for i in range(n)
     ]
-    flags = [threading.Event() for _ in calls]
+    # Inline calls cannot be cancelled (they run here, to the end): they share a flag
+    # that is never set; each pooled call gets its own.
+    flags = [_NEVER if inline[i] else threading.Event() for i in range(n)]
     futures = {pool.submit(measured[i], flags[i]): i for i in range(n) if not inline[i]}
     results: list[CallResult | None] = [None] * n
     for i in range(n):
@@ -226,6 +228,9 @@ def run_parallel(
         )
         out.append(CallResult(name, False, 1, err))
     return out
+
+
+_NEVER = threading.Event()
 
 
 def _measured(
