@@ -6,11 +6,14 @@ import logging
 
 import click
 
+from .backup import backup
 from .errors import DtcGroup
 from .export import export
-from .inspect import list_transactions, show, status
+from .listing import list_transactions
 from .maintenance import compact, recover_command, resolve
-from .repair import backup, repair
+from .repair import repair
+from .show import show
+from .status import status
 from .verify import verify
 
 __all__ = ["cli", "main"]

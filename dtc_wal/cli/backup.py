@@ -1,0 +1,75 @@
+"""``dtc backup``: a byte-exact copy of a log, taken under its directory lock before
+anything changes (docs/recovery.md, "Repairing a damaged log"); also where such a copy
+goes, for ``dtc repair`` too.
+
+It refuses (exit code 3) while a live coordinator holds the log.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ..wal.repair import backup_log
+from .errors import CliError
+from .logs import require_log
+from .options import json_option, log_argument
+from .output import echo_json, format_bytes
+
+__all__ = ["backup", "backup_target"]
+
+
+def backup_target(log: Path, target: Path | None, option: str) -> Path:
+    """``target``, which must not exist; by default ``<log>.damaged-<UTC time>`` next to the
+    log, with ``-2``, ``-3``, ... when a backup was already taken in the same second."""
+    if target is not None:
+        if target.exists():
+            raise CliError(
+                f"{option} {target} already exists: give a directory that does not exist yet "
+                "(a backup never overwrites anything)"
+            )
+        return target
+    base = log if log.name not in ("", "..") else log.resolve()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    default = base.with_name(f"{base.name}.damaged-{stamp}")
+    candidate, n = default, 2
+    while candidate.exists():
+        candidate, n = default.with_name(f"{default.name}-{n}"), n + 1
+    return candidate
+
+
+@click.command()
+@log_argument
+@click.option(
+    "--to",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Where to put the copy; must not exist (default: LOG.damaged-<UTC time> next to the log).",
+)
+@json_option
+def backup(log: Path, target: Path | None, as_json: bool) -> None:
+    """Copy a log byte for byte before changing anything (the first step of a repair).
+
+    The copy (data.mdb) is taken under the log's directory lock, so no writer changes the
+    file meanwhile, and is itself a log: `dtc verify` and `dtc show` read it. Keep it
+    until the incident is closed. `dtc repair` takes one by itself too. Refuses (exit
+    code 3) while a live coordinator holds the log: stop it first.
+
+    \b
+    Examples:
+      dtc backup /var/lib/shop/dtc-log
+      dtc backup /var/lib/shop/dtc-log --to /srv/evidence/dtc-log-incident-4711
+      dtc verify "$(dtc backup /var/lib/shop/dtc-log --json | jq -r .backup)"
+    """
+    require_log(log)
+    copy = backup_log(log, backup_target(log, target, "--to"))
+    size = (copy / "data.mdb").stat().st_size
+    if as_json:
+        echo_json({"log": str(log), "backup": str(copy), "bytes": size})
+        return
+    click.echo(f"copied {log}/data.mdb ({format_bytes(size)}) to {copy}/data.mdb")
+    click.echo(f"the copy is a log: `dtc verify {copy}` and `dtc show {copy} TXID` read it")

@@ -1,0 +1,138 @@
+"""``dtc list``: transactions oldest first, filtered by state and age.
+
+It opens the log read-only (an LMDB reader) and works while a live coordinator runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..states import TxState
+from .durations import DURATION
+from .logs import open_readonly, summaries
+from .options import json_option, log_argument
+from .output import echo_json, format_age, format_time, table
+
+__all__ = ["list_transactions"]
+
+UNFINISHED_STATES = (TxState.ACTIVE, TxState.DECIDED_COMMIT, TxState.DECIDED_ABORT)
+FINISHED_STATES = (TxState.COMMITTED, TxState.ABORTED)
+STATE_CHOICES = [s.value for s in TxState] + ["unfinished", "finished"]
+
+
+def _wanted_states(states: tuple[str, ...]) -> set[str]:
+    wanted: set[str] = set()
+    for state in states:
+        if state == "unfinished":
+            wanted.update(s.value for s in UNFINISHED_STATES)
+        elif state == "finished":
+            wanted.update(s.value for s in FINISHED_STATES)
+        else:
+            wanted.add(state)
+    return wanted
+
+
+def _participants_text(parts: Any) -> str:
+    if not isinstance(parts, dict) or not parts:
+        return "-"
+    return " ".join(f"{name}={state}" for name, state in parts.items())
+
+
+@click.command("list")
+@log_argument
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATE_CHOICES),
+    help="Only transactions in this state; repeat for several. 'unfinished' means active, "
+    "decided-commit or decided-abort; 'finished' means committed or aborted.",
+)
+@click.option(
+    "--older-than",
+    type=DURATION,
+    default=None,
+    metavar="DURATION",
+    help="Only transactions begun more than this long ago: 30s, 10m, 2h, 3d, 1w, 1h30m.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Print at most N transactions (the oldest).",
+)
+@json_option
+def list_transactions(
+    log: Path,
+    states: tuple[str, ...],
+    older_than: float | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List transactions, oldest first: one line per transaction.
+
+    Columns: transaction id, state, mode (2pc or saga), when it began, its age, and each
+    participant's state.
+
+    \b
+    Examples:
+      dtc list /var/lib/shop/dtc-log --state unfinished
+      dtc list /var/lib/shop/dtc-log --state decided-commit --older-than 10m
+      dtc list /var/lib/shop/dtc-log --state aborted --limit 20 --json
+    """
+    now = time.time()
+    wanted = _wanted_states(states)
+    only_unfinished = bool(wanted) and wanted <= {s.value for s in UNFINISHED_STATES}
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with open_readonly(log) as store:
+        for txid, summary in summaries(store, unfinished_only=only_unfinished):
+            if wanted and summary.get("s") not in wanted:
+                continue
+            created = float(summary.get("c") or 0.0)
+            if older_than is not None and now - created < older_than:
+                continue
+            rows.append((txid, summary))
+    rows.sort(key=lambda item: (float(item[1].get("c") or 0.0), item[1].get("l", [0])[:1]))
+    more = 0
+    if limit is not None and len(rows) > limit:
+        more, rows = len(rows) - limit, rows[:limit]
+    if as_json:
+        echo_json(
+            [
+                {
+                    "txid": txid,
+                    "state": s.get("s"),
+                    "mode": s.get("m"),
+                    "created_at": s.get("c"),
+                    "updated_at": s.get("u"),
+                    "age_seconds": round(now - float(s.get("c") or 0.0), 3),
+                    "records": len(s.get("l") or []),
+                    "participants": s.get("p") or {},
+                }
+                for txid, s in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo(f"no matching transactions in {log}", err=True)
+        return
+    body = [
+        [
+            txid,
+            str(s.get("s")),
+            str(s.get("m") or "-"),
+            format_time(s.get("c")),
+            format_age(now - float(s.get("c") or 0.0)),
+            _participants_text(s.get("p")),
+        ]
+        for txid, s in rows
+    ]
+    for line in table(["TXID", "STATE", "MODE", "BEGUN", "AGE", "PARTICIPANTS"], body):
+        click.echo(line)
+    if more:
+        click.echo(f"... {more} more (raise --limit to see them)", err=True)

@@ -1,0 +1,118 @@
+"""``dtc status``: a log's counts by state, oldest unfinished transaction, in doubt, size.
+
+It opens the log read-only (an LMDB reader) and works while a live coordinator runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+
+import click
+
+from ..recovery import in_doubt_of
+from ..states import TxState
+from ..wal.store import DirectoryLock
+from .in_doubt import in_doubt_dict
+from .logs import open_readonly, summaries, unfinished_views
+from .options import json_option, log_argument
+from .output import echo_json, format_age, format_bytes
+
+__all__ = ["status"]
+
+_IN_DOUBT_SHOWN = 10
+
+
+def _holder_text(holder: str | None) -> str:
+    return holder if holder else "none (no coordinator holds the log)"
+
+
+@click.command()
+@log_argument
+@json_option
+def status(log: Path, as_json: bool) -> None:
+    """Summarize a log: counts by state, oldest unfinished transaction, in doubt, size.
+
+    Also says whether a live coordinator holds the log. Read-only: safe to run while the
+    coordinator is working.
+
+    \b
+    Examples:
+      dtc status /var/lib/shop/dtc-log
+      dtc status /var/lib/shop/dtc-log --json | jq .unfinished
+    """
+    now = time.time()
+    with open_readonly(log) as store:
+        counts = store.counts()
+        by_state = collections.Counter(str(s.get("s")) for _, s in summaries(store))
+        views = unfinished_views(store)
+        used, map_size, last_lsn = store.used_bytes(), store.map_size, store.last_lsn
+    holder = DirectoryLock.holder(log)
+    file_bytes = (log / "data.mdb").stat().st_size
+    in_doubt = in_doubt_of(views)
+    oldest = views[0] if views else None
+    ordered_states = {s.value: by_state[s.value] for s in TxState if by_state[s.value]}
+    if as_json:
+        echo_json(
+            {
+                "log": str(log),
+                "live_coordinator": holder,
+                "last_lsn": last_lsn,
+                "records": counts["records"],
+                "transactions": counts["transactions"],
+                "by_state": ordered_states,
+                "unfinished": counts["unfinished"],
+                "oldest_unfinished": None
+                if oldest is None
+                else {
+                    "txid": oldest.txid,
+                    "state": oldest.state.value,
+                    "created_at": oldest.created_at,
+                    "age_seconds": round(now - oldest.created_at, 3),
+                },
+                "in_doubt": [in_doubt_dict(d) for d in in_doubt],
+                "file_bytes": file_bytes,
+                "used_bytes": used,
+                "map_size": map_size,
+            }
+        )
+        return
+    states = ", ".join(f"{n} {s}" for s, n in ordered_states.items())
+    lines = [
+        ("log", str(log)),
+        ("live coordinator", _holder_text(holder)),
+        ("last LSN", str(last_lsn)),
+        ("records", str(counts["records"])),
+        ("transactions", f"{counts['transactions']}" + (f": {states}" if states else "")),
+    ]
+    unfinished = str(counts["unfinished"])
+    if oldest is not None:
+        unfinished += (
+            f" (oldest: {oldest.txid}, {oldest.state.value}, begun "
+            f"{format_age(now - oldest.created_at)} ago)"
+        )
+    lines.append(("unfinished", unfinished))
+    txids = {d.txid for d in in_doubt}
+    lines.append(("in doubt", f"{len(in_doubt)} participant(s) in {len(txids)} transaction(s)"))
+    details = [f"  {item}" for item in in_doubt[:_IN_DOUBT_SHOWN]]
+    if len(in_doubt) > _IN_DOUBT_SHOWN:
+        more = len(in_doubt) - _IN_DOUBT_SHOWN
+        details.append(f"  ... {more} more: dtc list {log} --state unfinished")
+    lines.extend(("", line) for line in details)
+    share = f"{100 * used / map_size:.1f}%" if map_size else "?"
+    lines.append(
+        (
+            "size",
+            f"file {format_bytes(file_bytes)}, used {format_bytes(used)} of a "
+            f"{format_bytes(map_size)} map ({share})",
+        )
+    )
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key.ljust(width)}  {value}")
+    if holder and in_doubt:
+        click.echo(
+            "note: a live coordinator holds this log; unfinished transactions may still be "
+            "in progress there"
+        )
