@@ -6,47 +6,38 @@ import concurrent.futures as cf
 import logging
 import os
 import threading
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal, NoReturn, overload
 
 from ..clock import Clock, SystemClock
 from ..errors import (
     CommitIncompleteError,
-    CoordinatorClosedError,
-    DuplicateParticipantError,
-    InvalidParticipantError,
     LogError,
-    MixedTransactionError,
     TransactionAborted,
-    TransactionFinishedError,
     TransactionStateError,
-    UnencodableDataError,
-    UnknownTransactionError,
 )
-from ..history import TransactionView
-from ..participant import CallableStep, as_participant, as_saga_step
 from ..records import check_encodable
-from ..recovery.report import InDoubt, RecoveryReport
-from ..recovery.resolve import resolve_transaction
-from ..recovery.standalone import in_doubt_of
+from ..recovery.report import RecoveryReport
 from ..registry import ParticipantRegistry
-from ..states import Mode, Outcome, TxState
+from ..states import Mode, Outcome
 from ..wal.store import MIB
 from ..wal.writer import WriteAheadLog
 from .background import BackgroundRecovery
+from .base import as_dict
 from .calls import DEFAULT_TRANSIENT, CallPolicy
 from .completer import CommitHandle, Completer
 from .driver import Driver
 from .inline import InlineTracker
-from .live import LiveTransaction, Member, Phase
+from .joining import Joining
+from .live import LiveTransaction, Phase
+from .operations import Operations
 
 __all__ = ["TransactionCoordinator"]
 
 log = logging.getLogger("dtc_wal.coordinator")
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(Joining, Operations):
     """Drives participants through two-phase commit or an ordered saga, durably.
 
     Every state transition goes to the write-ahead log at ``log_path`` (an LMDB directory,
@@ -200,149 +191,6 @@ class TransactionCoordinator:
         """Wait until every record appended so far, lazy ones included, is durable."""
         self.wal.flush()
 
-    # -- starting and joining -------------------------------------------------------------
-
-    def begin_transaction(self) -> str:
-        """Start a transaction and return its id (a UUID4 string)."""
-        txid = str(uuid.uuid4())
-        tx = LiveTransaction(txid, self.clock.now(), self.clock.monotonic())
-        with self._lock:
-            self._check_open()
-            self._live[txid] = tx
-        log.info("txid=%s begun", txid, extra={"txid": txid})
-        return txid
-
-    def enlist_participant(
-        self,
-        txid: str,
-        participant: object,
-        *,
-        name: str | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Add a two-phase-commit participant; return the name it is logged under.
-
-        ``participant`` is an object with ``prepare``/``commit``/``rollback``, or the name of
-        a registry factory -- then it is built with ``params`` now and rebuilt from
-        ``(name, params)`` by recovery after a crash. Objects passed directly cannot be
-        rebuilt after a crash: give them a factory for that.
-        """
-        if isinstance(participant, str):
-            factory: str | None = participant
-            member_name = name or participant
-            obj = self._create(participant, params, txid)
-            as_participant(obj, f"factory {participant!r}")
-        else:
-            if params is not None:
-                raise InvalidParticipantError(
-                    "params are for participants built from a registry factory; pass the "
-                    "factory name as the participant to use them"
-                )
-            factory = None
-            obj = as_participant(participant, "enlisted object")
-            member_name = name or getattr(participant, "name", None) or type(participant).__name__
-            if not isinstance(member_name, str):
-                raise InvalidParticipantError("a participant name is a string")
-        return self._join(txid, Mode.TWO_PHASE, member_name, obj, factory, params, name is not None)
-
-    def register_participant(
-        self,
-        txid: str,
-        service_name: str,
-        commit_function: Callable[[str, Mapping[str, Any]], object] | None = None,
-        rollback_function: Callable[[str], object] | None = None,
-        *,
-        params: Mapping[str, Any] | None = None,
-        factory: str | None = None,
-    ) -> None:
-        """Add a saga step; steps run in registration order, compensations in reverse.
-
-        With ``commit_function(txid, data)`` and ``rollback_function(txid)`` the step is
-        those callables (not rebuildable after a crash). Without them the step is built by
-        the registry factory ``factory`` (default: ``service_name``) with ``params``,
-        returning an object with ``action``/``compensate``, which recovery can rebuild --
-        so one factory can serve several steps under different service names.
-        """
-        if commit_function is None and rollback_function is None:
-            factory = factory or service_name
-            obj: object = self._create(factory, params, txid)
-            as_saga_step(obj, f"factory {factory!r}")
-        elif commit_function is None or rollback_function is None:
-            raise InvalidParticipantError(
-                "register_participant needs both commit_function and rollback_function, or "
-                "neither (then service_name names a registry factory)"
-            )
-        else:
-            obj = CallableStep(commit_function, rollback_function)
-            if factory is not None:
-                raise InvalidParticipantError(
-                    "factory is for steps built from the registry; omit the functions to use it"
-                )
-            if params is not None:
-                raise InvalidParticipantError(
-                    "params are for steps built from a registry factory; omit the functions "
-                    "to use them"
-                )
-        self._join(txid, Mode.SAGA, service_name, obj, factory, params, True)
-
-    def _create(self, factory: str, params: Mapping[str, Any] | None, txid: str) -> object:
-        """Build a registry participant -- after checking the transaction, so a bad txid is
-        reported before the factory runs (it may connect somewhere)."""
-        self._get_live(txid)
-        check_encodable(_as_dict(params, f"params of {factory!r}"), f"params of {factory!r}")
-        return self.registry.create(factory, params)
-
-    def _join(
-        self,
-        txid: str,
-        mode: Mode,
-        name: str,
-        obj: object,
-        factory: str | None,
-        params: Mapping[str, Any] | None,
-        explicit_name: bool,
-    ) -> str:
-        if not isinstance(name, str) or not name:
-            raise InvalidParticipantError("a participant name is a non-empty string")
-        tx = self._get_live(txid)
-        with tx.lock:
-            if tx.phase is not Phase.OPEN:
-                raise TransactionStateError(
-                    f"transaction {txid} is already committing or rolling back; enlist every "
-                    "participant before commit_transaction"
-                )
-            if tx.mode is not None and tx.mode is not mode:
-                raise MixedTransactionError(
-                    f"transaction {txid} is a {tx.mode.value} transaction; it cannot also take "
-                    f"{'saga steps' if mode is Mode.SAGA else '2PC participants'} -- use one "
-                    "transaction per style (docs/protocol.md, Mixed transactions)"
-                )
-            if any(m.obj is obj for m in tx.members):
-                raise DuplicateParticipantError(
-                    f"this participant object is already enlisted in {txid} as "
-                    f"{next(m.name for m in tx.members if m.obj is obj)!r}"
-                )
-            if tx.member(name) is not None:
-                if explicit_name or mode is Mode.SAGA:
-                    raise DuplicateParticipantError(
-                        f"transaction {txid} already has a participant named {name!r}; "
-                        "participant names are unique within a transaction"
-                    )
-                base, n = name, 2
-                while tx.member(name) is not None:
-                    name, n = f"{base}#{n}", n + 1
-            tx.mode = mode
-            tx.members.append(Member(name, len(tx.members), obj, factory, dict(params or {})))
-        log.info(
-            "txid=%s enlisted %s (%s%s)",
-            txid,
-            name,
-            mode.value,
-            f", factory {factory}" if factory else "",
-            extra={"txid": txid},
-        )
-        return name
-
     # -- finishing ---------------------------------------------------------------------------
 
     @overload
@@ -371,7 +219,7 @@ class TransactionCoordinator:
         with ``commit_many``) and ``handle.wait()`` reports its end. Aborts still raise
         :class:`TransactionAborted` before returning.
         """
-        payload = _as_dict(data, "data")
+        payload = as_dict(data, "data")
         check_encodable(payload, "data")
         tx = self._start_finishing(txid)
         in_background = False
@@ -490,141 +338,3 @@ class TransactionCoordinator:
         tx.phase = Phase.DONE
         with self._lock:
             self._live.pop(tx.txid, None)
-
-    # -- reading -------------------------------------------------------------------------------
-
-    def transaction(self, txid: str) -> TransactionView:
-        """The transaction as the log sees it (a copy), including records still queued."""
-        with self._lock:
-            tx = self._live.get(txid)
-        if tx is not None and not tx.logged:
-            return tx.view()
-        self.wal.flush()
-        view = self.wal.view(txid)
-        if view is None:
-            raise UnknownTransactionError(txid)
-        return view
-
-    def state(self, txid: str) -> TxState:
-        """Shortcut for ``transaction(txid).state``."""
-        return self.transaction(txid).state
-
-    def unfinished(self) -> list[TransactionView]:
-        """Every transaction the log does not show completed, oldest first."""
-        self.wal.flush()
-        return self.wal.unfinished()
-
-    def in_doubt(self) -> list[InDoubt]:
-        """Participants of unfinished transactions that still need their outcome."""
-        with self._lock:
-            live = set(self._live)
-        return in_doubt_of(v for v in self.unfinished() if v.txid not in live)
-
-    # -- recovery and operators -------------------------------------------------------------
-
-    def recover_now(self, progress: Callable[[int, int], None] | None = None) -> RecoveryReport:
-        """Run a recovery pass now over every unfinished transaction no caller owns;
-        ``progress(done, total)`` is called after each transaction."""
-        return self._background.recover_now(progress=progress)
-
-    def reap_zombies(self) -> list[str]:
-        """Roll back open transactions older than ``zombie_timeout``; return their ids."""
-        if self.zombie_timeout is None:
-            return []
-        now = self.clock.monotonic()
-        with self._lock:
-            old = [
-                tx
-                for tx in self._live.values()
-                if tx.phase is Phase.OPEN and now - tx.started_mono > self.zombie_timeout
-            ]
-        reaped = []
-        for tx in old:
-            reason = (
-                f"zombie reaper: open for {now - tx.started_mono:.0f}s, more than "
-                f"zombie_timeout={self.zombie_timeout}s, without commit or rollback"
-            )
-            try:
-                self.rollback_transaction(tx.txid, reason=reason)
-            except (TransactionStateError, UnknownTransactionError):
-                continue  # its caller got there first
-            log.warning("txid=%s %s", tx.txid, reason, extra={"txid": tx.txid})
-            reaped.append(tx.txid)
-        return reaped
-
-    def resolve(
-        self,
-        txid: str,
-        outcome: Outcome | str,
-        *,
-        reason: str,
-        participant: str | None = None,
-        actor: str | None = None,
-        heuristic: bool = False,
-    ) -> TransactionView:
-        """Operator decision for an in-doubt transaction, recorded in the log
-        (see :func:`dtc_wal.recovery.resolve_transaction`)."""
-        with self._lock:
-            if txid in self._live:
-                raise TransactionStateError(
-                    f"transaction {txid} is still driven by its caller; wait for it to finish"
-                )
-        view = resolve_transaction(
-            self.wal,
-            txid,
-            Outcome(outcome),
-            reason=reason,
-            participant=participant,
-            actor=actor,
-            heuristic=heuristic,
-            clock=self.clock,
-        )
-        if view.state.finished:
-            self._background.forget(txid)
-        return view
-
-    @property
-    def live_txids(self) -> set[str]:
-        with self._lock:
-            return set(self._live)
-
-    @property
-    def driver(self) -> Driver:
-        return self._driver
-
-    # -- internals ---------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CoordinatorClosedError(
-                "this coordinator is closed; open a new TransactionCoordinator on the log"
-            )
-
-    def _get_live(self, txid: str) -> LiveTransaction:
-        if not isinstance(txid, str):
-            raise UnknownTransactionError(repr(txid))
-        with self._lock:
-            self._check_open()
-            tx = self._live.get(txid)
-        if tx is not None:
-            return tx
-        self.wal.flush()  # the lazy records of a transaction that just finished
-        view = self.wal.view(txid)
-        if view is None:
-            raise UnknownTransactionError(txid)
-        if view.state.finished:
-            raise TransactionFinishedError(txid, view.state.value)
-        raise TransactionStateError(
-            f"transaction {txid} is {view.state.value} and owned by recovery, not by a "
-            "caller; see `dtc show` for its history"
-        )
-
-
-def _as_dict(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise UnencodableDataError(
-            f"{what} must be a mapping (a dict of str keys), not {type(value).__name__}"
-        )
-    return dict(value)

@@ -1,0 +1,84 @@
+"""What every part of the coordinator shares: its state, and the lookup of a live
+transaction. :class:`~dtc_wal.coordinator.core.TransactionCoordinator` puts the parts
+together (joining.py, operations.py, core.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..clock import Clock
+from ..errors import (
+    CoordinatorClosedError,
+    TransactionFinishedError,
+    TransactionStateError,
+    UnencodableDataError,
+    UnknownTransactionError,
+)
+from ..registry import ParticipantRegistry
+from ..wal.writer import WriteAheadLog
+from .live import LiveTransaction
+
+if TYPE_CHECKING:
+    from .background import BackgroundRecovery
+    from .driver import Driver
+
+__all__ = ["CoordinatorBase", "as_dict"]
+
+
+class CoordinatorBase:
+    """State of a coordinator (set in ``TransactionCoordinator.__init__``)."""
+
+    registry: ParticipantRegistry
+    clock: Clock
+    wal: WriteAheadLog
+    zombie_timeout: float | None
+    _driver: Driver
+    _background: BackgroundRecovery
+    _live: dict[str, LiveTransaction]
+    _lock: threading.Lock
+    _closed: bool
+
+    if TYPE_CHECKING:
+
+        def rollback_transaction(
+            self, txid: str, reason: str = "rolled back by the caller"
+        ) -> None: ...
+
+        def _forget(self, tx: LiveTransaction) -> None: ...
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CoordinatorClosedError(
+                "this coordinator is closed; open a new TransactionCoordinator on the log"
+            )
+
+    def _get_live(self, txid: str) -> LiveTransaction:
+        if not isinstance(txid, str):
+            raise UnknownTransactionError(repr(txid))
+        with self._lock:
+            self._check_open()
+            tx = self._live.get(txid)
+        if tx is not None:
+            return tx
+        self.wal.flush()  # the lazy records of a transaction that just finished
+        view = self.wal.view(txid)
+        if view is None:
+            raise UnknownTransactionError(txid)
+        if view.state.finished:
+            raise TransactionFinishedError(txid, view.state.value)
+        raise TransactionStateError(
+            f"transaction {txid} is {view.state.value} and owned by recovery, not by a "
+            "caller; see `dtc show` for its history"
+        )
+
+
+def as_dict(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UnencodableDataError(
+            f"{what} must be a mapping (a dict of str keys), not {type(value).__name__}"
+        )
+    return dict(value)

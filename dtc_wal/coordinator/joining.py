@@ -1,0 +1,167 @@
+"""Starting transactions and letting participants join them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import (
+    DuplicateParticipantError,
+    InvalidParticipantError,
+    MixedTransactionError,
+    TransactionStateError,
+)
+from ..participant import CallableStep, as_participant, as_saga_step
+from ..records import check_encodable
+from ..states import Mode
+from .base import CoordinatorBase, as_dict
+from .live import LiveTransaction, Member, Phase
+
+__all__ = ["Joining"]
+
+log = logging.getLogger("dtc_wal.coordinator")
+
+
+class Joining(CoordinatorBase):
+    def begin_transaction(self) -> str:
+        """Start a transaction and return its id (a UUID4 string)."""
+        txid = str(uuid.uuid4())
+        tx = LiveTransaction(txid, self.clock.now(), self.clock.monotonic())
+        with self._lock:
+            self._check_open()
+            self._live[txid] = tx
+        log.info("txid=%s begun", txid, extra={"txid": txid})
+        return txid
+
+    def enlist_participant(
+        self,
+        txid: str,
+        participant: object,
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Add a two-phase-commit participant; return the name it is logged under.
+
+        ``participant`` is an object with ``prepare``/``commit``/``rollback``, or the name of
+        a registry factory -- then it is built with ``params`` now and rebuilt from
+        ``(name, params)`` by recovery after a crash. Objects passed directly cannot be
+        rebuilt after a crash: give them a factory for that.
+        """
+        if isinstance(participant, str):
+            factory: str | None = participant
+            member_name = name or participant
+            obj = self._create(participant, params, txid)
+            as_participant(obj, f"factory {participant!r}")
+        else:
+            if params is not None:
+                raise InvalidParticipantError(
+                    "params are for participants built from a registry factory; pass the "
+                    "factory name as the participant to use them"
+                )
+            factory = None
+            obj = as_participant(participant, "enlisted object")
+            member_name = name or getattr(participant, "name", None) or type(participant).__name__
+            if not isinstance(member_name, str):
+                raise InvalidParticipantError("a participant name is a string")
+        return self._join(txid, Mode.TWO_PHASE, member_name, obj, factory, params, name is not None)
+
+    def register_participant(
+        self,
+        txid: str,
+        service_name: str,
+        commit_function: Callable[[str, Mapping[str, Any]], object] | None = None,
+        rollback_function: Callable[[str], object] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        factory: str | None = None,
+    ) -> None:
+        """Add a saga step; steps run in registration order, compensations in reverse.
+
+        With ``commit_function(txid, data)`` and ``rollback_function(txid)`` the step is
+        those callables (not rebuildable after a crash). Without them the step is built by
+        the registry factory ``factory`` (default: ``service_name``) with ``params``,
+        returning an object with ``action``/``compensate``, which recovery can rebuild --
+        so one factory can serve several steps under different service names.
+        """
+        if commit_function is None and rollback_function is None:
+            factory = factory or service_name
+            obj: object = self._create(factory, params, txid)
+            as_saga_step(obj, f"factory {factory!r}")
+        elif commit_function is None or rollback_function is None:
+            raise InvalidParticipantError(
+                "register_participant needs both commit_function and rollback_function, or "
+                "neither (then service_name names a registry factory)"
+            )
+        else:
+            obj = CallableStep(commit_function, rollback_function)
+            if factory is not None:
+                raise InvalidParticipantError(
+                    "factory is for steps built from the registry; omit the functions to use it"
+                )
+            if params is not None:
+                raise InvalidParticipantError(
+                    "params are for steps built from a registry factory; omit the functions "
+                    "to use them"
+                )
+        self._join(txid, Mode.SAGA, service_name, obj, factory, params, True)
+
+    def _create(self, factory: str, params: Mapping[str, Any] | None, txid: str) -> object:
+        """Build a registry participant -- after checking the transaction, so a bad txid is
+        reported before the factory runs (it may connect somewhere)."""
+        self._get_live(txid)
+        check_encodable(as_dict(params, f"params of {factory!r}"), f"params of {factory!r}")
+        return self.registry.create(factory, params)
+
+    def _join(
+        self,
+        txid: str,
+        mode: Mode,
+        name: str,
+        obj: object,
+        factory: str | None,
+        params: Mapping[str, Any] | None,
+        explicit_name: bool,
+    ) -> str:
+        if not isinstance(name, str) or not name:
+            raise InvalidParticipantError("a participant name is a non-empty string")
+        tx = self._get_live(txid)
+        with tx.lock:
+            if tx.phase is not Phase.OPEN:
+                raise TransactionStateError(
+                    f"transaction {txid} is already committing or rolling back; enlist every "
+                    "participant before commit_transaction"
+                )
+            if tx.mode is not None and tx.mode is not mode:
+                raise MixedTransactionError(
+                    f"transaction {txid} is a {tx.mode.value} transaction; it cannot also take "
+                    f"{'saga steps' if mode is Mode.SAGA else '2PC participants'} -- use one "
+                    "transaction per style (docs/protocol.md, Mixed transactions)"
+                )
+            if any(m.obj is obj for m in tx.members):
+                raise DuplicateParticipantError(
+                    f"this participant object is already enlisted in {txid} as "
+                    f"{next(m.name for m in tx.members if m.obj is obj)!r}"
+                )
+            if tx.member(name) is not None:
+                if explicit_name or mode is Mode.SAGA:
+                    raise DuplicateParticipantError(
+                        f"transaction {txid} already has a participant named {name!r}; "
+                        "participant names are unique within a transaction"
+                    )
+                base, n = name, 2
+                while tx.member(name) is not None:
+                    name, n = f"{base}#{n}", n + 1
+            tx.mode = mode
+            tx.members.append(Member(name, len(tx.members), obj, factory, dict(params or {})))
+        log.info(
+            "txid=%s enlisted %s (%s%s)",
+            txid,
+            name,
+            mode.value,
+            f", factory {factory}" if factory else "",
+            extra={"txid": txid},
+        )
+        return name
