@@ -39,7 +39,8 @@ class BackgroundRecovery:
         self._engine = RecoveryEngine(
             coordinator.driver, coordinator.registry, handover=self._handover.get
         )
-        self._pass_lock = threading.Lock()
+        self._pass_lock = threading.Lock()  # one pass (or operator resolution) at a time
+        self._state_lock = threading.Lock()  # _handover and _due; never held during calls
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,14 +57,21 @@ class BackgroundRecovery:
             thread.join(timeout=30)
 
     def hand_over(self, tx: LiveTransaction) -> None:
-        """Keep a caller's unfinished transaction (with its live participant objects)."""
-        with self._pass_lock:
+        """Keep a caller's unfinished transaction (with its live participant objects).
+
+        Does not wait for a running pass: the caller gets its error at once."""
+        with self._state_lock:
             self._handover[tx.txid] = tx
 
     def forget(self, txid: str) -> None:
-        with self._pass_lock:
+        with self._state_lock:
             self._handover.pop(txid, None)
             self._due.pop(txid, None)
+
+    def exclusive(self) -> threading.Lock:
+        """The pass lock: hold it to change the log's view of unfinished transactions
+        (operator resolution) without a recovery pass acting on them at the same time."""
+        return self._pass_lock
 
     def recover_now(
         self, only_due: bool = False, progress: Callable[[int, int], None] | None = None
@@ -82,9 +90,16 @@ class BackgroundRecovery:
             coord.wal.flush()
             now = coord.clock.monotonic()
             if only_due:
-                skip |= {t for t, (due, _) in self._due.items() if due > now}
+                with self._state_lock:
+                    skip |= {t for t, (due, _) in self._due.items() if due > now}
             report = self._engine.run(skip=skip, only=candidates, progress=progress)
-            finished = set(report.finished)
+            self._reschedule(report, now)
+            return report
+
+    def _reschedule(self, report: RecoveryReport, now: float) -> None:
+        """Forget what finished; back off exponentially on what stays in doubt."""
+        finished = set(report.finished)
+        with self._state_lock:
             for action in report.transactions:
                 if action.txid in finished:
                     self._handover.pop(action.txid, None)
@@ -94,7 +109,6 @@ class BackgroundRecovery:
                     base = self.interval or 1.0
                     delay = min(self.backoff_max, base * 2 ** (failures - 1))
                     self._due[action.txid] = (now + delay, failures)
-            return report
 
     def _loop(self) -> None:
         assert self.interval is not None

@@ -97,16 +97,17 @@ class Operations(CoordinatorBase):
                 raise TransactionStateError(
                     f"transaction {txid} is still driven by its caller; wait for it to finish"
                 )
-        view = resolve_transaction(
-            self.wal,
-            txid,
-            Outcome(outcome),
-            reason=reason,
-            participant=participant,
-            actor=actor,
-            heuristic=heuristic,
-            clock=self.clock,
-        )
+        with self._background.exclusive():  # not while a recovery pass acts on it
+            view = resolve_transaction(
+                self.wal,
+                txid,
+                Outcome(outcome),
+                reason=reason,
+                participant=participant,
+                actor=actor,
+                heuristic=heuristic,
+                clock=self.clock,
+            )
         if view.state.finished:
             self._background.forget(txid)
         return view
