@@ -179,4 +179,6 @@ def run_demo(log_dir: str | None = None, echo: Echo = print) -> None:
                 fields.pop("at")
                 extra = " ".join(f"{k}={v}" for k, v in fields.items())
                 echo(f"    {lsn:>4}  {kind:<15} {extra}")
-    echo("\nInspect it yourself: python -m dtc_wal show " + log_dir + " <txid>")
+    echo(f"\nInspect it yourself: dtc show {log_dir} {ok}")
+    echo("(dtc is in the project's .venv/bin after `python3 dev.py demo`; `python -m dtc_wal`")
+    echo(" works wherever dtc-wal is installed)")
