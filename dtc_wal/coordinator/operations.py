@@ -101,7 +101,7 @@ class Operations(CoordinatorBase):
             view = resolve_transaction(
                 self.wal,
                 txid,
-                Outcome(outcome),
+                _resolution(outcome),
                 reason=reason,
                 participant=participant,
                 actor=actor,
@@ -120,3 +120,13 @@ class Operations(CoordinatorBase):
     @property
     def driver(self) -> Driver:
         return self._driver
+
+
+def _resolution(outcome: Outcome | str) -> Outcome:
+    """``"commit"``, or ``"abort"``/``"rollback"`` (also as :class:`Outcome`)."""
+    value = outcome.value if isinstance(outcome, Outcome) else str(outcome).lower()
+    if value == "commit":
+        return Outcome.COMMIT
+    if value in ("abort", "rollback"):
+        return Outcome.ROLLBACK
+    raise ValueError(f"an operator resolves to 'commit' or 'abort', not {outcome!r}")
