@@ -13,7 +13,16 @@
      caller is aborted: the outcome never changes);
   4. no participant saw a call the protocol forbids (commit before prepare, rollback after
      commit, ...), and none holds state for a transaction the log does not know, except a
-     null rollback;
+     null rollback -- and two outcomes the protocol lets the log miss:
+
+     * an orphan (``lists_prepared``: the opening records were not forced before prepare,
+       and the coordinator died before the decision): every participant that holds
+       anything for it was prepared and then rolled back by the PreparedResource
+       (``rolled-back-prepared``), or saw a null rollback. It counts as rolled back;
+       nothing may stay prepared.
+     * a one-phase commit whose lazily appended history was lost with the coordinator:
+       its lone participant holds ``committed-one-phase`` -- its own commit was the
+       decision. It counts as committed, also for invariant 3;
   5. the log's integrity check is clean.
 """
 
@@ -29,7 +38,15 @@ from ..records import LogRecord, decode_record
 from ..states import TxState
 from ..wal.store import LogStore
 from ..wal.verify import verify_log
-from .durable import COMMITTED_STATES, NULL_COMPENSATION, NULL_ROLLBACK, PREPARED, read_states
+from .durable import (
+    COMMITTED_ONE_PHASE,
+    COMMITTED_STATES,
+    NULL_COMPENSATION,
+    NULL_ROLLBACK,
+    PREPARED,
+    ROLLED_BACK_PREPARED,
+    read_states,
+)
 
 __all__ = ["Acks", "CheckResult", "LogSnapshot", "check_invariants", "read_acks", "read_log"]
 
@@ -72,12 +89,14 @@ def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
 
 @dataclasses.dataclass(slots=True)
 class Acks:
-    """What the workload told its callers: ``commit``, ``abort`` and ``commit-incomplete``
-    (decided commit, not yet acknowledged by everyone) txids."""
+    """What the workload told its callers: ``commit``, ``abort``, ``commit-incomplete``
+    (decided commit, not yet acknowledged by everyone) and ``decided`` (a commit handle was
+    returned: the decision is durable, phase two may not have run) txids."""
 
     committed: set[str] = dataclasses.field(default_factory=set)
     aborted: set[str] = dataclasses.field(default_factory=set)
     incomplete: set[str] = dataclasses.field(default_factory=set)
+    decided: set[str] = dataclasses.field(default_factory=set)
 
 
 def read_acks(path: str | os.PathLike[str]) -> Acks:
@@ -90,7 +109,12 @@ def read_acks(path: str | os.PathLike[str]) -> Acks:
     lines = text.split("\n")
     if not text.endswith("\n"):
         lines = lines[:-1]  # cut by the kill mid-line: never acknowledged
-    kinds = {"commit": acks.committed, "abort": acks.aborted, "commit-incomplete": acks.incomplete}
+    kinds = {
+        "commit": acks.committed,
+        "abort": acks.aborted,
+        "commit-incomplete": acks.incomplete,
+        "decided": acks.decided,
+    }
     for line in filter(None, lines):
         kind, _, txid = line.partition(" ")
         kinds[kind].add(txid)
@@ -155,19 +179,59 @@ def check_invariants(
             for name in view.participants:
                 if at.get(name) in COMMITTED_STATES or at.get(name) == PREPARED:
                     bad.append(f"{txid} is aborted in the log but {name} holds {at[name]}")
+    outside_the_log: dict[str, TxState] = {}
     for txid, at in held.states.items():
         if txid in snap.views:
             continue
-        for name, state in at.items():
-            if state not in (NULL_ROLLBACK, NULL_COMPENSATION):
-                bad.append(f"{name} holds {state} for {txid}, which the log does not know")
+        outcome = _outside_the_log(txid, at, bad)
+        if outcome is not None:
+            outside_the_log[txid] = outcome
+            result.transactions += 1
+            if outcome is TxState.COMMITTED:
+                result.committed += 1
+            else:
+                result.aborted += 1
 
     result.acknowledged = len(acks.committed)
-    told = [(txid, TxState.COMMITTED) for txid in sorted(acks.committed | acks.incomplete)]
+    told = [
+        (txid, TxState.COMMITTED)
+        for txid in sorted(acks.committed | acks.incomplete | acks.decided)
+    ]
     told += [(txid, TxState.ABORTED) for txid in sorted(acks.aborted)]
     for txid, expected in told:
         found = snap.views.get(txid)
-        if found is None or found.state is not expected:
-            state = found.state.value if found else "missing from the log"
-            bad.append(f"{txid} was reported {expected.value} to its caller, but it is {state}")
+        if found is not None:
+            state = found.state
+        elif txid in outside_the_log:
+            state = outside_the_log[txid]
+        else:
+            bad.append(f"{txid} was reported {expected.value} to its caller, but it is missing")
+            continue
+        if state is not expected:
+            bad.append(
+                f"{txid} was reported {expected.value} to its caller, but it is {state.value}"
+            )
     return result
+
+
+def _outside_the_log(txid: str, at: dict[str, str], bad: list[str]) -> TxState | None:
+    """The outcome of a transaction the log does not know, from what its participants hold
+    (None: nothing of it happened anywhere -- only null rollbacks/compensations)."""
+    if COMMITTED_ONE_PHASE in at.values():
+        # a one-phase commit whose lazy history did not reach the log: its lone
+        # participant's own commit was the decision
+        if len(at) == 1:
+            return TxState.COMMITTED
+        holders = ", ".join(f"{name}={state}" for name, state in sorted(at.items()))
+        bad.append(
+            f"{txid}, which the log does not know, was committed in one phase with "
+            f"other participants holding state ({holders})"
+        )
+        return None
+    orphan = False
+    for name, state in sorted(at.items()):
+        if state == ROLLED_BACK_PREPARED:
+            orphan = True  # prepared, then rolled back by its PreparedResource
+        elif state not in (NULL_ROLLBACK, NULL_COMPENSATION):
+            bad.append(f"{name} holds {state} for {txid}, which the log does not know")
+    return TxState.ABORTED if orphan else None

@@ -9,19 +9,37 @@ gathers the pieces under one import path:
   unreachable flag (:func:`set_unreachable`);
 * :mod:`.durable_participants` -- :class:`DurableParticipant` (2PC) and
   :class:`DurableStep` (saga), with their state tables;
+* :mod:`.durable_participants` also has :class:`OnePhaseDurableParticipant` (with
+  ``commit_one_phase``) and :class:`ListingDurableParticipant` (``lists_prepared``);
+* :mod:`.durable_resource` -- :class:`DurablePreparedResource`, the PreparedResource over
+  listing participants' files that recovery asks for orphans;
 * :mod:`.durable_registry` -- :func:`register_durable`, the factories recovery rebuilds
-  them with;
+  them with (and the resource);
 * :mod:`.durable_reader` -- :func:`read_states`, what the checker reads after a kill.
 """
 
 from __future__ import annotations
 
-from .durable_participants import AFTER_LIMIT, DurableParticipant, DurableStep
+from .durable_participants import (
+    AFTER_LIMIT,
+    DurableParticipant,
+    DurableStep,
+    ListingDurableParticipant,
+    OnePhaseDurableParticipant,
+)
 from .durable_reader import Anomaly, ParticipantStates, read_states
-from .durable_registry import PARTICIPANT_FACTORY, register_durable
+from .durable_registry import (
+    LISTING_FACTORY,
+    ONE_PHASE_FACTORY,
+    PARTICIPANT_FACTORY,
+    RESOURCE_NAME,
+    register_durable,
+)
+from .durable_resource import DurablePreparedResource
 from .durable_store import (
     APPLIED,
     COMMITTED,
+    COMMITTED_ONE_PHASE,
     COMMITTED_STATES,
     COMPENSATED,
     NULL_COMPENSATION,
@@ -29,6 +47,7 @@ from .durable_store import (
     PREPARED,
     REFUSED,
     ROLLED_BACK,
+    ROLLED_BACK_PREPARED,
     UNDONE_STATES,
     set_unreachable,
 )
@@ -37,18 +56,26 @@ __all__ = [
     "AFTER_LIMIT",
     "APPLIED",
     "COMMITTED",
+    "COMMITTED_ONE_PHASE",
     "COMMITTED_STATES",
     "COMPENSATED",
+    "LISTING_FACTORY",
     "NULL_COMPENSATION",
     "NULL_ROLLBACK",
+    "ONE_PHASE_FACTORY",
     "PARTICIPANT_FACTORY",
     "PREPARED",
     "REFUSED",
+    "RESOURCE_NAME",
     "ROLLED_BACK",
+    "ROLLED_BACK_PREPARED",
     "UNDONE_STATES",
     "Anomaly",
     "DurableParticipant",
+    "DurablePreparedResource",
     "DurableStep",
+    "ListingDurableParticipant",
+    "OnePhaseDurableParticipant",
     "ParticipantStates",
     "read_states",
     "register_durable",

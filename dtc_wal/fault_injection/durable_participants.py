@@ -16,6 +16,19 @@ rollback    prepared             ``rolled-back``
 rollback    rolled back/refused  nothing (duplicate)
 ==========  ===================  ============================================
 
+"Rolled back" includes ``rolled-back-prepared``, the state a PreparedResource's
+``rollback_prepared`` leaves (:mod:`.durable_resource`).
+
+One-phase participant (:class:`OnePhaseDurableParticipant`, a 2PC participant with
+``commit_one_phase``): ``commit_one_phase`` takes none to ``committed-one-phase`` in one
+atomic step (or to ``refused`` with ``vote_no``), does nothing when already committed that
+way, and votes no after a rollback or refusal. Any other call on ``committed-one-phase``
+(prepare, commit, rollback) is an anomaly: the one-phase path sends none of them.
+
+Listing participant (:class:`ListingDurableParticipant`): a 2PC participant with
+``lists_prepared = True``, whose prepared transactions the resource of
+:mod:`.durable_resource` lists and settles.
+
 Saga step (:class:`DurableStep`): ``action`` records ``applied`` (idempotent; VoteNo after a
 compensation), ``compensate`` records ``compensated``, or ``null-compensation`` when the
 action never ran.
@@ -38,17 +51,25 @@ from .durable_reader import read_states
 from .durable_store import (
     APPLIED,
     COMMITTED,
+    COMMITTED_ONE_PHASE,
     COMPENSATED,
     NULL_COMPENSATION,
     NULL_ROLLBACK,
     PREPARED,
     REFUSED,
     ROLLED_BACK,
+    ROLLED_BACK_PREPARED,
     UNDONE_STATES,
     DurableFile,
 )
 
-__all__ = ["AFTER_LIMIT", "DurableParticipant", "DurableStep"]
+__all__ = [
+    "AFTER_LIMIT",
+    "DurableParticipant",
+    "DurableStep",
+    "ListingDurableParticipant",
+    "OnePhaseDurableParticipant",
+]
 
 AFTER_LIMIT = 5.0
 
@@ -88,7 +109,13 @@ class DurableParticipant(DurableFile):
             self._transition(
                 "prepare",
                 transaction_id,
-                {None: REFUSED, REFUSED: None, ROLLED_BACK: None, NULL_ROLLBACK: None},
+                {
+                    None: REFUSED,
+                    REFUSED: None,
+                    ROLLED_BACK: None,
+                    NULL_ROLLBACK: None,
+                    ROLLED_BACK_PREPARED: None,
+                },
             )
             raise VoteNo(f"{self.name} votes no (vote_no=True)")
         state = self._transition(
@@ -101,6 +128,7 @@ class DurableParticipant(DurableFile):
                 ROLLED_BACK: None,
                 NULL_ROLLBACK: None,
                 REFUSED: None,
+                ROLLED_BACK_PREPARED: None,
             },
         )
         if state in UNDONE_STATES:
@@ -133,8 +161,45 @@ class DurableParticipant(DurableFile):
                 ROLLED_BACK: None,
                 NULL_ROLLBACK: None,
                 REFUSED: None,
+                ROLLED_BACK_PREPARED: None,
             },
         )
+
+
+class OnePhaseDurableParticipant(DurableParticipant):
+    """A :class:`DurableParticipant` that can also commit in one phase when it is alone.
+
+    ``commit_one_phase`` is one atomic check-and-set, with no prepared state in between:
+    idempotent (a repeat after a timeout does nothing), a refusal (``vote_no``) records
+    ``refused``, and it refuses -- VoteNo -- a transaction already rolled back."""
+
+    def commit_one_phase(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        undone: dict[str | None, str | None] = {
+            ROLLED_BACK: None,
+            NULL_ROLLBACK: None,
+            REFUSED: None,
+            ROLLED_BACK_PREPARED: None,
+        }
+        if self.vote_no:
+            self._transition("commit-one-phase", transaction_id, {None: REFUSED, **undone})
+            raise VoteNo(f"{self.name} refuses the one-phase commit (vote_no=True)")
+        state = self._transition(
+            "commit-one-phase",
+            transaction_id,
+            {None: COMMITTED_ONE_PHASE, COMMITTED_ONE_PHASE: None, **undone},
+        )
+        if state in UNDONE_STATES:
+            raise VoteNo(f"{self.name}: {transaction_id} was already rolled back ({state})")
+
+
+class ListingDurableParticipant(DurableParticipant):
+    """A :class:`DurableParticipant` whose prepared transactions a PreparedResource lists
+    (:class:`~.durable_resource.DurablePreparedResource`), so the coordinator may skip the
+    forced opening write."""
+
+    lists_prepared = True
 
 
 class DurableStep(DurableFile):

@@ -24,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "APPLIED",
     "COMMITTED",
+    "COMMITTED_ONE_PHASE",
     "COMMITTED_STATES",
     "COMPENSATED",
     "NULL_COMPENSATION",
@@ -31,6 +32,8 @@ __all__ = [
     "PREPARED",
     "REFUSED",
     "ROLLED_BACK",
+    "ROLLED_BACK_PREPARED",
+    "STATES",
     "UNDONE_STATES",
     "DurableFile",
     "db_path",
@@ -45,10 +48,28 @@ REFUSED = "refused"
 APPLIED = "applied"
 COMPENSATED = "compensated"
 NULL_COMPENSATION = "null-compensation"
+COMMITTED_ONE_PHASE = "committed-one-phase"
+"""Committed by ``commit_one_phase``: the participant's own commit was the decision."""
+ROLLED_BACK_PREPARED = "rolled-back-prepared"
+"""Rolled back by the PreparedResource (``rollback_prepared``): an orphan's branch."""
 
-COMMITTED_STATES = frozenset({COMMITTED, APPLIED})
+STATES = (
+    PREPARED,
+    COMMITTED,
+    ROLLED_BACK,
+    NULL_ROLLBACK,
+    REFUSED,
+    APPLIED,
+    COMPENSATED,
+    NULL_COMPENSATION,
+    COMMITTED_ONE_PHASE,
+    ROLLED_BACK_PREPARED,
+)
+COMMITTED_STATES = frozenset({COMMITTED, APPLIED, COMMITTED_ONE_PHASE})
 """States meaning "this participant's part of the transaction took effect"."""
-UNDONE_STATES = frozenset({ROLLED_BACK, NULL_ROLLBACK, REFUSED, COMPENSATED, NULL_COMPENSATION})
+UNDONE_STATES = frozenset(
+    {ROLLED_BACK, NULL_ROLLBACK, REFUSED, COMPENSATED, NULL_COMPENSATION, ROLLED_BACK_PREPARED}
+)
 """States meaning "nothing of the transaction remains here"."""
 
 _SCHEMA = """
@@ -147,6 +168,15 @@ class DurableFile:
                 )
             conn.execute("COMMIT")
         return bool(failed < limit)
+
+    def txids_in(self, state: str) -> list[str]:
+        """The transaction ids this participant holds in ``state`` (none without a file)."""
+        self._reachable("list", "*")
+        if not self.path.exists():
+            return []
+        with _connect(self.path) as conn:
+            rows = conn.execute("SELECT txid FROM txn WHERE state = ? ORDER BY txid", (state,))
+            return [str(row[0]) for row in rows]
 
     def _transition(self, call: str, txid: str, table: Mapping[str | None, str | None]) -> str:
         """Apply ``table`` (state before -> state after, None = unchanged) atomically.

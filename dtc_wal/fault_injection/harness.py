@@ -142,12 +142,15 @@ class Case:
         width: int = 3,
         seed: int = 0,
         recovery_interval: float | None = None,
+        lazy_delay: float | None = None,
     ) -> list[str]:
         args = ["run", "--log", str(self.log), "--state", str(self.state)]
         args += ["--acks", str(self.acks), "--scenario", scenario, "--count", str(count)]
         args += ["--threads", str(threads), "--width", str(width), "--seed", str(seed)]
         if recovery_interval is not None:
             args += ["--recovery-interval", str(recovery_interval)]
+        if lazy_delay is not None:
+            args += ["--lazy-delay", str(lazy_delay)]
         return args
 
     def run(

@@ -11,21 +11,26 @@ Subcommands::
 
 Scenarios (``--scenario``): ``2pc-commit``, ``2pc-abort`` (the last participant votes no),
 ``2pc-incomplete`` (p1 fails commit past the retries: CommitIncompleteError),
-``saga-commit``, ``saga-compensate`` (the last step's action fails) and ``mixed`` (a seeded
-random choice per transaction). Crash points are armed through ``DTC_CRASH_AT`` as usual;
-``--census FILE`` instead arms every point without killing and writes the hit counts there.
+``saga-commit``, ``saga-compensate`` (the last step's action fails), ``2pc-async``
+(``commit_transaction(wait=False)``, then ``handle.wait()``), ``2pc-listing`` (participants
+l0.. with ``lists_prepared``, their PreparedResource registered: no forced opening write),
+``1pc`` (one participant with ``commit_one_phase``, whatever --width says: nothing forced)
+and ``mixed`` (a seeded random choice per transaction). Crash points are armed through
+``DTC_CRASH_AT`` as usual; ``--census FILE`` instead arms every point without killing and
+writes the hit counts there.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +38,17 @@ from ..coordinator.core import TransactionCoordinator
 from ..errors import CommitIncompleteError, TransactionAborted
 from ..registry import ParticipantRegistry
 from . import points
-from .durable import PARTICIPANT_FACTORY, register_durable
+from .durable import LISTING_FACTORY, ONE_PHASE_FACTORY, PARTICIPANT_FACTORY, register_durable
 
 __all__ = ["SCENARIOS", "coordinator_options", "main", "make_registry", "run_transaction"]
 
 SCENARIOS = ("2pc-commit", "2pc-abort", "saga-commit", "saga-compensate")
-EXTRA_SCENARIOS = ("2pc-incomplete",)
+EXTRA_SCENARIOS = ("2pc-incomplete", "2pc-async", "2pc-listing", "1pc")
 """``2pc-incomplete``: p1's commit fails more often than the coordinator retries, so
-``commit_transaction`` raises CommitIncompleteError and recovery finishes the commit."""
+``commit_transaction`` raises CommitIncompleteError and recovery finishes the commit.
+``2pc-async``: the 2PC commit with ``wait=False`` and ``handle.wait()``. ``2pc-listing``:
+the 2PC commit on participants that list what they hold prepared. ``1pc``: a one-phase
+commit of a lone participant."""
 MAX_WIDTH = 8
 
 
@@ -48,9 +56,20 @@ def step_names(width: int = MAX_WIDTH) -> list[str]:
     return [f"s{i}" for i in range(width)]
 
 
+def listing_names(width: int = MAX_WIDTH) -> list[str]:
+    """The participants of ``2pc-listing``, covered by the registered PreparedResource."""
+    return [f"l{i}" for i in range(width)]
+
+
 def make_registry(state_dir: str | os.PathLike[str]) -> ParticipantRegistry:
     """The registry the workload and the harness's restarts share."""
-    return register_durable(ParticipantRegistry(), state_dir, steps=step_names())
+    return register_durable(
+        ParticipantRegistry(),
+        state_dir,
+        steps=step_names(),
+        one_phase_factory=ONE_PHASE_FACTORY,
+        listing=listing_names(),
+    )
 
 
 COMMIT_ATTEMPTS = 3  # max_retries + 1
@@ -71,13 +90,28 @@ def coordinator_options(recovery_interval: float | None = None) -> dict[str, Any
     }
 
 
-def run_transaction(coord: TransactionCoordinator, scenario: str, width: int) -> tuple[str, str]:
-    """Run one transaction; return ``(outcome, txid)``, outcome as in the acks file."""
+def run_transaction(
+    coord: TransactionCoordinator,
+    scenario: str,
+    width: int,
+    on_decided: Callable[[str], None] | None = None,
+) -> tuple[str, str]:
+    """Run one transaction; return ``(outcome, txid)``, outcome as in the acks file.
+
+    ``on_decided(txid)`` is called in ``2pc-async`` when ``commit_transaction`` returned
+    its handle (the commit decision is durable), before ``handle.wait()``."""
     txid = coord.begin_transaction()
     last = width - 1
-    if scenario.startswith("2pc"):
+    if scenario == "1pc":
+        params: dict[str, Any] = {"name": "p0"}
+        coord.enlist_participant(txid, ONE_PHASE_FACTORY, name="p0", params=params)
+    elif scenario == "2pc-listing":
+        for name in listing_names(width):
+            params = {"name": name}
+            coord.enlist_participant(txid, LISTING_FACTORY, name=name, params=params)
+    elif scenario.startswith("2pc"):
         for i in range(width):
-            params: dict[str, Any] = {"name": f"p{i}"}
+            params = {"name": f"p{i}"}
             if scenario == "2pc-abort" and i == last:
                 # the others vote yes first, so prepare.after-first is always passed
                 params.update(vote_no=True, after=[f"p{j}" for j in range(last)])
@@ -89,7 +123,13 @@ def run_transaction(coord: TransactionCoordinator, scenario: str, width: int) ->
             fail = scenario == "saga-compensate" and i == last
             coord.register_participant(txid, step, params={"fail": True} if fail else None)
     try:
-        coord.commit_transaction(txid, {"scenario": scenario})
+        if scenario == "2pc-async":
+            handle = coord.commit_transaction(txid, {"scenario": scenario}, wait=False)
+            if on_decided is not None:
+                on_decided(txid)
+            handle.wait()
+        else:
+            coord.commit_transaction(txid, {"scenario": scenario})
     except TransactionAborted:
         return "abort", txid
     except CommitIncompleteError:
@@ -140,6 +180,10 @@ def _run(args: argparse.Namespace) -> int:
     coord = TransactionCoordinator(
         args.log, registry=registry, **coordinator_options(args.recovery_interval)
     )
+    if args.lazy_delay is not None:
+        # how long lazy records wait for a batch to ride: a longer wait widens the window in
+        # which the log does not know a 2pc-listing transaction whose participants prepared
+        coord.wal.lazy_delay = args.lazy_delay
     print("ready", flush=True)
     acks = _Acks(args.acks)
     lock = threading.Lock()
@@ -159,7 +203,8 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 scenario = args.scenario
             try:
-                acks.add(*run_transaction(coord, scenario, args.width))
+                on_decided = functools.partial(acks.add, "decided")
+                acks.add(*run_transaction(coord, scenario, args.width, on_decided))
             except BaseException as exc:
                 with lock:
                     errors.append(exc)
@@ -223,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--width", type=int, default=3, help="participants per transaction")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--recovery-interval", type=float, default=None)
+    run.add_argument(
+        "--lazy-delay", type=float, default=None, help="seconds lazy records wait for a batch"
+    )
     run.add_argument("--census", help="arm every point without killing; write hits here")
     rec = sub.add_parser("recover", help="open (recover) and close; report as JSON")
     rec.add_argument("--log", required=True)
