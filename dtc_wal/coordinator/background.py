@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import DtcError
@@ -25,6 +25,26 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundRecovery"]
 
 log = logging.getLogger("dtc_wal.recovery")
+
+
+class _SkipOrLive:
+    """The txids a pass leaves alone: ``skip``, plus whatever is live *when asked*.
+
+    A transaction begun during the pass is missing from the live set read at its start;
+    when all its participants list what they hold prepared, its opening records are only
+    queued, so it may prepare -- unknown to the log -- before the pass lists the
+    PreparedResources. Orphan resolution asks here per prepared txid, after listing: a
+    caller's transaction is live then (or already decided in the log), never an orphan.
+    """
+
+    __slots__ = ("live", "skip")
+
+    def __init__(self, skip: set[str], live: Mapping[str, object]) -> None:
+        self.skip = skip
+        self.live = live
+
+    def __contains__(self, txid: object) -> bool:
+        return txid in self.skip or txid in self.live
 
 
 class BackgroundRecovery:
@@ -92,7 +112,8 @@ class BackgroundRecovery:
             if only_due:
                 with self._state_lock:
                     skip |= {t for t, (due, _) in self._due.items() if due > now}
-            report = self._engine.run(skip=skip, only=candidates, progress=progress)
+            live_now = _SkipOrLive(skip, coord._live)
+            report = self._engine.run(skip=live_now, only=candidates, progress=progress)
             self._reschedule(report, now)
             return report
 

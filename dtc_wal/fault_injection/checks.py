@@ -205,7 +205,10 @@ def check_invariants(
         elif txid in outside_the_log:
             state = outside_the_log[txid]
         else:
-            bad.append(f"{txid} was reported {expected.value} to its caller, but it is missing")
+            bad.append(
+                f"{txid} was reported {expected.value} to its caller, but it is missing "
+                "from the log"
+            )
             continue
         if state is not expected:
             bad.append(

@@ -13,20 +13,29 @@ from dtc_wal.fault_injection.checks import check_invariants, read_acks
 from dtc_wal.fault_injection.durable import (
     APPLIED,
     COMMITTED,
+    COMMITTED_ONE_PHASE,
     COMPENSATED,
+    LISTING_FACTORY,
     NULL_COMPENSATION,
     NULL_ROLLBACK,
+    ONE_PHASE_FACTORY,
     PREPARED,
     REFUSED,
+    RESOURCE_NAME,
     ROLLED_BACK,
+    ROLLED_BACK_PREPARED,
     DurableParticipant,
+    DurablePreparedResource,
     DurableStep,
+    ListingDurableParticipant,
+    OnePhaseDurableParticipant,
     read_states,
     register_durable,
     set_unreachable,
 )
 from dtc_wal.fault_injection.harness import Case
 from dtc_wal.fault_injection.workload import coordinator_options, make_registry, run_transaction
+from dtc_wal.participant import PreparedResource
 from dtc_wal.records import lsn_key
 
 
@@ -175,3 +184,125 @@ def test_checker_reports_a_damaged_log(tmp_path: Path) -> None:
     problems = case.check().violations
     assert problems[0].startswith("log integrity: LSN 1")  # then what the damage hides
     assert "checksum" in problems[0]
+
+
+# -- one-phase and listing participants, the PreparedResource ------------------------------
+
+
+def test_one_phase_participant(tmp_path: Path) -> None:
+    p = OnePhaseDurableParticipant(tmp_path, "p")
+    p.commit_one_phase("t1", {})
+    p.commit_one_phase("t1", {})  # a repeat after a timeout does nothing
+    p.rollback("t2")
+    with pytest.raises(VoteNo):
+        p.commit_one_phase("t2", {})  # refused after a rollback
+    no = OnePhaseDurableParticipant(tmp_path, "no", vote_no=True)
+    with pytest.raises(VoteNo):
+        no.commit_one_phase("t3", {})
+    no.rollback("t3")  # the rollback that follows a refusal: ignored
+    with pytest.raises(RuntimeError, match="protocol violation"):
+        p.rollback("t1")  # nothing undoes a one-phase commit
+    with pytest.raises(RuntimeError, match="protocol violation"):
+        p.commit("t1")  # the one-phase path sends no commit
+    held = read_states(tmp_path)
+    assert held.states == {
+        "t1": {"p": COMMITTED_ONE_PHASE},
+        "t2": {"p": NULL_ROLLBACK},
+        "t3": {"no": REFUSED},
+    }
+    assert [(a.txid, a.call) for a in held.anomalies] == [("t1", "rollback"), ("t1", "commit")]
+
+
+def test_a_lone_one_phase_participant_takes_the_one_phase_path(tmp_path: Path) -> None:
+    case = Case.create(tmp_path)
+    with TransactionCoordinator(
+        case.log, registry=make_registry(case.state), **coordinator_options()
+    ) as coord:
+        outcome, txid = run_transaction(coord, "1pc", 3)
+    assert outcome == "commit"
+    assert read_states(case.state).states == {txid: {"p0": COMMITTED_ONE_PHASE}}
+    assert case.check().ok
+
+
+def test_prepared_resource_lists_and_settles(tmp_path: Path) -> None:
+    l0 = ListingDurableParticipant(tmp_path, "l0")
+    l1 = ListingDurableParticipant(tmp_path, "l1")
+    assert l0.lists_prepared is True
+    for p in (l0, l1):
+        p.prepare("t1", {})
+        p.prepare("t2", {})
+    l0.prepare("t3", {})
+    l0.commit("t3")
+    resource = DurablePreparedResource(tmp_path, ["l0", "l1", "l2"])  # l2 has no file yet
+    assert isinstance(resource, PreparedResource)
+    assert resource.prepared_transactions() == ["t1", "t2"]
+    resource.rollback_prepared("t1")
+    resource.rollback_prepared("t1")  # idempotent
+    resource.commit_prepared("t2")
+    resource.commit_prepared("t2")
+    resource.rollback_prepared("t3")  # committed: not prepared, left alone
+    resource.commit_prepared("unknown")  # no row anywhere: nothing written
+    assert resource.prepared_transactions() == []
+    with pytest.raises(VoteNo):
+        l0.prepare("t1", {})  # a late prepare after the orphan's rollback
+    l1.rollback("t1")  # a duplicate rollback from the coordinator: ignored
+    held = read_states(tmp_path)
+    assert held.states == {
+        "t1": {"l0": ROLLED_BACK_PREPARED, "l1": ROLLED_BACK_PREPARED},
+        "t2": {"l0": COMMITTED, "l1": COMMITTED},
+        "t3": {"l0": COMMITTED},
+    }
+    assert held.anomalies == []
+
+
+def test_registry_has_the_listing_factory_and_its_resource(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    p = registry.create(LISTING_FACTORY, {"name": "l0"})
+    assert isinstance(p, ListingDurableParticipant)
+    with pytest.raises(ValueError, match="not covered"):
+        registry.create(LISTING_FACTORY, {"name": "p0"})
+    assert isinstance(registry.resources()[RESOURCE_NAME](), DurablePreparedResource)
+    assert isinstance(
+        registry.create(ONE_PHASE_FACTORY, {"name": "p0"}), OnePhaseDurableParticipant
+    )
+
+
+def test_checker_accepts_orphans_and_lost_one_phase_histories(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
+    # an orphan: prepared at l0 and l1, rolled back by the resource; l2 saw a null rollback
+    for name in ("l0", "l1"):
+        ListingDurableParticipant(case.state, name).prepare("orphan", {})
+    DurablePreparedResource(case.state, ["l0", "l1"]).rollback_prepared("orphan")
+    ListingDurableParticipant(case.state, "l2").rollback("orphan")
+    # a one-phase commit acknowledged to its caller, whose lazy history the log lost
+    OnePhaseDurableParticipant(case.state, "o").commit_one_phase("one-phase", {})
+    with case.acks.open("a") as acks:
+        acks.write("commit one-phase\n")
+    result = case.check()
+    assert result.ok, str(result)
+    assert (result.transactions, result.committed, result.aborted) == (3, 2, 1)
+
+
+def test_checker_rejects_what_an_orphan_may_not_leave(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
+    ListingDurableParticipant(case.state, "l0").prepare("left", {})  # nobody resolved it
+    for name in ("l0", "l1"):
+        ListingDurableParticipant(case.state, name).prepare("mixed", {})
+    DurablePreparedResource(case.state, ["l0"]).rollback_prepared("mixed")
+    ListingDurableParticipant(case.state, "l1").rollback("mixed")  # not the resource's
+    ListingDurableParticipant(case.state, "l0").prepare("told", {})
+    DurablePreparedResource(case.state, ["l0"]).rollback_prepared("told")
+    with case.acks.open("a") as acks:
+        acks.write("decided told\ndecided lost\n")
+    OnePhaseDurableParticipant(case.state, "o").commit_one_phase("two", {})
+    DurableParticipant(case.state, "p9").rollback("two")
+    assert sorted(case.check().violations) == sorted(
+        [
+            f"l0 holds {PREPARED} for left, which the log does not know",
+            f"l1 holds {ROLLED_BACK} for mixed, which the log does not know",
+            "told was reported committed to its caller, but it is aborted",
+            "lost was reported committed to its caller, but it is missing from the log",
+            "two, which the log does not know, was committed in one phase with other "
+            f"participants holding state (o={COMMITTED_ONE_PHASE}, p9={NULL_ROLLBACK})",
+        ]
+    )
