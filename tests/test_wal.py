@@ -737,3 +737,14 @@ def test_repair_refuses_an_extra_lsn_of_another_transaction(tmp_path: Path) -> N
     with WriteAheadLog(tmp_path) as wal:  # nothing was changed
         assert wal.view("bystander") is not None
         assert wal.view("victim") is not None
+
+
+def test_read_only_open_of_a_foreign_lmdb_raises_log_error(tmp_path: Path) -> None:
+    """An LMDB directory without the log's tables is not a log: LogError, not lmdb's."""
+    env = lmdb.open(str(tmp_path), max_dbs=2)
+    env.open_db(b"something-else")
+    env.close()
+    with pytest.raises(LogError, match="cannot open log"):
+        LogStore(tmp_path, readonly=True)
+    with LogStore(tmp_path / "fresh") as store:  # a context manager, closed on exit
+        assert store.last_lsn == 0

@@ -3,12 +3,9 @@ coordinator: LMDB readers never block the writer)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import lmdb
 
 from ..errors import LogCorruptError, LogError
 from ..history import TransactionView, replay
@@ -34,16 +31,9 @@ def require_log(log: Path) -> None:
         raise LogError(f"no log at {log}: give the directory a coordinator was opened on")
 
 
-@contextlib.contextmanager
-def open_readonly(log: Path) -> Iterator[LogStore]:
-    try:
-        store = LogStore(log, readonly=True)
-    except lmdb.Error as exc:
-        raise LogError(f"cannot open log at {log}: {exc}") from exc
-    try:
-        yield store
-    finally:
-        store.close()
+def open_readonly(log: Path) -> LogStore:
+    """The log, read-only (a context manager); LMDB errors become LogError."""
+    return LogStore(log, readonly=True)
 
 
 def decode_summary(txid: str, raw: bytes) -> Summary:

@@ -22,12 +22,10 @@ A dry run only reads, and works while a coordinator runs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +125,7 @@ def compact_log(
     report = CompactReport(path=str(directory), keep=keep, cutoff=now - keep, dry_run=dry_run)
     report.file_bytes_before = report.file_bytes_after = _file_size(directory)
     if dry_run:
-        with _open(directory, readonly=True) as store:
+        with LogStore(directory, readonly=True) as store:
             victims = _select(store, report)
         report.transactions_removed = len(victims)
         report.records_removed = sum(n for _, n in victims)
@@ -137,7 +135,7 @@ def compact_log(
     lock.acquire()  # LogLockedError while a live coordinator holds the log
     try:
         _remove_leftovers(directory)
-        with _open(directory, readonly=False) as store:
+        with LogStore(directory) as store:
             victims = _select(store, report)
             _delete(store, victims, report, batch_records, progress)
             report.free_bytes = _free_bytes(store)
@@ -158,18 +156,6 @@ def compact_log(
 
 
 # -- step 1: select and delete -------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _open(directory: Path, *, readonly: bool) -> Iterator[LogStore]:
-    try:
-        store = LogStore(directory, readonly=readonly)
-    except lmdb.Error as exc:
-        raise LogError(f"cannot open log at {directory}: {exc}") from exc
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _summary(raw: bytes, txid: str) -> dict[str, Any]:
@@ -289,7 +275,7 @@ def _copy(store: LogStore, target: Path) -> None:
     try:
         store.env.copy(str(target), compact=True)
         _fsync(target / "data.mdb")
-        with _open(target, readonly=True) as copy:
+        with LogStore(target, readonly=True) as copy:
             copied = (copy.counts(), copy.last_lsn)
         if copied != (store.counts(), store.last_lsn):
             raise LogError(

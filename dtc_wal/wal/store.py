@@ -179,19 +179,31 @@ class LogStore:
         except lmdb.Error as exc:
             raise LogError(f"cannot open log at {self.path}: {exc}") from exc
         self._gate = _ReadWriteGate()
-        self.stale_readers_cleared = 0 if readonly else self.env.reader_check()
-        create = not readonly
-        self.records = self.env.open_db(b"records", create=create)
-        self.txns = self.env.open_db(b"txns", create=create)
-        self.unfinished_db = self.env.open_db(b"unfinished", create=create)
-        self.meta = self.env.open_db(b"meta", create=create)
-        self.syncs = 0
-        self.last_lsn = self._read_last_lsn()
+        try:
+            self.stale_readers_cleared = 0 if readonly else self.env.reader_check()
+            create = not readonly
+            self.records = self.env.open_db(b"records", create=create)
+            self.txns = self.env.open_db(b"txns", create=create)
+            self.unfinished_db = self.env.open_db(b"unfinished", create=create)
+            self.meta = self.env.open_db(b"meta", create=create)
+            self.syncs = 0
+            self.last_lsn = self._read_last_lsn()
+        except BaseException as exc:
+            self.env.close()
+            if isinstance(exc, lmdb.Error):  # e.g. a table missing from a read-only log
+                raise LogError(f"cannot open log at {self.path}: {exc}") from exc
+            raise
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         self.env.close()
+
+    def __enter__(self) -> LogStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _read_last_lsn(self) -> int:
         with self.env.begin(write=not self.readonly) as txn:
