@@ -161,12 +161,9 @@ def test_records_for_unknown_or_finished_transactions_are_refused(
     assert wal.store.counts()["records"] == count
 
 
-def append_in_one_batch(
-    wal: WriteAheadLog, entries: list[tuple[str, list[Any]]]
-) -> tuple[dict[str, Any], int]:
-    """Queue ``entries`` (key, records) from threads behind a leader held inside its LMDB
-    write, so they share the next batch. Returns each key's LSNs or exception (the
-    leader's under "leader") and how many batches were written meanwhile."""
+def hold_first_write(wal: WriteAheadLog) -> tuple[threading.Event, threading.Event]:
+    """Make the next batch write wait inside the writer until ``release`` is set;
+    ``entered`` is set once it waits. Returns ``(release, entered)``."""
     release = threading.Event()
     entered = threading.Event()
     write = wal.store.write
@@ -178,6 +175,16 @@ def append_in_one_batch(
         return write(body)
 
     wal.store.write = held_write  # type: ignore[method-assign]
+    return release, entered
+
+
+def append_in_one_batch(
+    wal: WriteAheadLog, entries: list[tuple[str, list[Any]]]
+) -> tuple[dict[str, Any], int]:
+    """Queue ``entries`` (key, records) from threads behind a leader held inside its LMDB
+    write, so they share the next batch. Returns each key's LSNs or exception (the
+    leader's under "leader") and how many batches were written meanwhile."""
+    release, entered = hold_first_write(wal)
     results: dict[str, Any] = {}
 
     def run(key: str, records: list[Any]) -> None:
@@ -644,17 +651,7 @@ def test_abandon_wakes_queued_appenders_and_writes_nothing_of_theirs(log_dir: Pa
     """abandon() is a crash: the batch being written lands, queued ones do not, and their
     appenders get CoordinatorClosedError instead of waiting forever."""
     wal = WriteAheadLog(log_dir)
-    release = threading.Event()
-    entered = threading.Event()
-    write = wal.store.write
-
-    def held_write(body: Callable[[lmdb.Transaction], Any]) -> Any:
-        if not entered.is_set():
-            entered.set()
-            assert release.wait(10)
-        return write(body)
-
-    wal.store.write = held_write  # type: ignore[method-assign]
+    release, entered = hold_first_write(wal)
     results: dict[str, Any] = {}
 
     def run(key: str) -> None:
