@@ -89,10 +89,12 @@ def coordinator_throughput(
                 coord.enlist_participant(txid, p)
             coord.commit_transaction(txid)
 
-        before = coord.wal.syncs
+        before, records = coord.wal.syncs, coord.wal.records_written
         result = run_threads(callers, seconds, once)
         coord.flush()
-        result["syncs_per_tx"] = (coord.wal.syncs - before) / max(1, result["transactions"])
+        done = max(1, result["transactions"])
+        result["syncs_per_tx"] = (coord.wal.syncs - before) / done
+        result["records_per_tx"] = (coord.wal.records_written - records) / done
         coord.close()
     return result
 
@@ -151,13 +153,19 @@ def naive_throughput(seconds: float, records_per_tx: int = 8) -> dict[str, float
     return {"tx_per_s": lsn / records_per_tx / elapsed, "sync_s": elapsed / lsn}
 
 
-def sync_time(samples: int = 200) -> float:
-    """Median seconds of one small synced LMDB write transaction on this disk."""
+def sync_time(samples: int = 200, idle: float = 0.0) -> float:
+    """Median seconds of one small synced LMDB write transaction on this disk.
+
+    With ``idle``, each write follows that many seconds of sleep, as the forced writes of
+    the latency benchmark do (a sync after an idle gap costs more than back-to-back ones).
+    """
     with tempfile.TemporaryDirectory(prefix="dtc-bench-sync-") as log_dir:
         env = lmdb.open(log_dir, map_size=1 << 26, max_dbs=2, sync=True)
         db = env.open_db(b"records")
         times = []
         for i in range(samples):
+            if idle:
+                time.sleep(idle)
             t0 = time.perf_counter()
             with env.begin(write=True) as txn:
                 txn.put(i.to_bytes(8, "big"), b"x" * 200, db=db, append=True)
