@@ -72,6 +72,26 @@ def test_recover_resends_commit_to_every_participant(log: Path, journal: Path) -
     assert verify_log(log).ok
 
 
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_recover_with_workers_finishes_every_transaction(
+    log: Path, journal: Path, workers: str
+) -> None:
+    txids = [append_records(log, f"tx-{i}", journal, decide=True) for i in range(4)]
+    result = run("recover", log, "--registry", REGISTRY, "--workers", workers)
+    assert result.exit_code == 0, result.output
+    # reported in log order
+    lines = [ln for ln in result.stdout.splitlines() if "re-send commit -> finished" in ln]
+    assert [ln.split()[0] for ln in lines] == txids
+    assert sorted(journal_lines(journal, "payment")) == sorted(f"commit {t}" for t in txids)
+
+
+def test_recover_refuses_zero_workers(log: Path, journal: Path) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)
+    result = run("recover", log, "--registry", REGISTRY, "--workers", "0")
+    assert result.exit_code == 2
+    assert "--workers" in result.output
+
+
 def test_recover_presumes_abort_without_a_decision(log: Path, journal: Path) -> None:
     txid = append_records(log, "tx-undecided", journal, decide=False)
     result = run("recover", log, "--registry", REGISTRY, "--json")

@@ -64,8 +64,17 @@ def _print_recovery(report: RecoveryReport) -> None:
     is_flag=True,
     help="Print what recovery would do; call no participant and write nothing.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Transactions driven at once while some wait on slow participants (1: one by one).",
+)
 @json_option
-def recover_command(log: Path, registry: ParticipantRegistry, dry_run: bool, as_json: bool) -> None:
+def recover_command(
+    log: Path, registry: ParticipantRegistry, dry_run: bool, workers: int, as_json: bool
+) -> None:
     """Run crash recovery on a log with your participant registry.
 
     Every unfinished transaction is driven to its outcome: re-send commit where the log
@@ -83,7 +92,7 @@ def recover_command(log: Path, registry: ParticipantRegistry, dry_run: bool, as_
     """
     require_log(log)
     with progress_bar("recovering", enabled=not dry_run) as update:
-        report = recover(log, registry, dry_run=dry_run, progress=update)
+        report = recover(log, registry, dry_run=dry_run, progress=update, recovery_workers=workers)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -49,7 +49,11 @@ class _SkipOrLive:
 
 class BackgroundRecovery:
     def __init__(
-        self, coordinator: TransactionCoordinator, interval: float | None, backoff_max: float
+        self,
+        coordinator: TransactionCoordinator,
+        interval: float | None,
+        backoff_max: float,
+        workers: int = 1,
     ) -> None:
         self.coordinator = coordinator
         self.interval = interval
@@ -57,7 +61,7 @@ class BackgroundRecovery:
         self._handover: dict[str, LiveTransaction] = {}
         self._due: dict[str, tuple[float, int]] = {}  # txid -> (next try, failures)
         self._engine = RecoveryEngine(
-            coordinator.driver, coordinator.registry, handover=self._handover.get
+            coordinator.driver, coordinator.registry, handover=self._handover.get, workers=workers
         )
         self._pass_lock = threading.Lock()  # one pass (or operator resolution) at a time
         self._state_lock = threading.Lock()  # _handover and _due; never held during calls

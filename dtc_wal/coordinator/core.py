@@ -59,7 +59,8 @@ class TransactionCoordinator(Joining, Operations):
       dedicated writer thread (slower; kept for comparison).
     * ``clock`` -- a :class:`~dtc_wal.clock.Clock` (``ManualClock`` in tests).
     * ``recover`` (True) -- run recovery on open; ``recovery_interval`` (5 s, None: off) and
-      ``recovery_backoff_max`` (300 s) -- the background retry loop.
+      ``recovery_backoff_max`` (300 s) -- the background retry loop; ``recovery_workers``
+      (8) -- transactions one recovery pass drives at once (1: one after another).
     * ``zombie_timeout`` (300 s, None: off) -- roll back transactions left open that long.
     * ``inline_threshold`` (0.5 ms, None: off) -- call consistently fast participants in
       the caller's thread.
@@ -100,6 +101,7 @@ class TransactionCoordinator(Joining, Operations):
         recover: bool = True,
         recovery_interval: float | None = 5.0,
         recovery_backoff_max: float = 300.0,
+        recovery_workers: int = 8,
         zombie_timeout: float | None = 300.0,
         inline_threshold: float | None = 0.0005,
         one_phase: bool = True,
@@ -108,6 +110,12 @@ class TransactionCoordinator(Joining, Operations):
             raise ValueError("prepare_timeout must be positive (or None for no limit)")
         if phase2_timeout is not None and phase2_timeout <= 0:
             raise ValueError("phase2_timeout must be positive (or None for no limit)")
+        if (
+            not isinstance(recovery_workers, int)
+            or isinstance(recovery_workers, bool)
+            or recovery_workers < 1
+        ):
+            raise ValueError(f"recovery_workers must be an int >= 1, not {recovery_workers!r}")
         for option, value in (
             ("recovery_interval", recovery_interval),
             ("zombie_timeout", zombie_timeout),
@@ -141,7 +149,9 @@ class TransactionCoordinator(Joining, Operations):
         self._closed = False
         self.zombie_timeout = zombie_timeout
         self.one_phase = one_phase
-        self._background = BackgroundRecovery(self, recovery_interval, recovery_backoff_max)
+        self._background = BackgroundRecovery(
+            self, recovery_interval, recovery_backoff_max, recovery_workers
+        )
         self._completer = Completer(self._driver, self._background.hand_over, self._forget)
         self.last_recovery_report = RecoveryReport()
         try:

@@ -13,6 +13,10 @@ Rules (docs/recovery.md):
 
 Recovery never invents an outcome: it reads the decision from the log, or presumes abort
 when there is none.
+
+A pass drives up to ``workers`` transactions at once when some are slow
+(:mod:`.workers`), so one unreachable participant holds up only the transactions it is
+in -- for up to ``phase2_timeout`` each -- not every transaction behind them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..participant import as_participant, as_saga_step
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome, ParticipantState, TxState
 from .report import InDoubt, RecoveryReport, TransactionAction
+from .workers import run_adaptive
 
 __all__ = ["RecoveryEngine", "plan", "rebuild_members"]
 
@@ -99,10 +104,14 @@ class RecoveryEngine:
         registry: ParticipantRegistry,
         *,
         handover: Callable[[str], LiveTransaction | None] | None = None,
+        workers: int = 1,
     ) -> None:
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"recovery workers must be an int >= 1, not {workers!r}")
         self.driver = driver
         self.wal = driver.wal
         self.registry = registry
+        self.workers = workers
         self._handover = handover or (lambda txid: None)
 
     def run(
@@ -114,7 +123,11 @@ class RecoveryEngine:
     ) -> RecoveryReport:
         """Recover every unfinished transaction not in ``skip`` (and in ``only`` if given).
 
-        ``progress(done, total)`` is called after each transaction.
+        Transactions are taken oldest first; while one is slow, others go on in helper
+        threads (up to ``workers`` in all). ``progress(done, total)`` is called in this
+        thread for every count. The report lists transactions in log order whatever order
+        they finished in. When one raises (the log cannot be written), the others still
+        run to the end; then the first such error, in log order, is raised.
         """
         report = RecoveryReport()
         views = [
@@ -122,10 +135,8 @@ class RecoveryEngine:
             for v in self.wal.unfinished()
             if v.txid not in skip and (only is None or v.txid in only)
         ]
-        for done, view in enumerate(views, 1):
-            report.merge(self.recover_one(view))
-            if progress is not None:
-                progress(done, len(views))
+        for one in run_adaptive(views, self.recover_one, self.workers, progress):
+            report.merge(one)
         if include_resources:
             report.merge(self.resolve_orphans(skip))
         return report

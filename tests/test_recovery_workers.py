@@ -1,0 +1,216 @@
+"""A recovery pass drives several transactions at once (``recovery_workers``).
+
+One participant that hangs must hold up only its own transaction, not every transaction
+after it in the log; the report still lists transactions in log order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import FOREVER, Failures, Journal, RecordingParticipant
+
+from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
+from dtc_wal.clock import ManualClock
+from dtc_wal.errors import CommitIncompleteError, LogError
+from dtc_wal.recovery.engine import RecoveryEngine
+from dtc_wal.recovery.workers import run_adaptive
+
+MakeCoord = Callable[..., TransactionCoordinator]
+QUICK = 5
+
+
+def _in_doubt_log(
+    make_coord: MakeCoord, registry: ParticipantRegistry, names: list[str]
+) -> list[str]:
+    """One decided-commit transaction per factory name, each left in doubt by it."""
+    registry.register("ok", lambda **_: RecordingParticipant("ok"))
+    for name in names:
+        registry.register(
+            name, lambda **_: RecordingParticipant("down", commit_failures=Failures(FOREVER))
+        )
+    coord = make_coord(clock=ManualClock(), max_retries=0, recovery_interval=None)
+    txids = []
+    for name in names:
+        txid = coord.begin_transaction()
+        coord.enlist_participant(txid, "ok")
+        coord.enlist_participant(txid, name)
+        with pytest.raises(CommitIncompleteError):
+            coord.commit_transaction(txid)
+        txids.append(txid)
+    coord.close()
+    return txids
+
+
+class _Gate:
+    """The hanging participant's commit returns only once every quick one has committed."""
+
+    def __init__(self, quick: int) -> None:
+        self.left = quick
+        self.all_quick_done = threading.Event()
+        self.lock = threading.Lock()
+        self.journal = Journal()
+
+    def quick_committed(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left == 0:
+                self.all_quick_done.set()
+
+
+def _registry(registry: ParticipantRegistry, gate: _Gate) -> None:
+    """The participants are back: quick ones commit at once, the hanging one waits."""
+    for i in range(QUICK):
+        registry.register(
+            f"quick{i}",
+            lambda **_: RecordingParticipant(
+                "quick", gate.journal, on_commit=lambda _txid: gate.quick_committed()
+            ),
+            replace=True,
+        )
+    registry.register(
+        "hanging",
+        lambda **_: RecordingParticipant(
+            "hanging", gate.journal, on_commit=lambda _txid: gate.all_quick_done.wait(10)
+        ),
+        replace=True,
+    )
+
+
+def _reopen(make_coord: MakeCoord, workers: int) -> TransactionCoordinator:
+    return make_coord(recovery_interval=None, phase2_timeout=1.0, recovery_workers=workers)
+
+
+def test_a_hanging_participant_does_not_hold_up_the_transactions_behind_it(
+    make_coord: MakeCoord, registry: ParticipantRegistry
+) -> None:
+    # the hanging transaction is the oldest: a pass taking them in order meets it first
+    txids = _in_doubt_log(make_coord, registry, ["hanging"] + [f"quick{i}" for i in range(QUICK)])
+    gate = _Gate(QUICK)
+    _registry(registry, gate)
+
+    coord = _reopen(make_coord, workers=3)
+
+    report = coord.last_recovery_report
+    assert report.in_doubt == []
+    assert [a.txid for a in report.transactions] == txids  # log order, not finishing order
+    assert all(coord.state(t) is TxState.COMMITTED for t in txids)
+    assert gate.all_quick_done.is_set()
+
+
+def test_one_worker_takes_them_one_after_another(
+    make_coord: MakeCoord, registry: ParticipantRegistry
+) -> None:
+    """The same log with ``recovery_workers=1``: the hanging commit times out first (this is
+    what the parallel pass avoids), and stays in doubt."""
+    txids = _in_doubt_log(make_coord, registry, ["hanging"] + [f"quick{i}" for i in range(QUICK)])
+    gate = _Gate(QUICK)
+    _registry(registry, gate)
+
+    coord = _reopen(make_coord, workers=1)
+
+    report = coord.last_recovery_report
+    assert [(d.txid, d.participant) for d in report.in_doubt] == [(txids[0], "hanging")]
+    assert all(coord.state(t) is TxState.COMMITTED for t in txids[1:])
+    assert coord.state(txids[0]) is TxState.DECIDED_COMMIT
+
+
+def _quick_log_not_recovered(
+    make_coord: MakeCoord, registry: ParticipantRegistry
+) -> tuple[list[str], TransactionCoordinator]:
+    """QUICK in-doubt transactions, their participants back, and a coordinator that has
+    not recovered them yet."""
+    txids = _in_doubt_log(make_coord, registry, [f"quick{i}" for i in range(QUICK)])
+    _registry(registry, _Gate(QUICK))
+    return txids, make_coord(recovery_interval=None, recover=False, recovery_workers=4)
+
+
+def test_progress_counts_every_transaction_once(
+    make_coord: MakeCoord, registry: ParticipantRegistry
+) -> None:
+    txids, coord = _quick_log_not_recovered(make_coord, registry)
+    seen: list[tuple[int, int]] = []
+
+    report = coord.recover_now(progress=lambda done, total: seen.append((done, total)))
+
+    assert seen == [(i, QUICK) for i in range(1, QUICK + 1)]
+    assert sorted(report.finished) == sorted(txids)
+
+
+def test_an_error_in_one_transaction_is_raised_after_the_others_ran(
+    make_coord: MakeCoord, registry: ParticipantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    txids, coord = _quick_log_not_recovered(make_coord, registry)
+    real = RecoveryEngine.recover_one
+
+    def failing(self: RecoveryEngine, view: Any, *args: Any) -> Any:
+        if view.txid == txids[1]:
+            raise LogError("disk gone (injected)")
+        return real(self, view, *args)
+
+    monkeypatch.setattr(RecoveryEngine, "recover_one", failing)
+    with pytest.raises(LogError, match="disk gone"):
+        coord.recover_now()
+    # every other transaction was still driven to its end
+    assert [t for t in txids if coord.state(t) is not TxState.COMMITTED] == [txids[1]]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "4"])
+def test_recovery_workers_must_be_a_positive_int(log_dir: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="recovery_workers must be an int >= 1"):
+        TransactionCoordinator(log_dir, recovery_workers=bad)  # type: ignore[arg-type]
+    # nothing was opened: the log is free for the next coordinator
+    TransactionCoordinator(log_dir, recovery_interval=None).close()
+
+
+# --- the adaptive runner itself ------------------------------------------------------------
+
+
+def test_quick_items_stay_on_the_calling_thread() -> None:
+    threads: list[str] = []
+
+    def work(i: int) -> int:
+        threads.append(threading.current_thread().name)
+        return i * 2
+
+    assert run_adaptive(list(range(200)), work, workers=8) == [i * 2 for i in range(200)]
+    assert set(threads) == {threading.current_thread().name}
+
+
+def test_a_slow_item_brings_helpers_up_to_the_limit() -> None:
+    release = threading.Event()
+    threads: set[str] = set()
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            threads.add(threading.current_thread().name)
+        if i < 3:  # the first three block until every other item is done
+            release.wait(10)
+        elif i == 19:
+            release.set()
+        return i
+
+    assert run_adaptive(list(range(20)), work, workers=4, tick=0.002) == list(range(20))
+    helpers = {t for t in threads if t.startswith("dtc-recovery-worker-")}
+    # three blocked workers (this thread and two helpers) and one helper doing the rest
+    assert len(helpers) == 3
+    assert release.is_set()
+
+
+def test_an_interrupt_stops_the_pass_taking_new_items() -> None:
+    ran: list[int] = []
+
+    def work(i: int) -> int:
+        ran.append(i)
+        if i == 2:
+            raise KeyboardInterrupt
+        return i
+
+    with pytest.raises(KeyboardInterrupt):
+        run_adaptive(list(range(10)), work, workers=1)
+    assert ran == [0, 1, 2]
