@@ -36,6 +36,7 @@ PUBLIC = {
     "VoteNo",
     "READ_ONLY",
     "CommitHandle",
+    "CoordinatorStats",
 }
 
 SUBMODULES = [

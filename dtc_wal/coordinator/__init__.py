@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from .completer import CommitHandle
 from .core import TransactionCoordinator
+from .stats import CoordinatorStats
 
-__all__ = ["CommitHandle", "TransactionCoordinator"]
+__all__ = ["CommitHandle", "CoordinatorStats", "TransactionCoordinator"]

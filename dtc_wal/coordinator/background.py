@@ -87,6 +87,11 @@ class BackgroundRecovery:
         with self._state_lock:
             self._handover[tx.txid] = tx
 
+    def backing_off(self) -> int:
+        """How many transactions a pass tried and did not finish (retried with backoff)."""
+        with self._state_lock:
+            return len(self._due)
+
     def forget(self, txid: str) -> None:
         with self._state_lock:
             self._handover.pop(txid, None)
@@ -119,6 +124,8 @@ class BackgroundRecovery:
             live_now = _SkipOrLive(skip, coord._live)
             report = self._engine.run(skip=live_now, only=candidates, progress=progress)
             self._reschedule(report, now)
+            coord._counters.add("recovery_passes")
+            coord._counters.add("recovered", len(report.finished))
             return report
 
     def _reschedule(self, report: RecoveryReport, now: float) -> None:

@@ -19,6 +19,7 @@ from ..errors import (
 from ..registry import ParticipantRegistry
 from ..wal.writer import WriteAheadLog
 from .live import LiveTransaction
+from .stats import Counters
 
 if TYPE_CHECKING:
     from .background import BackgroundRecovery
@@ -39,6 +40,7 @@ class CoordinatorBase:
     _live: dict[str, LiveTransaction]
     _lock: threading.Lock
     _closed: bool
+    _counters: Counters
 
     if TYPE_CHECKING:
 

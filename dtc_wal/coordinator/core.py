@@ -31,6 +31,7 @@ from .inline import InlineTracker
 from .joining import Joining
 from .live import LiveTransaction, Phase
 from .operations import Operations
+from .stats import Counters
 
 __all__ = ["TransactionCoordinator"]
 
@@ -145,6 +146,7 @@ class TransactionCoordinator(Joining, Operations):
             inline=InlineTracker(inline_threshold),
         )
         self._live: dict[str, LiveTransaction] = {}
+        self._counters = Counters()
         self._lock = threading.Lock()
         self._closed = False
         self.zombie_timeout = zombie_timeout
@@ -152,7 +154,7 @@ class TransactionCoordinator(Joining, Operations):
         self._background = BackgroundRecovery(
             self, recovery_interval, recovery_backoff_max, recovery_workers
         )
-        self._completer = Completer(self._driver, self._background.hand_over, self._forget)
+        self._completer = Completer(self._driver, self._hand_over_incomplete, self._forget)
         self.last_recovery_report = RecoveryReport()
         try:
             if recover:
@@ -280,6 +282,7 @@ class TransactionCoordinator(Joining, Operations):
         if not result.ok:
             reason = f"{result.name} refused the one-phase commit ({result.error_text})"
             self._abort(tx, reason, result.error)
+        self._counters.add("committed")
 
     def _commit_saga(self, tx: LiveTransaction, data: dict[str, Any]) -> None:
         try:
@@ -298,17 +301,24 @@ class TransactionCoordinator(Joining, Operations):
             # Nothing of the decision is on disk (a failed write writes nothing), so the
             # outcome is abort by presumed abort: tell the participants now, not later.
             self._abort(tx, f"the commit decision could not be logged ({exc})", exc)
+        self._counters.add("committed")
 
     def _finish_commit(self, tx: LiveTransaction) -> None:
         pending = self._driver.deliver(tx, Outcome.COMMIT)
         if pending:
-            self._background.hand_over(tx)
+            self._hand_over_incomplete(tx)
             raise CommitIncompleteError(
                 tx.txid, [m.name for m in pending], [m.last_error or "" for m in pending]
             )
 
+    def _hand_over_incomplete(self, tx: LiveTransaction) -> None:
+        """A decided commit some participant has not acknowledged: recovery finishes it."""
+        self._counters.add("incomplete")
+        self._background.hand_over(tx)
+
     def _abort(self, tx: LiveTransaction, reason: str, cause: BaseException | None) -> NoReturn:
         self._driver.decide_abort(tx, reason)
+        self._counters.add("aborted")
         pending = self._driver.deliver(tx, Outcome.ROLLBACK)
         if pending:
             self._background.hand_over(tx)
@@ -321,6 +331,7 @@ class TransactionCoordinator(Joining, Operations):
         tx = self._start_finishing(txid)
         try:
             self._driver.decide_abort(tx, reason)
+            self._counters.add("aborted")
             pending = self._driver.deliver(tx, Outcome.ROLLBACK)
             if pending:
                 self._background.hand_over(tx)

@@ -32,6 +32,7 @@ class Joining(CoordinatorBase):
         with self._lock:
             self._check_open()
             self._live[txid] = tx
+        self._counters.add("begun")
         log.info("txid=%s begun", txid, extra={"txid": txid})
         return txid
 

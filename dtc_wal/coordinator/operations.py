@@ -14,6 +14,7 @@ from ..states import Outcome, TxState
 from .base import CoordinatorBase
 from .driver import Driver
 from .live import Phase
+from .stats import CoordinatorStats
 
 __all__ = ["Operations"]
 
@@ -48,6 +49,24 @@ class Operations(CoordinatorBase):
             live = set(self._live)
         return in_doubt_of(v for v in self.unfinished() if v.txid not in live)
 
+    def stats(self) -> CoordinatorStats:
+        """Counters since open and gauges now, for monitoring (see
+        :class:`~dtc_wal.coordinator.stats.CoordinatorStats`)."""
+        with self._lock:
+            live = len(self._live)
+        wal = self.wal
+        return CoordinatorStats(
+            **self._counters.snapshot(),
+            live=live,
+            unfinished=wal.unfinished_count(),
+            in_doubt=self._background.backing_off(),
+            log_records=wal.records_written,
+            log_batches=wal.batches,
+            log_syncs=wal.syncs,
+            log_bytes_used=wal.store.used_bytes(),
+            log_map_size=wal.store.map_size,
+        )
+
     # -- recovery and operators -------------------------------------------------------------
 
     def recover_now(self, progress: Callable[[int, int], None] | None = None) -> RecoveryReport:
@@ -77,6 +96,7 @@ class Operations(CoordinatorBase):
             except (TransactionStateError, UnknownTransactionError):
                 continue  # its caller got there first
             log.warning("txid=%s %s", tx.txid, reason, extra={"txid": tx.txid})
+            self._counters.add("zombies_reaped")
             reaped.append(tx.txid)
         return reaped
 

@@ -142,6 +142,11 @@ class WriteAheadLog:
             views = [_copy_view(v) for v in self._views.values()]
         return sorted(views, key=lambda v: (v.created_at, v.lsns[:1]))
 
+    def unfinished_count(self) -> int:
+        """How many transactions the log does not show completed (no copies made)."""
+        with self._mu:
+            return len(self._views)
+
     def view(self, txid: str) -> TransactionView | None:
         """The log's view of one transaction (a copy), finished or not; None when unknown."""
         if not isinstance(txid, str):
