@@ -13,6 +13,7 @@ __all__ = [
     "BarrierConflictError",
     "BarrierError",
     "BarrierLockedError",
+    "CoordinatorIdInUseError",
     "PostgresParticipantError",
     "PreparedTransactionsDisabledError",
 ]
@@ -34,6 +35,12 @@ class BarrierConflictError(BarrierError):
 
 class PostgresParticipantError(DtcError):
     """Misuse of, or a server setting that prevents, a PostgreSQL two-phase-commit branch."""
+
+
+class CoordinatorIdInUseError(PostgresParticipantError):
+    """Another process uses the same ``coordinator_id`` on the same database. Two
+    coordinators with one id would roll back each other's prepared transactions: give each
+    coordinator log its own id, or stop the other coordinator."""
 
 
 class PreparedTransactionsDisabledError(PostgresParticipantError):

@@ -22,6 +22,7 @@ from ._xid import (
     gtrid_prefix,
     recover_or_reset,
 )
+from .claim import GRACE, Claim, claim
 from .participant import PostgresParticipant
 
 if TYPE_CHECKING:
@@ -48,6 +49,12 @@ class PostgresResource:
 
     The connection string stays in code, never in the coordinator's log (it may hold a
     password): the log stores only the registry name and the transaction id.
+
+    Before it hands out a participant or settles a prepared branch, the resource claims
+    its ``coordinator_id`` in its database (an advisory lock, :mod:`.claim`): a second
+    process using the same id there gets
+    :class:`~dtc_wal.participants.errors.CoordinatorIdInUseError` after waiting
+    ``claim_grace`` seconds, instead of rolling back this one's transactions.
     """
 
     def __init__(
@@ -57,8 +64,10 @@ class PostgresResource:
         coordinator_id: str,
         branch: str | None = None,
         connect_kwargs: Mapping[str, Any] | None = None,
+        claim_grace: float = GRACE,
     ) -> None:
         self.conninfo = conninfo
+        self.claim_grace = claim_grace
         self.coordinator_id = coordinator_id
         self.prefix = gtrid_prefix(coordinator_id)
         self.branch_name = branch
@@ -69,6 +78,8 @@ class PostgresResource:
         self._lock = threading.RLock()  # guards _live
         self._conn_lock = threading.RLock()  # guards _conn; recovery's queries hold it
         self._conn: Connection | None = None
+        self._claim: Claim | None = None
+        self._claim_lock = threading.Lock()
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -76,6 +87,11 @@ class PostgresResource:
         """The participant for ``txid``: the one whose branch is open in this process, or a
         new one (after a restart) that can still commit or roll back the branch by gid.
         This is the registry factory: ``factory(txid=...)``."""
+        with self._lock:
+            found = self._live.get(txid)
+            if found is not None:
+                return found
+        self._claimed()
         with self._lock:
             found = self._live.get(txid)
             if found is not None:
@@ -94,6 +110,25 @@ class PostgresResource:
             participant.lists_prepared = self.name is not None
             self._live[txid] = participant
             return participant
+
+    def _claimed(self, verify: bool = False) -> None:
+        """Hold the claim on this coordinator id (``verify``: and check its session is
+        still there, claiming again when it is not)."""
+        with self._claim_lock:
+            held = self._claim
+            if held is not None and (not verify or held.alive()):
+                return
+            if held is not None:
+                log.warning(
+                    "resource %s: the session holding coordinator_id %r ended; claiming again",
+                    self.name,
+                    self.coordinator_id,
+                )
+                held.release()
+                self._claim = None
+            self._claim = claim(
+                self.conninfo, self.coordinator_id, self.connect_kwargs, self.claim_grace
+            )
 
     def _forget(self, txid: str) -> None:
         with self._lock:
@@ -147,11 +182,14 @@ class PostgresResource:
 
     def check(self) -> None:
         """Connect and raise :class:`PreparedTransactionsDisabledError` when the server
-        cannot prepare transactions. Call it at start-up to fail early."""
+        cannot prepare transactions, :class:`CoordinatorIdInUseError` when another process
+        uses this coordinator id in the database. Call it at start-up to fail early."""
         with self._connection() as conn:
             check_prepared_transactions_enabled(conn)
+        self._claimed(verify=True)
 
     def _prepared(self) -> list[tuple[str, str]]:
+        self._claimed(verify=True)  # never settle branches of an id another process uses
         with self._connection() as conn:
             xids = conn.tpc_recover()
             dbname = conn.info.dbname
@@ -205,6 +243,10 @@ class PostgresResource:
             live, self._live = list(self._live.values()), {}
         for participant in live:
             participant.close()
+        with self._claim_lock:
+            held, self._claim = self._claim, None
+        if held is not None:
+            held.release()
 
     def __repr__(self) -> str:
         return f"PostgresResource(name={self.name!r}, coordinator_id={self.coordinator_id!r})"
