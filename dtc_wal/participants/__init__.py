@@ -19,6 +19,7 @@ from .errors import (
     BarrierConflictError,
     BarrierError,
     BarrierLockedError,
+    CoordinatorIdInUseError,
     PostgresParticipantError,
     PreparedTransactionsDisabledError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "BarrierParticipant",
     "BarrierSagaStep",
     "BarrierState",
+    "CoordinatorIdInUseError",
     "IdempotencyBarrier",
     "PostgresParticipantError",
     "PreparedTransactionsDisabledError",

@@ -23,7 +23,7 @@ import pytest
 from conftest import Bank
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator
-from dtc_wal.participants.errors import CoordinatorIdInUseError
+from dtc_wal.participants import CoordinatorIdInUseError
 from dtc_wal.participants.postgres import PostgresResource
 from dtc_wal.participants.postgres.claim import lock_keys
 
