@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_until
 
 from dtc_wal import CommitHandle, RecordType, TransactionCoordinator, TxState
-from dtc_wal.errors import CommitIncompleteError, TransactionAborted, VoteNo
+from dtc_wal.errors import (
+    CommitIncompleteError,
+    CoordinatorClosedError,
+    TransactionAborted,
+    VoteNo,
+)
 
 
 class Shared:
@@ -136,3 +142,44 @@ def test_close_finishes_queued_phase_two(tmp_path: Path) -> None:
     for h in handles:
         h.wait(0)
     assert len(a.committed) == 5
+
+
+def test_one_phase_commit_returns_a_finished_handle(tmp_path: Path) -> None:
+    class Solo(Shared):
+        def commit_one_phase(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+            self.committed.append(transaction_id)
+
+    solo = Solo("solo")
+    with coordinator(tmp_path) as coord:
+        txid = start(coord, solo)
+        handle = coord.commit_transaction(txid, wait=False)
+        assert handle.done()
+        assert repr(handle) == f"CommitHandle({txid!r}, done=True)"
+        handle.wait(0)
+    assert solo.committed == [txid]
+
+
+def test_abandon_fails_queued_handles_and_recovery_finishes_them(tmp_path: Path) -> None:
+    """``abandon`` (the in-process kill) drops queued phase two: those handles fail with
+    CoordinatorClosedError; the decisions are durable, so the next open commits them."""
+    first = Shared("first")
+    first.gate.clear()  # hold the completer's first round
+    coord = coordinator(tmp_path)
+    held = coord.commit_transaction(start(coord, first), wait=False)
+    queued_ids = [start(coord, Shared(f"q{i}")) for i in range(3)]
+    queued = [coord.commit_transaction(t, wait=False) for t in queued_ids]
+    abandon = threading.Thread(target=coord.abandon)
+    abandon.start()  # it waits for the round in progress to end
+    assert wait_until(lambda: coord._completer._stopping)
+    first.gate.set()
+    for handle in queued:
+        with pytest.raises(CoordinatorClosedError, match="abandoned"):
+            handle.wait(10)
+    abandon.join(10)
+    held.wait(10)  # the round in progress was not cut short
+    with TransactionCoordinator(tmp_path, recovery_interval=None) as again:
+        # objects enlisted directly cannot be rebuilt: in doubt, never dropped (the held
+        # one too if abandon dropped its lazy acknowledgements, as a kill would)
+        in_doubt = {d.txid for d in again.last_recovery_report.in_doubt}
+        assert set(queued_ids) <= in_doubt <= {*queued_ids, held.txid}
+        assert all(again.state(t) is TxState.DECIDED_COMMIT for t in queued_ids)

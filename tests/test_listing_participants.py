@@ -134,3 +134,52 @@ def test_killed_before_the_decision_rolls_the_prepared_branches_back(
     assert bank.states("prepared") == set()
     assert bank.states("committed") == set()
     assert txid in bank.states("rolled-back")
+
+
+def test_an_orphan_that_cannot_be_settled_is_in_doubt_then_settled(tmp_path: Path) -> None:
+    """A resource that fails to roll back an orphan: reported in doubt with its action,
+    nothing dropped, and settled on a later pass once the resource works again."""
+
+    class Stuck(Bank):
+        down = True
+
+        def rollback_prepared(self, transaction_id: str) -> None:
+            if self.down:
+                raise ConnectionError("resource unreachable")
+            super().rollback_prepared(transaction_id)
+
+    bank = Stuck()
+    bank.prepared.add("orphan-1")  # prepared by a process whose log never knew it
+    with TransactionCoordinator(
+        tmp_path, registry=registry_for(bank), recovery_interval=None
+    ) as coord:
+        (doubt,) = coord.last_recovery_report.in_doubt
+        assert (doubt.txid, doubt.participant, doubt.outcome, doubt.state) == (
+            "orphan-1",
+            "bank",
+            "rollback",
+            "prepared",
+        )
+        assert "resource unreachable" in (doubt.error or "")
+        assert bank.prepared == {"orphan-1"}
+        bank.down = False
+        assert coord.recover_now().in_doubt == []
+    assert bank.rolled_back == {"orphan-1"} and bank.prepared == set()
+
+
+def test_a_live_transaction_is_not_an_orphan(tmp_path: Path) -> None:
+    """A pass run while a caller's transaction is prepared (in the resource, not yet
+    decided) leaves it alone; the caller's commit then goes through."""
+    bank = Bank()
+    with TransactionCoordinator(
+        tmp_path, registry=registry_for(bank), recovery_interval=None
+    ) as coord:
+        txid = coord.begin_transaction()
+        passes: list[Any] = []
+        coord.enlist_participant(
+            txid, Branch(bank, on_prepare=lambda: passes.append(coord.recover_now()))
+        )
+        coord.enlist_participant(txid, Branch(bank))
+        coord.commit_transaction(txid)
+        assert passes and passes[0].in_doubt == []
+    assert bank.committed == {txid} and bank.rolled_back == set()
