@@ -497,3 +497,23 @@ def test_unknown_txid_is_reported_before_a_factory_runs(make_coord: MakeCoord) -
     with pytest.raises(E.UnknownTransactionError):
         coord.register_participant("no-such-transaction", "tracked")
     assert built == []
+
+
+def test_full_log_fails_a_saga_before_or_between_steps(
+    make_coord: MakeCoord, journal: Journal
+) -> None:
+    """A saga whose records cannot be logged stops there: the error is the cause of
+    TransactionAborted, no step runs after an unlogged one, and steps that ran are
+    compensated."""
+    coord = make_coord(map_size=FULL, max_map_size=FULL)
+    fill_until_full(coord, journal)
+    txid = coord.begin_transaction()
+    for name in ("s1", "s2"):
+        coord.register_participant(txid, name, *saga_functions(name, journal))
+    with pytest.raises(E.TransactionAborted) as info:
+        coord.commit_transaction(txid, data={"blob": "x" * 20_000})
+    assert isinstance(info.value.cause, E.LogFullError)
+    ran = [name for name in ("s1", "s2") if "commit" in journal.what(name, txid)]
+    assert ran != ["s1", "s2"]  # it never got through
+    for name in ran:
+        assert journal.what(name, txid) == ["commit", "rollback"]

@@ -214,3 +214,28 @@ def test_an_interrupt_stops_the_pass_taking_new_items() -> None:
     with pytest.raises(KeyboardInterrupt):
         run_adaptive(list(range(10)), work, workers=1)
     assert ran == [0, 1, 2]
+
+
+def test_an_interrupt_during_start_up_recovery_releases_the_log(
+    make_coord: MakeCoord, registry: ParticipantRegistry
+) -> None:
+    """Ctrl-C while the opening pass runs: the constructor raises it, the log is not left
+    locked, nothing logged is lost, and the next open recovers everything."""
+    txids = _in_doubt_log(make_coord, registry, [f"quick{i}" for i in range(QUICK)])
+    gate = _Gate(QUICK)
+    _registry(registry, gate)
+    real = registry.create
+
+    def interrupted(name: str, params: Any = None) -> Any:
+        if name == "quick2":
+            raise KeyboardInterrupt
+        return real(name, params)
+
+    registry.create = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        make_coord(recovery_interval=None, recovery_workers=4)
+    del registry.create
+
+    coord = make_coord(recovery_interval=None)
+    assert all(coord.state(t) is TxState.COMMITTED for t in txids)
+    assert coord.last_recovery_report.in_doubt == []
