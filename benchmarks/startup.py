@@ -114,15 +114,24 @@ def startup(finished: int) -> dict[str, float]:
         }
 
 
-def redrive(unfinished: int) -> dict[str, float]:
+def redrive(unfinished: int, workers: int = 8) -> dict[str, float]:
+    """Open a coordinator on ``unfinished`` decided-commit transactions of 3 no-op
+    participants each; time the start-up recovery (``recovery_workers=workers``)."""
     with tempfile.TemporaryDirectory(prefix="dtc-bench-redrive-") as path:
         write_log(path, 0, unfinished)
         t0 = time.perf_counter()
-        coord = TransactionCoordinator(path, registry=noop_registry(), recovery_interval=None)
+        coord = TransactionCoordinator(
+            path, registry=noop_registry(), recovery_interval=None, recovery_workers=workers
+        )
         elapsed = time.perf_counter() - t0
         report = coord.last_recovery_report
         left = len(coord.unfinished())
         coord.close()
     if left or len(report.finished) != unfinished:
         raise RuntimeError(f"re-drive left {left} unfinished of {unfinished}")
-    return {"unfinished": unfinished, "seconds": elapsed, "tx_per_s": unfinished / elapsed}
+    return {
+        "unfinished": unfinished,
+        "workers": workers,
+        "seconds": elapsed,
+        "tx_per_s": unfinished / elapsed,
+    }

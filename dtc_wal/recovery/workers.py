@@ -5,9 +5,12 @@ wait on a participant (a network round trip, a hang until ``phase2_timeout``). T
 only help the second kind: with the GIL, two threads doing quick CPU work run slower than
 one (about 30% slower re-driving no-op participants on two cores). So the calling thread
 takes transactions in log order by itself, and a watchdog adds a helper thread -- up to
-``workers - 1`` of them, pulling from the same queue -- whenever some worker has been on one
-transaction for a whole tick. A pass of quick transactions stays on one thread; a hanging
-participant holds up only the transactions it is in.
+``workers - 1`` of them, pulling from the same queue -- whenever it finds every worker on
+the same transaction at two ticks in a row. A tick counts only when the watchdog woke on time:
+a late wake-up means Python code kept the GIL (or the garbage collector ran), so the
+workers were busy computing, not waiting, and a helper would not help. A pass of quick
+transactions stays on one thread; a hanging participant holds up only the transactions it
+is in.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Generic, TypeVar, cast
 __all__ = ["TICK", "run_adaptive"]
 
 TICK = 0.005
-"""Seconds a worker may spend on one transaction before the watchdog adds a helper."""
+"""The watchdog's period: when every worker is seen on one transaction at two on-time
+ticks in a row (so for at least this long), a helper starts."""
 
 V = TypeVar("V")
 R = TypeVar("R")
@@ -35,17 +39,17 @@ class _Pass(Generic[V, R]):
         self.done = 0
         self.results: list[R | None] = [None] * len(items)
         self.errors: list[BaseException | None] = [None] * len(items)
-        self.busy_since: dict[int, float] = {}  # worker id -> when it took its item
+        self.current: dict[int, int] = {}  # worker id -> index of the item it is on
         self.finished = threading.Event()
 
     def take(self, worker: int) -> int | None:
         with self.lock:
             if self.next >= len(self.items):
-                self.busy_since.pop(worker, None)
+                self.current.pop(worker, None)
                 return None
             index = self.next
             self.next += 1
-            self.busy_since[worker] = time.monotonic()
+            self.current[worker] = index
             return index
 
     def stop(self) -> None:
@@ -69,14 +73,12 @@ class _Pass(Generic[V, R]):
             if after_each is not None:
                 after_each()
 
-    def slow(self, tick: float) -> bool:
-        """Whether a worker has been on its current item for at least ``tick`` and items
-        are left for a helper to take."""
-        now = time.monotonic()
+    def busy(self) -> dict[int, int] | None:
+        """Which item each worker is on; None when no item is left for a helper."""
         with self.lock:
             if self.next >= len(self.items):
-                return False
-            return any(now - since >= tick for since in self.busy_since.values())
+                return None
+            return dict(self.current)
 
 
 def run_adaptive(
@@ -109,8 +111,16 @@ def run_adaptive(
             progress(reported, total)
 
     def watchdog() -> None:
+        seen: dict[int, int] = {}
+        last = time.monotonic()
         while not state.finished.wait(tick):
-            if len(helpers) < workers - 1 and state.slow(tick):
+            now = time.monotonic()
+            on_time, last = now - last < 1.5 * tick, now
+            busy = state.busy() if on_time else None
+            # every worker on the same item as last tick: none is getting anywhere
+            stuck = bool(busy) and all(seen.get(w) == i for w, i in (busy or {}).items())
+            seen = busy or {}
+            if stuck and len(helpers) < workers - 1:
                 helper = threading.Thread(
                     target=state.run,
                     args=(len(helpers) + 1,),
