@@ -597,7 +597,24 @@ class CoordinatorMachine(RuleBasedStateMachine):
         in_doubt = {(d.txid, d.participant) for d in self.c.in_doubt()}
         if in_doubt != self.model.pending_pairs():
             problems.append(f"in doubt {in_doubt}, model {self.model.pending_pairs()}")
+        problems += self._stats_problems(len(unfinished))
         assert not problems, "\n".join(problems)
+
+    def _stats_problems(self, unfinished: int) -> list[str]:
+        """stats() against the model: gauges match, counters since open add up."""
+        s = self.c.stats()
+        problems = []
+        if s.live != len(self.model.open_txids()):
+            problems.append(f"stats: live {s.live}, model open {self.model.open_txids()}")
+        if s.unfinished != unfinished:  # the log was flushed by unfinished() just before
+            problems.append(f"stats: unfinished {s.unfinished}, the log {unfinished}")
+        if not s.in_doubt <= s.unfinished:
+            problems.append(f"stats: in doubt {s.in_doubt} > unfinished {s.unfinished}")
+        if s.committed + s.aborted > s.begun or s.incomplete > s.committed:
+            problems.append(f"stats: counters do not add up: {s}")
+        if s.recovery_passes < 1:
+            problems.append("stats: the opening recovery pass was not counted")
+        return problems
 
     @invariant()
     def systems_saw_only_legal_calls(self) -> None:
