@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -142,3 +143,24 @@ def test_counters_are_exact_under_concurrency(make_coord: MakeCoord) -> None:
     stats = coord.stats()
     assert stats.begun == stats.committed == threads * per_thread
     assert stats.live == 0
+
+
+def test_map_growth_is_logged_and_the_maximum_is_a_gauge(
+    make_coord: MakeCoord, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    small = 256 * 1024
+    coord = make_coord(recovery_interval=None, map_size=small, max_map_size=4 * small)
+    assert coord.stats().log_max_map_size == 4 * small
+    with caplog.at_level(logging.INFO, logger="dtc_wal.wal"):
+        while coord.stats().log_map_size < 4 * small:
+            txid = coord.begin_transaction()
+            coord.enlist_participant(txid, RecordingParticipant("p", journal))
+            coord.commit_transaction(txid, data={"blob": "x" * 20_000})
+    grew = [r for r in caplog.records if r.name == "dtc_wal.wal"]
+    assert [r.levelno for r in grew] == [logging.INFO, logging.WARNING]
+    assert "grew from 0.25 to 0.5 MiB" in grew[0].getMessage()
+    assert "maximum map size, 1 MiB" in grew[1].getMessage()
+    assert "LogFullError" in grew[1].getMessage()
+    stats = coord.stats()
+    assert stats.log_map_size == stats.log_max_map_size
+    assert stats.log_bytes_used <= stats.log_map_size

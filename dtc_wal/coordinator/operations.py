@@ -65,6 +65,7 @@ class Operations(CoordinatorBase):
             log_syncs=wal.syncs,
             log_bytes_used=wal.store.used_bytes(),
             log_map_size=wal.store.map_size,
+            log_max_map_size=wal.store.max_map_size,
         )
 
     # -- recovery and operators -------------------------------------------------------------

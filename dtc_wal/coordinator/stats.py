@@ -53,6 +53,9 @@ class CoordinatorStats:
     """Bytes of the LMDB map in use."""
     log_map_size: int
     """Current LMDB map size in bytes (it grows up to ``max_map_size``)."""
+    log_max_map_size: int
+    """The limit the map grows to; alert well before ``log_bytes_used`` gets there (then
+    writes fail with :class:`~dtc_wal.errors.LogFullError`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

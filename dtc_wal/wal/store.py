@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import socket
 import threading
@@ -41,6 +42,8 @@ from ..records import (
 )
 
 __all__ = ["DirectoryLock", "LogStore", "Summary"]
+
+log = logging.getLogger("dtc_wal.wal")
 
 T = TypeVar("T")
 Summary = dict[str, Any]
@@ -268,6 +271,16 @@ class LogStore:
         new = min(self.max_map_size, current * 2)
         with self._gate.exclusive():
             self.env.set_mapsize(new)
+        if new >= self.max_map_size:
+            log.warning(
+                "log at %s grew to its maximum map size, %g MiB: when that is full, writes "
+                "fail with LogFullError -- compact it (`dtc compact`) or reopen with a larger "
+                "max_map_size",
+                self.path,
+                new / MIB,
+            )
+        else:
+            log.info("log at %s grew from %g to %g MiB", self.path, current / MIB, new / MIB)
 
     @property
     def map_size(self) -> int:
