@@ -114,14 +114,18 @@ def startup(finished: int) -> dict[str, float]:
         }
 
 
-def redrive(unfinished: int, workers: int = 8) -> dict[str, float]:
+def redrive(unfinished: int, workers: int = 8, delay: float = 0.0) -> dict[str, float]:
     """Open a coordinator on ``unfinished`` decided-commit transactions of 3 no-op
-    participants each; time the start-up recovery (``recovery_workers=workers``)."""
+    participants each (sleeping ``delay`` per commit); time the start-up recovery
+    (``recovery_workers=workers``)."""
     with tempfile.TemporaryDirectory(prefix="dtc-bench-redrive-") as path:
         write_log(path, 0, unfinished)
         t0 = time.perf_counter()
         coord = TransactionCoordinator(
-            path, registry=noop_registry(), recovery_interval=None, recovery_workers=workers
+            path,
+            registry=noop_registry(delay),
+            recovery_interval=None,
+            recovery_workers=workers,
         )
         elapsed = time.perf_counter() - t0
         report = coord.last_recovery_report
@@ -132,6 +136,7 @@ def redrive(unfinished: int, workers: int = 8) -> dict[str, float]:
     return {
         "unfinished": unfinished,
         "workers": workers,
+        "delay_s": delay,
         "seconds": elapsed,
         "tx_per_s": unfinished / elapsed,
     }

@@ -33,9 +33,11 @@ class NoOp:
         pass
 
 
-def noop_registry() -> ParticipantRegistry:
+def noop_registry(delay: float = 0.0) -> ParticipantRegistry:
+    """Factory "noop": participants that do nothing, or sleep ``delay`` per commit (a
+    remote participant's round trip)."""
     registry = ParticipantRegistry()
-    registry.register("noop", lambda **_: NoOp())
+    registry.register("noop", lambda **_: NoOp(delay=delay))
     return registry
 
 

@@ -45,6 +45,8 @@ def test_benchmark_run_writes_every_ratio(
     assert row64["durable"]["transactions"] > 0
     for key in ("redrive", "redrive_one_worker"):
         assert written[key]["unfinished"] == 30 and written[key]["tx_per_s"] > 0
+    for key in ("redrive_slow", "redrive_slow_one_worker"):
+        assert written[key]["unfinished"] == 10 and written[key]["delay_s"] == 0.002
     assert written["latency"]["sync_after_idle_s"] > 0
     printed = capsys.readouterr().out
     assert "p50/ideal" in printed and "written to" in printed

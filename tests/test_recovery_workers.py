@@ -7,6 +7,7 @@ after it in the log; the report still lists transactions in log order.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,31 @@ def test_an_interrupt_during_start_up_recovery_releases_the_log(
     coord = make_coord(recovery_interval=None)
     assert all(coord.state(t) is TxState.COMMITTED for t in txids)
     assert coord.last_recovery_report.in_doubt == []
+
+
+def _threads_used(work_time: float, spin: bool, items: int) -> set[str]:
+    used: set[str] = set()
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            used.add(threading.current_thread().name)
+        end = time.perf_counter() + work_time
+        if spin:  # computing: holds the GIL the whole time
+            while time.perf_counter() < end:
+                pass
+        else:  # waiting, as on a participant's round trip
+            time.sleep(work_time)
+        return i
+
+    assert run_adaptive(list(range(items)), work, workers=8) == list(range(items))
+    return used
+
+
+def test_waiting_items_get_helpers() -> None:
+    assert len(_threads_used(0.004, spin=False, items=60)) >= 3
+
+
+def test_computing_items_do_not() -> None:
+    # at most one helper even on a loaded machine (steal time can look like waiting)
+    assert len(_threads_used(0.004, spin=True, items=60)) <= 2

@@ -5,12 +5,12 @@ wait on a participant (a network round trip, a hang until ``phase2_timeout``). T
 only help the second kind: with the GIL, two threads doing quick CPU work run slower than
 one (about 30% slower re-driving no-op participants on two cores). So the calling thread
 takes transactions in log order by itself, and a watchdog adds a helper thread -- up to
-``workers - 1`` of them, pulling from the same queue -- whenever it finds every worker on
-the same transaction at two ticks in a row. A tick counts only when the watchdog woke on time:
-a late wake-up means Python code kept the GIL (or the garbage collector ran), so the
-workers were busy computing, not waiting, and a helper would not help. A pass of quick
-transactions stays on one thread; a hanging participant holds up only the transactions it
-is in.
+``workers - 1`` of them, pulling from the same queue -- at every tick in which the process
+used less than half a core of CPU while transactions were left: then the workers are
+waiting (on participants, timeouts, the disk), not computing, and another thread can make
+progress. A pass of quick transactions keeps the process busy and stays on one thread; a
+hanging participant holds up only the transactions it is in; participants behind network
+round trips get as many threads as keep half a core busy.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ from typing import Generic, TypeVar, cast
 __all__ = ["TICK", "run_adaptive"]
 
 TICK = 0.005
-"""The watchdog's period: when every worker is seen on one transaction at two on-time
-ticks in a row (so for at least this long), a helper starts."""
+"""The watchdog's period; at most one helper starts per tick."""
+
+BUSY = 0.5
+"""CPU seconds per wall second (of the whole process) from which the pass counts as
+computing: no helper is added while the process is at least this busy."""
 
 V = TypeVar("V")
 R = TypeVar("R")
@@ -39,17 +42,14 @@ class _Pass(Generic[V, R]):
         self.done = 0
         self.results: list[R | None] = [None] * len(items)
         self.errors: list[BaseException | None] = [None] * len(items)
-        self.current: dict[int, int] = {}  # worker id -> index of the item it is on
         self.finished = threading.Event()
 
-    def take(self, worker: int) -> int | None:
+    def take(self) -> int | None:
         with self.lock:
             if self.next >= len(self.items):
-                self.current.pop(worker, None)
                 return None
             index = self.next
             self.next += 1
-            self.current[worker] = index
             return index
 
     def stop(self) -> None:
@@ -59,11 +59,10 @@ class _Pass(Generic[V, R]):
 
     def run(
         self,
-        worker: int,
         after_each: Callable[[], None] | None = None,
         catch: type[BaseException] = BaseException,
     ) -> None:
-        while (index := self.take(worker)) is not None:
+        while (index := self.take()) is not None:
             try:
                 self.results[index] = self.work(self.items[index])
             except catch as exc:  # raised by the caller once every item ran
@@ -73,12 +72,10 @@ class _Pass(Generic[V, R]):
             if after_each is not None:
                 after_each()
 
-    def busy(self) -> dict[int, int] | None:
-        """Which item each worker is on; None when no item is left for a helper."""
+    def left(self) -> bool:
+        """Whether items are left for a helper to take."""
         with self.lock:
-            if self.next >= len(self.items):
-                return None
-            return dict(self.current)
+            return self.next < len(self.items)
 
 
 def run_adaptive(
@@ -111,19 +108,14 @@ def run_adaptive(
             progress(reported, total)
 
     def watchdog() -> None:
-        seen: dict[int, int] = {}
-        last = time.monotonic()
+        cpu, wall = time.process_time(), time.monotonic()
         while not state.finished.wait(tick):
-            now = time.monotonic()
-            on_time, last = now - last < 1.5 * tick, now
-            busy = state.busy() if on_time else None
-            # every worker on the same item as last tick: none is getting anywhere
-            stuck = bool(busy) and all(seen.get(w) == i for w, i in (busy or {}).items())
-            seen = busy or {}
-            if stuck and len(helpers) < workers - 1:
+            cpu_now, wall_now = time.process_time(), time.monotonic()
+            waiting = cpu_now - cpu < BUSY * (wall_now - wall)
+            cpu, wall = cpu_now, wall_now
+            if waiting and len(helpers) < workers - 1 and state.left():
                 helper = threading.Thread(
                     target=state.run,
-                    args=(len(helpers) + 1,),
                     name=f"dtc-recovery-worker-{len(helpers) + 1}",
                     daemon=True,
                 )
@@ -136,7 +128,7 @@ def run_adaptive(
         guard.start()
     try:
         # This thread lets KeyboardInterrupt and SystemExit through: no new item is taken.
-        state.run(0, report, catch=Exception)
+        state.run(report, catch=Exception)
     except BaseException:
         state.stop()
         raise
