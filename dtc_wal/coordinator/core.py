@@ -18,6 +18,7 @@ from ..errors import (
 )
 from ..records import check_encodable
 from ..recovery.report import RecoveryReport
+from ..recovery.workers import check_workers
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome
 from ..wal.store import MIB
@@ -111,12 +112,7 @@ class TransactionCoordinator(Joining, Operations):
             raise ValueError("prepare_timeout must be positive (or None for no limit)")
         if phase2_timeout is not None and phase2_timeout <= 0:
             raise ValueError("phase2_timeout must be positive (or None for no limit)")
-        if (
-            not isinstance(recovery_workers, int)
-            or isinstance(recovery_workers, bool)
-            or recovery_workers < 1
-        ):
-            raise ValueError(f"recovery_workers must be an int >= 1, not {recovery_workers!r}")
+        check_workers(recovery_workers)  # before anything opens: a bad value leaks nothing
         for option, value in (
             ("recovery_interval", recovery_interval),
             ("zombie_timeout", zombie_timeout),
@@ -316,9 +312,12 @@ class TransactionCoordinator(Joining, Operations):
         self._counters.add("incomplete")
         self._background.hand_over(tx)
 
-    def _abort(self, tx: LiveTransaction, reason: str, cause: BaseException | None) -> NoReturn:
+    def _decide_abort(self, tx: LiveTransaction, reason: str) -> None:
         self._driver.decide_abort(tx, reason)
         self._counters.add("aborted")
+
+    def _abort(self, tx: LiveTransaction, reason: str, cause: BaseException | None) -> NoReturn:
+        self._decide_abort(tx, reason)
         pending = self._driver.deliver(tx, Outcome.ROLLBACK)
         if pending:
             self._background.hand_over(tx)
@@ -330,8 +329,7 @@ class TransactionCoordinator(Joining, Operations):
         delivered; participants whose rollback failed are left to recovery (logged)."""
         tx = self._start_finishing(txid)
         try:
-            self._driver.decide_abort(tx, reason)
-            self._counters.add("aborted")
+            self._decide_abort(tx, reason)
             pending = self._driver.deliver(tx, Outcome.ROLLBACK)
             if pending:
                 self._background.hand_over(tx)

@@ -31,7 +31,7 @@ from ..participant import as_participant, as_saga_step
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome, ParticipantState, TxState
 from .report import InDoubt, RecoveryReport, TransactionAction
-from .workers import run_adaptive
+from .workers import check_workers, run_adaptive
 
 __all__ = ["RecoveryEngine", "plan", "rebuild_members"]
 
@@ -106,12 +106,10 @@ class RecoveryEngine:
         handover: Callable[[str], LiveTransaction | None] | None = None,
         workers: int = 1,
     ) -> None:
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise ValueError(f"recovery workers must be an int >= 1, not {workers!r}")
         self.driver = driver
         self.wal = driver.wal
         self.registry = registry
-        self.workers = workers
+        self.workers = check_workers(workers, "workers")
         self._handover = handover or (lambda txid: None)
 
     def run(

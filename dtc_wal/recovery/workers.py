@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar, cast
 
-__all__ = ["TICK", "run_adaptive"]
+__all__ = ["BUSY", "TICK", "check_workers", "run_adaptive"]
 
 TICK = 0.005
 """The watchdog's period; at most one helper starts per tick."""
@@ -28,6 +28,14 @@ TICK = 0.005
 BUSY = 0.5
 """CPU seconds per wall second (of the whole process) from which the pass counts as
 computing: no helper is added while the process is at least this busy."""
+
+
+def check_workers(value: object, option: str = "recovery_workers") -> int:
+    """``value`` as a worker count; ValueError naming ``option`` unless an int >= 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{option} must be an int >= 1, not {value!r}")
+    return value
+
 
 V = TypeVar("V")
 R = TypeVar("R")
