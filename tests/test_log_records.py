@@ -1,0 +1,28 @@
+"""Format-2 record values: immutable, hashable, and closed over the names the log uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from dtc_wal.log import records as r
+
+
+def test_records_are_frozen_values() -> None:
+    opened = r.Opened("tx-1", 1.5, r.Mode.TWO_PHASE, (r.MemberSpec("a", "inv", {"sku": "A1"}),))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opened.txid = "tx-2"  # type: ignore[misc]
+    assert opened == r.Opened(
+        "tx-1", 1.5, r.Mode.TWO_PHASE, (r.MemberSpec("a", "inv", {"sku": "A1"}),)
+    )
+    assert r.Ended("tx-1", 2.0) != r.Ended("tx-1", 2.0, ((0, r.Ack.COMMITTED),))
+
+
+def test_every_record_type_has_txid_and_time_first() -> None:
+    kinds = typing.get_args(r.Record)
+    assert len(kinds) == 7
+    for kind in kinds:
+        names = [f.name for f in dataclasses.fields(kind)]
+        assert names[:2] == ["txid", "at"], kind
