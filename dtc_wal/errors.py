@@ -27,6 +27,7 @@ __all__ = [
     "ParticipantTimeoutError",
     "ParticipantUnavailableError",
     "TransactionAborted",
+    "TransactionDamagedError",
     "TransactionFinishedError",
     "TransactionStateError",
     "TransientError",
@@ -199,6 +200,27 @@ class LogCorruptError(LogError):
 
 class UnsupportedFormatError(LogCorruptError):
     """A record or log was written in a format version this build cannot read."""
+
+
+class TransactionDamagedError(LogCorruptError):
+    """An unfinished transaction whose records (or index entry) cannot be read back.
+
+    The coordinator opened anyway: that transaction alone is in doubt, stays unfinished in
+    the log and is never driven, resolved or extended. ``txid``, ``lsn`` (None when its index
+    entry is what is damaged) and ``reason`` say what is wrong.
+    """
+
+    def __init__(self, txid: str, lsn: int | None, reason: str, log: str = "LOG") -> None:
+        self.txid = txid
+        self.reason = reason
+        super().__init__(
+            f"transaction {txid} is damaged in the log: {reason.rstrip('.')}. It stays "
+            "unfinished and in doubt, and nothing is done with it: settle its participants "
+            f"by hand from what `dtc show {log} {txid}` still reads, then stop the "
+            f"coordinator and drop it with `dtc repair {log} {txid}` (docs/recovery.md, "
+            '"Repairing a damaged log")',
+            lsn,
+        )
 
 
 class InvalidTransitionError(LogError, ValueError):

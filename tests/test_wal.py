@@ -20,15 +20,15 @@ from helpers import record, types_of, wait_until
 from dtc_wal.errors import (
     CoordinatorClosedError,
     InvalidTransitionError,
-    LogCorruptError,
     LogError,
     LogFullError,
     LogLockedError,
+    TransactionDamagedError,
     UnencodableDataError,
 )
 from dtc_wal.records import decode_record, encode_record, lsn_key, unframe, unpack
 from dtc_wal.states import Mode, Outcome, RecordType, TxState
-from dtc_wal.wal import DirectoryLock, WriteAheadLog
+from dtc_wal.wal import DirectoryLock, WriteAheadLog, unfinished
 from dtc_wal.wal.store import MIB, LogStore
 
 R = RecordType
@@ -358,15 +358,16 @@ def test_reopen_reads_only_unfinished_transactions(
             wal.append(full_abort(f"done-{i}", "a"))
         wal.append(opening("open", "a"))
     read: list[str] = []
-    records_of = LogStore.records_of
+    decode = unfinished.decode_record
 
-    def spy(self: LogStore, txid: str) -> Any:
-        read.append(txid)
-        return records_of(self, txid)
+    def spy(value: bytes, lsn: int | None = None) -> Any:
+        decoded = decode(value, lsn)
+        read.append(decoded.txid)
+        return decoded
 
-    monkeypatch.setattr(LogStore, "records_of", spy)
+    monkeypatch.setattr(unfinished, "decode_record", spy)
     with WriteAheadLog(log_dir) as wal:
-        assert read == ["open"]
+        assert read == ["open", "open"]  # its two records, nothing of the history
         assert [v.txid for v in wal.unfinished()] == ["open"]
         # finished history is still there on demand
         assert wal.view("done-3").state is TxState.ABORTED  # type: ignore[union-attr]
@@ -569,32 +570,46 @@ def test_full_log_raises_and_loses_nothing(log_dir: Path) -> None:
         assert wal.append(big("after")) is not None
 
 
-def test_impossible_history_on_disk_stops_reopen(log_dir: Path) -> None:
+def test_impossible_history_on_disk_puts_only_its_transaction_aside(log_dir: Path) -> None:
     """A well-formed record that breaks the transition table (written behind the log's
-    back) is found at start-up, not skipped."""
+    back) is found at start-up, not skipped: its transaction is damaged, the others load."""
     with WriteAheadLog(log_dir) as wal:
         wal.append(opening("t1", "a"))
         wal.append([record(R.PREPARED, "t1", participant="a")])
+        wal.append(opening("t2", "b"))
     forged = record(R.ACKNOWLEDGED, "t1", participant="a", outcome=Outcome.COMMIT)
     env = lmdb.open(str(log_dir), max_dbs=8, subdir=True)
     with env.begin(write=True) as txn:
         txn.put(lsn_key(3), encode_record(forged), db=env.open_db(b"records", txn=txn))
     env.close()
-    with pytest.raises(InvalidTransitionError, match="impossible history") as info:
-        WriteAheadLog(log_dir)
-    assert "dtc verify" in str(info.value)
-    assert "ACKNOWLEDGED" in str(info.value)
+    with WriteAheadLog(log_dir) as wal:
+        assert [v.txid for v in wal.unfinished()] == ["t2"]
+        [damage] = wal.damaged()
+        assert (damage.txid, damage.lsn) == ("t1", 3)
+        assert "breaks the transition table" in damage.reason and "ACKNOWLEDGED" in damage.reason
+        assert wal.unfinished_count() == 2
+        with pytest.raises(TransactionDamagedError, match="dtc repair") as info:
+            wal.view("t1")
+        assert (info.value.txid, info.value.lsn) == ("t1", 3)
+        with pytest.raises(TransactionDamagedError):  # nothing is appended to it
+            wal.append([record(R.DECIDED_ABORT, "t1", reason="test")])
+        assert wal.append([record(R.PREPARED, "t2", participant="b")]) is not None
+    assert raw_tables(log_dir)["records"][lsn_key(3)] == encode_record(forged)  # left as is
 
 
-def test_corrupt_summary_is_reported(log_dir: Path) -> None:
+def test_corrupt_summary_puts_its_transaction_aside(log_dir: Path) -> None:
     with WriteAheadLog(log_dir) as wal:
         wal.append(begun("t1"))
+        wal.append(begun("t2"))
     env = lmdb.open(str(log_dir), max_dbs=8, subdir=True)
     with env.begin(write=True) as txn:
         txn.put(b"t1", b"\x01\x00\x00", db=env.open_db(b"txns", txn=txn))
     env.close()
-    with pytest.raises(LogCorruptError, match="summary of t1"):
-        WriteAheadLog(log_dir)
+    with WriteAheadLog(log_dir) as wal:
+        [damage] = wal.damaged()
+        assert (damage.txid, damage.lsn) == ("t1", None)
+        assert "summary of t1" in damage.reason and "truncated" in damage.reason
+        assert [v.txid for v in wal.unfinished()] == ["t2"]
 
 
 def test_mixed_lazy_and_waiting_appends_from_many_threads(log_dir: Path) -> None:

@@ -17,4 +17,6 @@ def in_doubt_dict(item: InDoubt) -> dict[str, Any]:
         "state": item.state,
         "error": item.error,
         "attempts": item.attempts,
+        "damaged": item.damaged,
+        "lsn": item.lsn,
     }

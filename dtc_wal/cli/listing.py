@@ -13,7 +13,7 @@ import click
 
 from ..states import TxState
 from .durations import DURATION
-from .logs import open_readonly, summaries
+from .logs import DAMAGED, open_readonly, summaries, unfinished_views
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_time, table
 
@@ -21,11 +21,21 @@ __all__ = ["list_transactions"]
 
 UNFINISHED_STATES = (TxState.ACTIVE, TxState.DECIDED_COMMIT, TxState.DECIDED_ABORT)
 FINISHED_STATES = (TxState.COMMITTED, TxState.ABORTED)
-STATE_CHOICES = [s.value for s in TxState] + ["unfinished", "finished"]
+STATE_CHOICES = [s.value for s in TxState] + ["unfinished", "finished", DAMAGED]
+
+
+def _matches(wanted: set[str], summary: dict[str, Any], unfinished: bool) -> bool:
+    """A damaged transaction's state is unknown: it matches ``damaged`` and, by the index
+    it is in, ``unfinished`` or ``finished``."""
+    if not wanted:
+        return True
+    if summary.get("s") != DAMAGED:
+        return summary.get("s") in wanted
+    return DAMAGED in wanted or ("unfinished" if unfinished else "finished") in wanted
 
 
 def _wanted_states(states: tuple[str, ...]) -> set[str]:
-    wanted: set[str] = set()
+    wanted: set[str] = set(states) & {"unfinished", "finished", DAMAGED}
     for state in states:
         if state == "unfinished":
             wanted.update(s.value for s in UNFINISHED_STATES)
@@ -50,7 +60,8 @@ def _participants_text(parts: Any) -> str:
     multiple=True,
     type=click.Choice(STATE_CHOICES),
     help="Only transactions in this state; repeat for several. 'unfinished' means active, "
-    "decided-commit or decided-abort; 'finished' means committed or aborted.",
+    "decided-commit or decided-abort; 'finished' means committed or aborted; 'damaged' means "
+    "records or index entry unreadable (in doubt, left alone by recovery).",
 )
 @click.option(
     "--older-than",
@@ -77,7 +88,8 @@ def list_transactions(
     """List transactions, oldest first: one line per transaction.
 
     Columns: transaction id, state, mode (2pc or saga), when it began, its age, and each
-    participant's state.
+    participant's state. An unfinished transaction whose records cannot be read back is
+    listed as damaged, with the damage below the table.
 
     \b
     Examples:
@@ -87,16 +99,27 @@ def list_transactions(
     """
     now = time.time()
     wanted = _wanted_states(states)
-    only_unfinished = bool(wanted) and wanted <= {s.value for s in UNFINISHED_STATES}
+    unfinished_names = {s.value for s in UNFINISHED_STATES} | {"unfinished"}
+    only_unfinished = bool(wanted) and wanted <= unfinished_names
     rows: list[tuple[str, dict[str, Any]]] = []
-    with open_readonly(log) as store:
-        for txid, summary in summaries(store, unfinished_only=only_unfinished):
-            if wanted and summary.get("s") not in wanted:
-                continue
-            created = float(summary.get("c") or 0.0)
-            if older_than is not None and now - created < older_than:
-                continue
+
+    def keep(txid: str, summary: dict[str, Any]) -> None:
+        if not _matches(wanted, summary, txid in damage):
+            return
+        created = float(summary.get("c") or 0.0)
+        if older_than is None or now - created >= older_than:
             rows.append((txid, summary))
+
+    with open_readonly(log) as store:
+        _, damaged = unfinished_views(store)
+        damage = {d.name: d.reason for d in damaged}
+        unlisted = dict(damage)
+        for txid, summary in summaries(store, unfinished_only=only_unfinished):
+            if unlisted.pop(txid, None) is not None and summary.get("s") != DAMAGED:
+                summary = {**summary, "s": DAMAGED, "damage": damage[txid]}
+            keep(txid, summary)
+    for txid, reason in unlisted.items():  # no index entry, or no readable txid
+        keep(txid, {"s": DAMAGED, "damage": reason})
     rows.sort(key=lambda item: (float(item[1].get("c") or 0.0), item[1].get("l", [0])[:1]))
     more = 0
     if limit is not None and len(rows) > limit:
@@ -113,6 +136,7 @@ def list_transactions(
                     "age_seconds": round(now - float(s.get("c") or 0.0), 3),
                     "records": len(s.get("l") or []),
                     "participants": s.get("p") or {},
+                    "damage": s.get("damage"),
                 }
                 for txid, s in rows
             ]
@@ -134,5 +158,8 @@ def list_transactions(
     ]
     for line in table(["TXID", "STATE", "MODE", "BEGUN", "AGE", "PARTICIPANTS"], body):
         click.echo(line)
+    for txid, s in rows:
+        if s.get("damage"):
+            click.echo(f"{txid}: damaged, in doubt and left alone by recovery: {s['damage']}")
     if more:
         click.echo(f"... {more} more (raise --limit to see them)", err=True)

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LogCorruptError, LogError
-from ..history import TransactionView, replay
+from ..history import TransactionView
 from ..records import unframe, unpack
 from ..wal.store import LogStore
+from ..wal.unfinished import Damage, load_unfinished
 from .errors import CliError
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 Summary = dict[str, Any]
+DAMAGED = "damaged"
 
 
 def require_log(log: Path) -> None:
@@ -43,23 +45,31 @@ def decode_summary(txid: str, raw: bytes) -> Summary:
     return summary
 
 
+def _summary_or_damage(txid: str, raw: bytes) -> Summary:
+    try:
+        return decode_summary(txid, raw)
+    except LogCorruptError as exc:
+        return {"s": DAMAGED, "damage": str(exc)}
+
+
 def summaries(store: LogStore, *, unfinished_only: bool = False) -> Iterator[tuple[str, Summary]]:
-    """``(txid, summary)`` of every transaction in the index (or every unfinished one)."""
+    """``(txid, summary)`` of every transaction in the index (or every unfinished one); an
+    entry that cannot be read back is ``{"s": "damaged", "damage": why}``."""
     if unfinished_only:
         with store.reader() as txn:
             for txid in store.unfinished_txids():
                 raw = txn.get(txid.encode(), db=store.txns)
                 if raw is not None:
-                    yield txid, decode_summary(txid, bytes(raw))
+                    yield txid, _summary_or_damage(txid, bytes(raw))
         return
     for txid, raw in store.iter_summaries():
-        yield txid, decode_summary(txid, raw)
+        yield txid, _summary_or_damage(txid, raw)
 
 
-def unfinished_views(store: LogStore) -> list[TransactionView]:
-    """Every unfinished transaction replayed from its records, oldest first."""
-    views = [replay(store.records_of(txid)) for txid in store.unfinished_txids()]
-    return sorted(views, key=lambda v: (v.created_at, v.lsns[:1]))
+def unfinished_views(store: LogStore) -> tuple[list[TransactionView], list[Damage]]:
+    """Every unfinished transaction replayed from its records, oldest first, and those
+    whose records or index entry cannot be read back (in doubt, see docs/recovery.md)."""
+    return load_unfinished(store)
 
 
 def unknown_transaction(txid: str, log: Path) -> CliError:

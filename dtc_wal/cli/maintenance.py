@@ -98,10 +98,11 @@ def recover_command(
     else:
         _print_recovery(report)
     if not dry_run and not report.clean:
-        raise CliError(
-            f"{len(report.in_doubt)} participant(s) still in doubt; see `dtc show {log} TXID`",
-            EXIT_ATTENTION,
-        )
+        damaged = len(report.damaged)
+        what = f"{len(report.in_doubt) - damaged} participant(s) still in doubt"
+        if damaged:
+            what += f", {damaged} damaged transaction(s) left alone"
+        raise CliError(f"{what}; see `dtc show {log} TXID`", EXIT_ATTENTION)
 
 
 # -- resolve -------------------------------------------------------------------------------

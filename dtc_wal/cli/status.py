@@ -15,7 +15,7 @@ from ..recovery import in_doubt_of
 from ..states import TxState
 from ..wal.store import DirectoryLock
 from .in_doubt import in_doubt_dict
-from .logs import open_readonly, summaries, unfinished_views
+from .logs import DAMAGED, open_readonly, summaries, unfinished_views
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_bytes
 
@@ -46,13 +46,13 @@ def status(log: Path, as_json: bool) -> None:
     with open_readonly(log) as store:
         counts = store.counts()
         by_state = collections.Counter(str(s.get("s")) for _, s in summaries(store))
-        views = unfinished_views(store)
+        views, damaged = unfinished_views(store)
         used, map_size, last_lsn = store.used_bytes(), store.map_size, store.last_lsn
     holder = DirectoryLock.holder(log)
     file_bytes = (log / "data.mdb").stat().st_size
-    in_doubt = in_doubt_of(views)
+    in_doubt = in_doubt_of(views, damaged)
     oldest = views[0] if views else None
-    ordered_states = {s.value: by_state[s.value] for s in TxState if by_state[s.value]}
+    ordered_states = {s: by_state[s] for s in [*(t.value for t in TxState), DAMAGED] if by_state[s]}
     if as_json:
         echo_json(
             {
@@ -93,8 +93,11 @@ def status(log: Path, as_json: bool) -> None:
             f"{format_age(now - oldest.created_at)} ago)"
         )
     lines.append(("unfinished", unfinished))
-    txids = {d.txid for d in in_doubt}
-    lines.append(("in doubt", f"{len(in_doubt)} participant(s) in {len(txids)} transaction(s)"))
+    txids = {d.txid for d in in_doubt if not d.damaged}
+    doubt = f"{len(in_doubt) - len(damaged)} participant(s) in {len(txids)} transaction(s)"
+    if damaged:
+        doubt += f", {len(damaged)} damaged transaction(s) left alone by recovery"
+    lines.append(("in doubt", doubt))
     details = [f"  {item}" for item in in_doubt[:_IN_DOUBT_SHOWN]]
     if len(in_doubt) > _IN_DOUBT_SHOWN:
         more = len(in_doubt) - _IN_DOUBT_SHOWN

@@ -44,10 +44,12 @@ class Operations(CoordinatorBase):
         return self.wal.unfinished()
 
     def in_doubt(self) -> list[InDoubt]:
-        """Participants of unfinished transactions that still need their outcome."""
+        """Participants of unfinished transactions that still need their outcome, and one
+        entry (``damaged`` True, with the reason) per transaction found damaged at open."""
         with self._lock:
             live = set(self._live)
-        return in_doubt_of(v for v in self.unfinished() if v.txid not in live)
+        views = (v for v in self.unfinished() if v.txid not in live)
+        return in_doubt_of(views, self.wal.damaged())
 
     def stats(self) -> CoordinatorStats:
         """Counters since open and gauges now, for monitoring (see

@@ -9,7 +9,11 @@ Rules (docs/recovery.md):
 * DECIDED_COMMIT not completed -> re-send commit to every participant without an
   acknowledgement; DECIDED_ABORT not completed -> re-send rollback likewise;
 * a participant that cannot be rebuilt (no factory, unknown name, factory raised) or keeps
-  failing stays pending: its transaction stays unfinished and is reported in doubt.
+  failing stays pending: its transaction stays unfinished and is reported in doubt;
+* a transaction whose records cannot be read back (found damaged at open,
+  :mod:`dtc_wal.wal.unfinished`) is reported in doubt with the damage at every pass and
+  never driven: its records are not trustworthy. Orphan resolution leaves its prepared
+  branches alone too.
 
 Recovery never invents an outcome: it reads the decision from the log, or presumes abort
 when there is none.
@@ -22,18 +26,20 @@ in -- for up to ``phase2_timeout`` each -- not every transaction behind them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable, Sequence
 
 from ..coordinator.driver import Driver
 from ..coordinator.live import LiveTransaction, Member
+from ..errors import LogCorruptError
 from ..history import TransactionView
 from ..participant import as_participant, as_saga_step
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome, ParticipantState, TxState
-from .report import InDoubt, RecoveryReport, TransactionAction
+from ..wal.unfinished import Damage
+from .report import InDoubt, RecoveryReport, TransactionAction, damage_action, damage_in_doubt
 from .workers import check_workers, run_adaptive
 
-__all__ = ["RecoveryEngine", "plan", "rebuild_members"]
+__all__ = ["RecoveryEngine", "plan", "rebuild_members", "report_damaged"]
 
 log = logging.getLogger("dtc_wal.recovery")
 
@@ -125,7 +131,8 @@ class RecoveryEngine:
         threads (up to ``workers`` in all). ``progress(done, total)`` is called in this
         thread for every count. The report lists transactions in log order whatever order
         they finished in. When one raises (the log cannot be written), the others still
-        run to the end; then the first such error, in log order, is raised.
+        run to the end; then the first such error, in log order, is raised. Transactions
+        found damaged at open (not in ``skip``) are reported in doubt, not driven.
         """
         report = RecoveryReport()
         views = [
@@ -135,6 +142,7 @@ class RecoveryEngine:
         ]
         for one in run_adaptive(views, self.recover_one, self.workers, progress):
             report.merge(one)
+        report.merge(report_damaged(d for d in self.wal.damaged() if d.name not in skip))
         if include_resources:
             report.merge(self.resolve_orphans(skip))
         return report
@@ -210,7 +218,18 @@ class RecoveryEngine:
             for txid in prepared:
                 if txid in skip:
                     continue
-                view = self.wal.view(txid)
+                try:
+                    view = self.wal.view(txid)
+                except LogCorruptError as exc:  # damaged: never guess its outcome
+                    log.error(
+                        "txid=%s resource %s: prepared branch left alone: %s",
+                        txid,
+                        name,
+                        exc,
+                        extra={"txid": txid},
+                    )
+                    report.in_doubt.append(InDoubt(txid, name, None, "prepared", f"{exc}", 0))
+                    continue
                 if view is not None and view.state is TxState.ACTIVE:
                     continue  # recovered above on this pass, or live: not an orphan yet
                 commit = view is not None and view.outcome is Outcome.COMMIT
@@ -243,8 +262,22 @@ class RecoveryEngine:
         return report
 
 
-def plan(views: list[TransactionView], registry: ParticipantRegistry) -> RecoveryReport:
-    """What a recovery pass would do, without calling any participant or factory."""
+def report_damaged(damaged: Iterable[Damage]) -> RecoveryReport:
+    """A report of damaged transactions: each in doubt with its damage, nothing done."""
+    report = RecoveryReport()
+    for damage in damaged:
+        report.transactions.append(damage_action(damage))
+        report.in_doubt.append(damage_in_doubt(damage))
+    return report
+
+
+def plan(
+    views: list[TransactionView],
+    registry: ParticipantRegistry,
+    damaged: Sequence[Damage] = (),
+) -> RecoveryReport:
+    """What a recovery pass would do, without calling any participant or factory;
+    ``damaged`` transactions would be left alone (in doubt)."""
     report = RecoveryReport(dry_run=True)
     for view in views:
         if view.state is TxState.ACTIVE:
@@ -277,4 +310,5 @@ def plan(views: list[TransactionView], registry: ParticipantRegistry) -> Recover
                 pending=tuple(blocked),
             )
         )
+    report.merge(report_damaged(damaged))
     return report

@@ -5,12 +5,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["InDoubt", "RecoveryReport", "TransactionAction"]
+from ..wal.unfinished import Damage
+
+__all__ = ["InDoubt", "RecoveryReport", "TransactionAction", "damage_action", "damage_in_doubt"]
+
+DAMAGED = "damaged"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class InDoubt:
-    """A participant whose outcome could not be delivered; its transaction stays unfinished."""
+    """A participant whose outcome could not be delivered; its transaction stays unfinished.
+
+    A transaction whose records cannot be read back is one entry with ``damaged`` True,
+    ``participant`` ``"*"`` (all of them), ``state`` ``"damaged"``, ``outcome`` None (the log
+    cannot say), ``error`` the damage and ``lsn`` where it is (None: its index entry).
+    """
 
     txid: str
     participant: str
@@ -19,8 +28,15 @@ class InDoubt:
     state: str
     error: str | None
     attempts: int
+    damaged: bool = False
+    lsn: int | None = None
 
     def __str__(self) -> str:
+        if self.damaged:
+            return (
+                f"{self.txid}: damaged in the log, left alone by recovery (settle it by hand, "
+                f"then `dtc repair`): {self.error}"
+            )
         return (
             f"{self.txid} {self.participant}: needs {self.outcome or 'a decision'}, "
             f"{self.attempts} attempt(s), last error: {self.error or 'none'}"
@@ -64,6 +80,11 @@ class RecoveryReport:
         """True when nothing is left in doubt."""
         return not self.in_doubt
 
+    @property
+    def damaged(self) -> list[str]:
+        """The transactions left alone because their records cannot be read back."""
+        return [d.txid for d in self.in_doubt if d.damaged]
+
     def merge(self, other: RecoveryReport) -> None:
         self.transactions.extend(other.transactions)
         self.in_doubt.extend(other.in_doubt)
@@ -82,10 +103,32 @@ class RecoveryReport:
 
     def summary(self) -> str:
         verb = "would finish" if self.dry_run else "finished"
+        damaged = len(self.damaged)
         text = (
             f"examined {self.examined} unfinished transaction(s), {verb} "
-            f"{len(self.finished)}, {len(self.in_doubt)} participant(s) in doubt"
+            f"{len(self.finished)}, {len(self.in_doubt) - damaged} participant(s) in doubt"
         )
+        if damaged:
+            text += f", {damaged} damaged transaction(s) in doubt and left alone"
         if self.orphans:
             text += f", {len(self.orphans)} orphan prepared branch(es) resolved"
         return text
+
+
+def damage_in_doubt(damage: Damage) -> InDoubt:
+    """The in-doubt entry for a transaction found damaged: nothing known is invented."""
+    return InDoubt(damage.name, "*", None, DAMAGED, damage.reason, 0, damaged=True, lsn=damage.lsn)
+
+
+def damage_action(damage: Damage) -> TransactionAction:
+    """What a recovery pass does with a damaged transaction: nothing, and says so."""
+    where = f"LSN {damage.lsn}" if damage.lsn is not None else "its index entry"
+    return TransactionAction(
+        txid=damage.name,
+        mode=None,
+        state_before=damage.state or "unknown",
+        action=f"damaged at {where}: left alone",
+        outcome=None,
+        finished=False,
+        pending=damage.participants or ("*",),
+    )

@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..history import TransactionView, replay
+from ..history import TransactionView
 from ..registry import ParticipantRegistry
 from ..wal.store import LogStore
+from ..wal.unfinished import Damage, load_unfinished
 from .engine import plan
-from .report import InDoubt, RecoveryReport
+from .report import InDoubt, RecoveryReport, damage_in_doubt
 
 __all__ = ["in_doubt_of", "recover"]
 
@@ -32,11 +33,10 @@ def recover(
     if dry_run:
         store = LogStore(log_path, readonly=True)
         try:
-            views = [replay(store.records_of(txid)) for txid in store.unfinished_txids()]
+            views, damaged = load_unfinished(store)
         finally:
             store.close()
-        views.sort(key=lambda v: v.created_at)
-        return plan(views, registry)
+        return plan(views, registry, damaged)
     from ..coordinator.core import TransactionCoordinator
 
     options = {
@@ -54,8 +54,9 @@ def recover(
         coordinator.close()
 
 
-def in_doubt_of(views: Iterable[TransactionView]) -> list[InDoubt]:
-    """Every pending participant of the given unfinished transactions."""
+def in_doubt_of(views: Iterable[TransactionView], damaged: Iterable[Damage] = ()) -> list[InDoubt]:
+    """Every pending participant of the given unfinished transactions, then one entry per
+    damaged transaction (:func:`~dtc_wal.recovery.report.damage_in_doubt`)."""
     out: list[InDoubt] = []
     for view in views:
         if view.state.finished:
@@ -64,4 +65,5 @@ def in_doubt_of(views: Iterable[TransactionView]) -> list[InDoubt]:
         members = view.pending() if view.state.decided else view.ordered()
         for p in members:
             out.append(InDoubt(view.txid, p.name, outcome, p.state.value, p.last_error, p.attempts))
+    out.extend(damage_in_doubt(d) for d in damaged)
     return out

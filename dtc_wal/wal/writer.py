@@ -25,12 +25,19 @@ from pathlib import Path
 
 import lmdb
 
-from ..errors import CoordinatorClosedError, DtcError, InvalidTransitionError, LogError
+from ..errors import (
+    CoordinatorClosedError,
+    DtcError,
+    InvalidTransitionError,
+    LogError,
+    TransactionDamagedError,
+)
 from ..fault_injection import points
 from ..history import ParticipantView, TransactionView, replay
 from ..records import LogRecord, encode_record, lsn_key
 from ..states import RecordType
 from .store import MIB, DirectoryLock, LogStore, put_summary
+from .unfinished import Damage, load_unfinished
 
 __all__ = ["WriteAheadLog"]
 
@@ -97,6 +104,7 @@ class WriteAheadLog:
             store = LogStore(path, map_size=map_size, max_map_size=max_map_size, sync=sync)
             self.store = store
             self._views: dict[str, TransactionView] = {}
+            self._damaged: dict[str, Damage] = {}  # set once here, never changed
             self._load_unfinished()
         except BaseException:
             # LMDB refuses a second open of one environment in a process: close it, so a
@@ -121,18 +129,23 @@ class WriteAheadLog:
     # -- start-up -----------------------------------------------------------------------
 
     def _load_unfinished(self) -> None:
-        """Rebuild every unfinished transaction from its records (never the history)."""
-        for txid in self.store.unfinished_txids():
-            records = self.store.records_of(txid)
-            if not records:
-                raise LogError(f"index lists unfinished transaction {txid} with no records")
-            try:
-                self._views[txid] = replay(records)
-            except InvalidTransitionError as exc:
-                raise InvalidTransitionError(
-                    f"log at {self.store.path} holds an impossible history: {exc}; run "
-                    "`dtc verify` and see docs/recovery.md (repair)"
-                ) from exc
+        """Rebuild every unfinished transaction from its records (never the history).
+
+        A transaction whose records or index entry cannot be read back is kept aside as
+        damaged (:meth:`damaged`), logged at ERROR once here; the others load as usual.
+        """
+        views, damaged = load_unfinished(self.store)
+        self._views = {v.txid: v for v in views}
+        for damage in damaged:
+            self._damaged[damage.name] = damage
+            log.error(
+                "txid=%s damaged in the log at %s, left unfinished and in doubt (recovery "
+                "will not touch it): %s",
+                damage.name,
+                f"LSN {damage.lsn}" if damage.lsn is not None else "its index entry",
+                damage.reason,
+                extra={"txid": damage.name, "lsn": damage.lsn},
+            )
 
     # -- queries --------------------------------------------------------------------------
 
@@ -143,14 +156,27 @@ class WriteAheadLog:
         return sorted(views, key=lambda v: (v.created_at, v.lsns[:1]))
 
     def unfinished_count(self) -> int:
-        """How many transactions the log does not show completed (no copies made)."""
+        """How many transactions the log does not show completed, damaged ones included
+        (no copies made)."""
         with self._mu:
-            return len(self._views)
+            return len(self._views) + len(self._damaged)
+
+    def damaged(self) -> list[Damage]:
+        """The unfinished transactions found damaged at open (never driven), in index order."""
+        return list(self._damaged.values())
+
+    def _refuse_damaged(self, txid: str) -> None:
+        damage = self._damaged.get(txid)
+        if damage is not None:
+            raise TransactionDamagedError(txid, damage.lsn, damage.reason, str(self.store.path))
 
     def view(self, txid: str) -> TransactionView | None:
-        """The log's view of one transaction (a copy), finished or not; None when unknown."""
+        """The log's view of one transaction (a copy), finished or not; None when unknown.
+
+        Raises :class:`TransactionDamagedError` for a transaction found damaged at open."""
         if not isinstance(txid, str):
             return None  # never a transaction id; the txid index is keyed by str
+        self._refuse_damaged(txid)
         with self._mu:
             live = self._views.get(txid)
             if live is not None:
@@ -310,6 +336,7 @@ class WriteAheadLog:
             view = _copy_view(live)
             view.apply(record, lsn)
             return view
+        self._refuse_damaged(record.txid)
         if record.type is not RecordType.BEGUN:
             known = self.store.summary(record.txid, txn)
             why = "it is already finished" if known else "it was never begun"
