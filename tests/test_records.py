@@ -13,7 +13,12 @@ from helpers import record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dtc_wal.errors import LogCorruptError, UnencodableDataError, UnsupportedFormatError
+from dtc_wal.errors import (
+    LogCorruptError,
+    TransactionDamagedError,
+    UnencodableDataError,
+    UnsupportedFormatError,
+)
 from dtc_wal.records import (
     FORMAT_VERSION,
     HEADER,
@@ -310,7 +315,9 @@ def _log_with_unfinished_and_finished(log_dir: Path) -> tuple[list[int], list[in
         "field-type",
     ],
 )
-def test_damaged_record_of_unfinished_transaction_stops_reopen(log_dir: Path, damage: str) -> None:
+def test_damaged_record_of_unfinished_transaction_is_put_aside_at_reopen(
+    log_dir: Path, damage: str
+) -> None:
     (_, enlisted_lsn), _ = _log_with_unfinished_and_finished(log_dir)
     good = encode_record(
         record(RecordType.ENLISTED, "tx-open", participant="p", mode=Mode.TWO_PHASE)
@@ -334,22 +341,26 @@ def test_damaged_record_of_unfinished_transaction_stops_reopen(log_dir: Path, da
         body = {"k": 2, "x": "tx-open", "t": 1.0, "p": "p", "m": "2pc", "a": [1]}
         value, error = frame(pack(body)), LogCorruptError
     _rewrite(log_dir, enlisted_lsn, value)
+    with pytest.raises(error, match=f"LSN {enlisted_lsn}"):
+        decode_record(value, enlisted_lsn)
 
-    with pytest.raises(error, match=f"LSN {enlisted_lsn}") as info:
-        WriteAheadLog(log_dir)
-    assert info.value.lsn == enlisted_lsn
-    # The failed open released the directory lock: a second try fails the same way
-    # (not with LogLockedError).
-    with pytest.raises(error):
-        WriteAheadLog(log_dir)
+    for _ in range(2):  # the open succeeds, the damage stays, a reopen says the same
+        with WriteAheadLog(log_dir) as wal:
+            [damaged] = wal.damaged()
+            assert (damaged.txid, damaged.lsn) == ("tx-open", enlisted_lsn)
+            assert wal.unfinished() == []
+            with pytest.raises(TransactionDamagedError, match=f"LSN {enlisted_lsn}") as info:
+                wal.view("tx-open")
+            assert info.value.lsn == enlisted_lsn
 
 
-def test_missing_record_of_unfinished_transaction_stops_reopen(log_dir: Path) -> None:
+def test_missing_record_of_unfinished_transaction_is_put_aside_at_reopen(log_dir: Path) -> None:
     (_, enlisted_lsn), _ = _log_with_unfinished_and_finished(log_dir)
     _rewrite(log_dir, enlisted_lsn, None)
-    with pytest.raises(LogCorruptError, match=f"LSN {enlisted_lsn} is missing") as info:
-        WriteAheadLog(log_dir)
-    assert info.value.lsn == enlisted_lsn
+    with WriteAheadLog(log_dir) as wal:
+        [damaged] = wal.damaged()
+        assert (damaged.txid, damaged.lsn) == ("tx-open", enlisted_lsn)
+        assert f"LSN {enlisted_lsn} is missing" in damaged.reason
 
 
 def test_damaged_record_of_finished_transaction_is_not_read_at_open(log_dir: Path) -> None:

@@ -122,12 +122,11 @@ def damage_in_doubt(damage: Damage) -> InDoubt:
 
 def damage_action(damage: Damage) -> TransactionAction:
     """What a recovery pass does with a damaged transaction: nothing, and says so."""
-    where = f"LSN {damage.lsn}" if damage.lsn is not None else "its index entry"
     return TransactionAction(
         txid=damage.name,
         mode=None,
         state_before=damage.state or "unknown",
-        action=f"damaged at {where}: left alone",
+        action=f"damaged at {damage.where}: left alone",
         outcome=None,
         finished=False,
         pending=damage.participants or ("*",),

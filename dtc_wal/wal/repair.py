@@ -1,9 +1,9 @@
 """Repair a damaged log: keep a byte-exact copy first, then remove what cannot be trusted.
 
 A record that fails its checksum, or breaks the transition table, in an *unfinished*
-transaction stops start-up (:class:`~dtc_wal.errors.LogCorruptError` naming the LSN,
-or :class:`~dtc_wal.errors.InvalidTransitionError` naming the transaction): recovery cannot
-follow a history it cannot read, and it never guesses. The way out (docs/recovery.md,
+transaction puts that transaction in doubt at start-up (:mod:`dtc_wal.wal.unfinished`):
+recovery cannot follow a history it cannot read, and it never guesses, so the transaction
+stays unfinished, untouched, until an operator settles it. The way out (docs/recovery.md,
 "Repairing a damaged log"):
 
 1. :func:`backup_log` -- a byte-exact copy of ``data.mdb`` next to the log, taken under the
@@ -11,7 +11,7 @@ follow a history it cannot read, and it never guesses. The way out (docs/recover
    one itself before it changes anything.
 2. :func:`drop_transaction` -- collects the evidence (the index summary, every readable
    record of the transaction, the damaged LSNs), then removes that transaction's records
-   and index entries in one LMDB write transaction. The coordinator opens again.
+   and index entries in one LMDB write transaction. It is no longer in doubt.
 3. The operator settles the dropped transaction's participants by hand, from the evidence
    in the returned :class:`RepairReport` (participants, factories, params, last known
    states): the log no longer knows it, so recovery will not.

@@ -208,18 +208,32 @@ class LogStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _meta_int(self, txn: lmdb.Transaction, key: bytes) -> int | None:
+        """An 8-byte meta value; a damaged one stops a writer (readers go on: `dtc verify`
+        reports it). The meta table is the log's own state, not one transaction's."""
+        raw = txn.get(key, db=self.meta)
+        if raw is None or len(raw) == 8:
+            return None if raw is None else key_lsn(bytes(raw))
+        if self.readonly:
+            return None
+        raise LogCorruptError(
+            f"log at {self.path}: meta/{key.decode()} is {len(raw)} bytes, not 8 -- the log's "
+            "own meta table is damaged, so no coordinator may write to it (it could reuse "
+            "LSNs or misread the format). Keep a copy (`dtc backup`), see `dtc verify`, and "
+            "restore data.mdb from a good backup"
+        )
+
     def _read_last_lsn(self) -> int:
         with self.env.begin(write=not self.readonly) as txn:
-            fmt = txn.get(b"format", db=self.meta)
-            if fmt is None and not self.readonly:
+            fmt = self._meta_int(txn, b"format")
+            if fmt is None and not self.readonly and txn.get(b"format", db=self.meta) is None:
                 txn.put(b"format", lsn_key(FORMAT_VERSION), db=self.meta)
-            elif fmt is not None and key_lsn(fmt) != FORMAT_VERSION:
+            elif fmt is not None and fmt != FORMAT_VERSION:
                 raise LogCorruptError(
-                    f"log at {self.path} has format {key_lsn(fmt)}; this build reads "
+                    f"log at {self.path} has format {fmt}; this build reads "
                     f"{FORMAT_VERSION}: use a matching dtc-wal version"
                 )
-            raw = txn.get(b"last-lsn", db=self.meta)
-            last = key_lsn(raw) if raw else 0
+            last = self._meta_int(txn, b"last-lsn") or 0
             with txn.cursor(db=self.records) as cur:
                 if cur.last():
                     key = bytes(cur.key())

@@ -58,9 +58,13 @@ class Damage:
             return self.txid
         return f"<unreadable txid {self.key.hex()}>"
 
+    @property
+    def where(self) -> str:
+        """``LSN n``, or ``its index entry`` when that is what is damaged."""
+        return f"LSN {self.lsn}" if self.lsn is not None else "its index entry"
+
     def __str__(self) -> str:
-        where = f"LSN {self.lsn}" if self.lsn is not None else "its index entry"
-        return f"{self.name} damaged at {where}: {self.reason}"
+        return f"{self.name} damaged at {self.where}: {self.reason}"
 
 
 def load_unfinished(store: LogStore) -> tuple[list[TransactionView], list[Damage]]:

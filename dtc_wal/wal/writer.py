@@ -142,7 +142,7 @@ class WriteAheadLog:
                 "txid=%s damaged in the log at %s, left unfinished and in doubt (recovery "
                 "will not touch it): %s",
                 damage.name,
-                f"LSN {damage.lsn}" if damage.lsn is not None else "its index entry",
+                damage.where,
                 damage.reason,
                 extra={"txid": damage.name, "lsn": damage.lsn},
             )

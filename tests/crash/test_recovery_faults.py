@@ -24,10 +24,9 @@ from dtc_wal import (
     TxState,
 )
 from dtc_wal.errors import (
-    InvalidTransitionError,
-    LogCorruptError,
     LogFullError,
     LogLockedError,
+    TransactionDamagedError,
     TransactionStateError,
     UnknownTransactionError,
 )
@@ -204,18 +203,33 @@ def _flip_last_byte(value: bytes) -> bytes:
     return value[:-1] + bytes([value[-1] ^ 0xFF])
 
 
-def test_corrupted_record_stops_startup_naming_its_lsn(
-    case: Case, opened: list[TransactionCoordinator]
+def test_a_damaged_record_puts_only_its_transaction_in_doubt_after_a_kill(
+    case: Case, opened: list[TransactionCoordinator], caplog: pytest.LogCaptureFixture
 ) -> None:
-    txid = _killed(case, "2pc-commit", "prepare.after-all")
-    lsn = _rewrite_record(case.log, txid, 2, _flip_last_byte)
-    for _ in range(2):  # the failed open released the log: a second try says the same
-        with pytest.raises(LogCorruptError) as info:
-            _open(case, opened)
-        assert info.value.lsn == lsn
-        assert f"LSN {lsn}" in str(info.value) and "checksum" in str(info.value)
-    # start-up stopped before touching anyone: the participants still hold it prepared
-    assert set(read_states(case.state).states[txid].values()) == {PREPARED}
+    """Two commits left incomplete (p1 failed its commits), a third killed before its
+    decision; then one record of the second is damaged. The restart recovers the other two
+    and leaves the damaged one in doubt, untouched, on every open."""
+    run = case.run("2pc-incomplete", count=3, crash_at="prepare.after-all:3")
+    assert run.killed_by_sigkill, run.describe()
+    first, second = [line.split()[1] for line in case.acks.read_text().splitlines()]
+    [third] = set(read_states(case.state).states) - {first, second}
+    lsn = _rewrite_record(case.log, second, 2, _flip_last_byte)  # p1's ENLISTED record
+    for _ in range(2):  # the damage stays where it is: a second open says the same
+        with caplog.at_level(logging.ERROR, logger="dtc_wal.wal"):
+            coord = _open(case, opened)
+        [doubt] = coord.in_doubt()
+        assert (doubt.txid, doubt.damaged, doubt.lsn) == (second, True, lsn)
+        assert f"LSN {lsn}" in (doubt.error or "") and "checksum" in (doubt.error or "")
+        assert coord.state(first) is TxState.COMMITTED
+        assert coord.state(third) is TxState.ABORTED
+        coord.close()
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR and second in r.message]
+    assert len(logged) == 2  # once per open
+    states = read_states(case.state).states
+    assert set(states[first].values()) == {COMMITTED}
+    assert set(states[third].values()) == {ROLLED_BACK}
+    assert states[second] == {"p0": COMMITTED, "p1": PREPARED, "p2": COMMITTED}  # untouched
+    assert [p.lsn for p in verify_log(case.log).problems if p.check == "record"] == [lsn]
 
 
 def test_repair_keeps_a_copy_then_drops_the_damaged_transaction(
@@ -251,15 +265,19 @@ def test_repair_keeps_a_copy_then_drops_the_damaged_transaction(
         drop_transaction(case.log, txid)  # gone
 
 
-def test_impossible_transition_stops_startup_naming_the_transaction(
+def test_an_impossible_transition_puts_its_transaction_in_doubt(
     case: Case, opened: list[TransactionCoordinator]
 ) -> None:
     txid = _killed(case, "2pc-commit", "prepare.after-all")
     forged = LogRecord(RecordType.ACKNOWLEDGED, txid, 0.0, participant="p0", outcome=Outcome.COMMIT)
-    _rewrite_record(case.log, txid, 2, encode_record(forged))  # a valid CRC, a wrong order
-    with pytest.raises(InvalidTransitionError) as info:
-        _open(case, opened)
-    assert txid in str(info.value) and "ACKNOWLEDGED" in str(info.value)
+    lsn = _rewrite_record(case.log, txid, 2, encode_record(forged))  # a valid CRC, a wrong order
+    coord = _open(case, opened)
+    [doubt] = coord.in_doubt()
+    assert (doubt.txid, doubt.damaged, doubt.lsn) == (txid, True, lsn)
+    assert "ACKNOWLEDGED" in (doubt.error or "")
+    with pytest.raises(TransactionDamagedError, match="dtc repair"):
+        coord.resolve(txid, "abort", reason="by hand")
+    coord.close()
     assert set(read_states(case.state).states[txid].values()) == {PREPARED}
 
 
