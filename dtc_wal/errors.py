@@ -191,7 +191,9 @@ class LogFullError(LogError):
 
 
 class LogCorruptError(LogError):
-    """A record failed its integrity check; start-up stops rather than skip it."""
+    """A record, an index entry or the log's meta failed its integrity check; it is never
+    skipped. Damage to one transaction puts only that one in doubt
+    (:class:`TransactionDamagedError`); damage to the log's meta stops the open."""
 
     def __init__(self, message: str, lsn: int | None = None) -> None:
         self.lsn = lsn

@@ -39,7 +39,8 @@ class Operations(CoordinatorBase):
         return self.transaction(txid).state
 
     def unfinished(self) -> list[TransactionView]:
-        """Every transaction the log does not show completed, oldest first."""
+        """Every transaction the log does not show completed, oldest first (except those
+        found damaged at open: :meth:`in_doubt` reports them)."""
         self.wal.flush()
         return self.wal.unfinished()
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 
 from ..coordinator.driver import Driver
 from ..coordinator.live import LiveTransaction, Member
-from ..errors import LogCorruptError
+from ..errors import LogCorruptError, TransactionDamagedError
 from ..history import TransactionView
 from ..participant import as_participant, as_saga_step
 from ..registry import ParticipantRegistry
@@ -221,13 +221,14 @@ class RecoveryEngine:
                 try:
                     view = self.wal.view(txid)
                 except LogCorruptError as exc:  # damaged: never guess its outcome
-                    log.error(
-                        "txid=%s resource %s: prepared branch left alone: %s",
-                        txid,
-                        name,
-                        exc,
-                        extra={"txid": txid},
-                    )
+                    if not isinstance(exc, TransactionDamagedError):  # else logged at open
+                        log.error(
+                            "txid=%s resource %s: prepared branch left alone: %s",
+                            txid,
+                            name,
+                            exc,
+                            extra={"txid": txid},
+                        )
                     report.in_doubt.append(InDoubt(txid, name, None, "prepared", f"{exc}", 0))
                     continue
                 if view is not None and view.state is TxState.ACTIVE:
