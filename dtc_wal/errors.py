@@ -14,6 +14,7 @@ from collections.abc import Sequence
 __all__ = [
     "CommitIncompleteError",
     "CoordinatorClosedError",
+    "DataTooLargeError",
     "DtcError",
     "DuplicateFactoryError",
     "DuplicateParticipantError",
@@ -88,7 +89,19 @@ class InvalidParticipantError(DtcError, TypeError):
 
 
 class UnencodableDataError(DtcError, TypeError):
-    """Data or params that msgpack cannot encode; nothing was sent or logged."""
+    """Data, params or a name the log could not read back equal (docs/protocol.md, "What
+    the log accepts"); the message names the offending value's path. Nothing was sent or
+    logged."""
+
+
+class DataTooLargeError(UnencodableDataError):
+    """Data or params larger, encoded, than the coordinator's ``max_data_bytes``; nothing
+    was sent or logged. ``size`` and ``limit`` are in bytes."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
 
 
 class UnknownFactoryError(DtcError, LookupError):

@@ -32,8 +32,8 @@ from .states import Mode, Outcome, RecordType
 __all__ = [
     "FORMAT_VERSION",
     "HEADER",
+    "EncodedMap",
     "LogRecord",
-    "check_encodable",
     "decode_record",
     "encode_record",
     "frame",
@@ -105,18 +105,42 @@ def pack(obj: Any) -> bytes:
 
 
 def unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+    """Decode msgpack as every dtc-wal reader does (tolerant of what format 1 may hold).
 
-
-def check_encodable(value: Any, what: str) -> bytes:
-    """Encode ``value`` or raise :class:`UnencodableDataError` naming ``what``."""
+    Keys need not be str: format-1 logs written before the write-side check
+    (docs/protocol.md, "What the log accepts") may hold int, nil or bytes keys inside
+    ``data`` and ``params``, and array keys (from tuples) -- those read back as tuples.
+    """
     try:
-        return pack(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise UnencodableDataError(
-            f"{what} cannot be written to the log ({exc}); pass only None, bool, int, "
-            "float, str, bytes, lists and dicts of those"
-        ) from exc
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        # An array used as a map key: the slow path, taken only for such old records.
+        return msgpack.unpackb(
+            data, raw=False, strict_map_key=False, use_list=True, object_pairs_hook=_pairs
+        )
+
+
+def _pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_hashable(k): v for k, v in pairs}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+class EncodedMap(dict[str, Any]):
+    """A dict checked by :func:`dtc_wal.log_values.encode_mapping`, carrying its msgpack
+    encoding in ``packed``.
+
+    :func:`encode_record` splices ``packed`` into the record instead of packing the dict
+    again: the check costs the only encoding, and the log holds exactly what was checked
+    even if a participant changes the dict (it receives it as ``data``) meanwhile.
+    """
+
+    __slots__ = ("packed",)
+    packed: bytes
 
 
 _HEAD = struct.Struct(">BI")
@@ -191,6 +215,8 @@ class LogRecord:
 
 
 _SHORTS = tuple(short for _, short in _FIELDS)
+_K_DATA = dict(_FIELDS)["data"]
+_PACKED_K_DATA = pack(_K_DATA)
 _VALUES = operator.attrgetter(*(name for name, _ in _FIELDS))  # one C call for all fields
 
 
@@ -201,39 +227,82 @@ def encode_record(record: LogRecord) -> bytes:
         {short: v for short, v in zip(_SHORTS, _VALUES(record), strict=True) if v is not None}
     )
     try:
-        payload = pack(body)
+        data = record.data
+        payload = _pack_with(body, data) if type(data) is EncodedMap else pack(body)
     except (TypeError, ValueError, OverflowError) as exc:
         # A DtcError, so the group-commit writer refuses this record's append alone.
         raise UnencodableDataError(
             f"{record.type.name} record of transaction {record.txid} cannot be written to "
             f"the log ({exc}); pass only None, bool, int, float, str, bytes, lists and "
-            "dicts of those"
+            'str-keyed dicts of those (docs/protocol.md, "What the log accepts")'
         ) from exc
     return frame(payload)
+
+
+def _pack_with(body: dict[str, Any], data: EncodedMap) -> bytes:
+    """``pack(body)`` with ``data``'s bytes put in as field ``d``, not packed again.
+
+    ``d`` goes last (a decided-commit record has no field after it anyway, so the bytes
+    equal ``pack(body)``). Invariant: a body has at most 14 keys (the type and 13 fields),
+    so it packs as a fixmap: one header byte, 0x80 | count, then the pairs.
+    """
+    del body[_K_DATA]
+    head = pack(body)
+    return b"".join((bytes((head[0] + 1,)), head[1:], _PACKED_K_DATA, data.packed))
 
 
 def decode_record(value: bytes, lsn: int | None = None) -> LogRecord:
     payload = unframe(value, lsn)
     try:
-        body = unpack(payload)
-        if not isinstance(body, dict):
-            raise TypeError("payload is not a map")
-        kwargs: dict[str, Any] = {_BY_SHORT[k]: v for k, v in body.items() if k != _K_TYPE}
-        kwargs["type"] = RecordType(body[_K_TYPE])
-        if "mode" in kwargs:
-            kwargs["mode"] = Mode(kwargs["mode"])
-        if "outcome" in kwargs:
-            kwargs["outcome"] = Outcome(kwargs["outcome"])
-        if not isinstance(kwargs.get("txid"), str) or not isinstance(kwargs.get("at"), int | float):
-            raise TypeError("missing txid or time")
-        for name, kind in _FIELD_TYPES.items():
-            if name in kwargs and not isinstance(kwargs[name], kind):
-                raise TypeError(f"field {name} is a {type(kwargs[name]).__name__}")
-        return LogRecord(**kwargs)
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        return _decode_payload(payload)
+    except _BadPayload as exc:
         where = f"record at LSN {lsn}" if lsn is not None else "record"
         raise LogCorruptError(
-            f"{where} passes its checksum but its payload is not a valid record ({exc}); "
-            "it was written by an incompatible writer -- run `dtc verify`",
+            f"{where} passes its checksum but is not a valid version-{FORMAT_VERSION} record: "
+            f"{exc}; run `dtc verify` and see docs/recovery.md (repair)",
             lsn,
-        ) from exc
+        ) from exc.__cause__
+
+
+class _BadPayload(Exception):
+    """What is wrong with a payload that passed its checksum."""
+
+
+def _decode_payload(payload: bytes) -> LogRecord:
+    try:
+        body = unpack(payload)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise _BadPayload(f"its payload is not msgpack ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(body, dict):
+        raise _BadPayload(f"its payload is a msgpack {type(body).__name__}, not a map")
+    unknown = [k for k in body if k != _K_TYPE and k not in _BY_SHORT]
+    if unknown:
+        raise _BadPayload(f"it has an unknown field {unknown[0]!r}")
+    kwargs: dict[str, Any] = {_BY_SHORT[k]: v for k, v in body.items() if k != _K_TYPE}
+    if _K_TYPE not in body:
+        raise _BadPayload("it has no record type (field 'k')")
+    try:
+        kwargs["type"] = RecordType(body[_K_TYPE])
+    except (ValueError, TypeError):
+        raise _BadPayload(f"its record type {body[_K_TYPE]!r} is unknown") from None
+    for name, kind in (("mode", Mode), ("outcome", Outcome)):
+        if name in kwargs:
+            try:
+                kwargs[name] = kind(kwargs[name])
+            except (ValueError, TypeError):
+                raise _BadPayload(f"its {name} {kwargs[name]!r} is unknown") from None
+    if not isinstance(kwargs.get("txid"), str):
+        raise _BadPayload(_wrong("txid", kwargs.get("txid"), "str"))
+    if not isinstance(kwargs.get("at"), int | float):
+        raise _BadPayload(_wrong("at", kwargs.get("at"), "number"))
+    for name, expected in _FIELD_TYPES.items():
+        if name in kwargs and not isinstance(kwargs[name], expected):
+            raise _BadPayload(_wrong(name, kwargs[name], expected.__name__))
+    return LogRecord(**kwargs)
+
+
+def _wrong(name: str, value: object, expected: str) -> str:
+    if value is None:
+        return f"field {name} is missing"
+    kind = type(value).__name__
+    return f"field {name} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a {expected}"

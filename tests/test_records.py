@@ -23,7 +23,6 @@ from dtc_wal.records import (
     FORMAT_VERSION,
     HEADER,
     LogRecord,
-    check_encodable,
     decode_record,
     encode_record,
     frame,
@@ -250,14 +249,6 @@ def test_encoding_an_unencodable_record_raises_a_dtc_error() -> None:
     bad = LogRecord(RecordType.DECIDED_COMMIT, "tx-z", 0.0, data={"when": object()})
     with pytest.raises(UnencodableDataError, match="DECIDED_COMMIT record of transaction tx-z"):
         encode_record(bad)
-
-
-def test_check_encodable() -> None:
-    assert check_encodable({"a": [1, "x", b"y", None, 2.5]}, "data")
-    with pytest.raises(UnencodableDataError, match="data cannot be written to the log"):
-        check_encodable({"a": object()}, "data")
-    with pytest.raises(UnencodableDataError):
-        check_encodable({"big": 2**70}, "params")
 
 
 # --- damage inside a real log ----------------------------------------------------------

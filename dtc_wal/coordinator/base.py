@@ -5,15 +5,13 @@ together (joining.py, operations.py, core.py)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..clock import Clock
 from ..errors import (
     CoordinatorClosedError,
     TransactionFinishedError,
     TransactionStateError,
-    UnencodableDataError,
     UnknownTransactionError,
 )
 from ..registry import ParticipantRegistry
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
     from .background import BackgroundRecovery
     from .driver import Driver
 
-__all__ = ["CoordinatorBase", "as_dict"]
+__all__ = ["CoordinatorBase"]
 
 
 class CoordinatorBase:
@@ -35,6 +33,7 @@ class CoordinatorBase:
     clock: Clock
     wal: WriteAheadLog
     zombie_timeout: float | None
+    max_data_bytes: int | None
     _driver: Driver
     _background: BackgroundRecovery
     _live: dict[str, LiveTransaction]
@@ -74,13 +73,3 @@ class CoordinatorBase:
             f"transaction {txid} is {view.state.value} and owned by recovery, not by a "
             "caller; see `dtc show` for its history"
         )
-
-
-def as_dict(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise UnencodableDataError(
-            f"{what} must be a mapping (a dict of str keys), not {type(value).__name__}"
-        )
-    return dict(value)

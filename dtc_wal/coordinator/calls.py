@@ -20,6 +20,7 @@ import tenacity
 
 from ..clock import Clock
 from ..errors import ParticipantTimeoutError, TransientError, VoteNo
+from ..log_values import loggable_text
 from .inline import InlineTracker
 
 __all__ = ["CallPolicy", "CallResult", "run_parallel"]
@@ -48,7 +49,8 @@ class CallResult:
     def error_text(self) -> str:
         if self.error is None:
             return ""
-        return f"{type(self.error).__name__}: {self.error}"
+        # Logged as the reason or a FAILED record: it must encode whatever it holds.
+        return loggable_text(f"{type(self.error).__name__}: {self.error}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from ..errors import (
     TransactionAborted,
     TransactionStateError,
 )
-from ..records import check_encodable
+from ..log_values import DEFAULT_MAX_DATA_BYTES, check_max_data_bytes, check_text, encode_mapping
 from ..recovery.report import RecoveryReport
 from ..recovery.workers import check_workers
 from ..registry import ParticipantRegistry
@@ -24,7 +24,6 @@ from ..states import Mode, Outcome
 from ..wal.store import MIB
 from ..wal.writer import WriteAheadLog
 from .background import BackgroundRecovery
-from .base import as_dict
 from .calls import DEFAULT_TRANSIENT, CallPolicy
 from .completer import CommitHandle, Completer
 from .driver import Driver
@@ -67,6 +66,9 @@ class TransactionCoordinator(Joining, Operations):
     * ``inline_threshold`` (0.5 ms, None: off) -- call consistently fast participants in
       the caller's thread.
     * ``one_phase`` (True) -- one-phase commit for a lone participant that supports it.
+    * ``max_data_bytes`` (1 MiB, None: no limit) -- the largest ``data`` of a commit, and
+      ``params`` of a participant, encoded; larger ones raise ``DataTooLargeError``
+      (docs/protocol.md, "What the log accepts").
 
     >>> import tempfile
     >>> from dtc_wal import TransactionCoordinator
@@ -107,12 +109,14 @@ class TransactionCoordinator(Joining, Operations):
         zombie_timeout: float | None = 300.0,
         inline_threshold: float | None = 0.0005,
         one_phase: bool = True,
+        max_data_bytes: int | None = DEFAULT_MAX_DATA_BYTES,
     ) -> None:
         if prepare_timeout is not None and prepare_timeout <= 0:
             raise ValueError("prepare_timeout must be positive (or None for no limit)")
         if phase2_timeout is not None and phase2_timeout <= 0:
             raise ValueError("phase2_timeout must be positive (or None for no limit)")
         check_workers(recovery_workers)  # before anything opens: a bad value leaks nothing
+        self.max_data_bytes = check_max_data_bytes(max_data_bytes)
         for option, value in (
             ("recovery_interval", recovery_interval),
             ("zombie_timeout", zombie_timeout),
@@ -219,16 +223,16 @@ class TransactionCoordinator(Joining, Operations):
         Raises :class:`TransactionAborted` when the outcome is rollback (``cause`` says
         why), :class:`CommitIncompleteError` when commit is decided and durable but some
         participant has not acknowledged yet (recovery finishes it), and
-        :class:`UnencodableDataError` -- with nothing sent and the transaction still open --
-        when msgpack cannot encode ``data``.
+        :class:`UnencodableDataError` (:class:`DataTooLargeError` past ``max_data_bytes``)
+        -- with nothing sent or logged and the transaction still open -- when the log could
+        not read ``data`` back equal (docs/protocol.md, "What the log accepts").
 
         With ``wait=False`` it returns a :class:`CommitHandle` as soon as the commit
         decision is durable; phase two runs in the background (batched for participants
         with ``commit_many``) and ``handle.wait()`` reports its end. Aborts still raise
         :class:`TransactionAborted` before returning.
         """
-        payload = as_dict(data, "data")
-        check_encodable(payload, "data")
+        payload = encode_mapping(data, "data", self.max_data_bytes)  # logged as checked
         tx = self._start_finishing(txid)
         in_background = False
         try:
@@ -327,6 +331,7 @@ class TransactionCoordinator(Joining, Operations):
         """Roll back an open transaction: every 2PC participant gets ``rollback``; saga
         steps never ran, so none is compensated. Returns when the decision is logged and
         delivered; participants whose rollback failed are left to recovery (logged)."""
+        check_text(reason, "reason")  # it is logged
         tx = self._start_finishing(txid)
         try:
             self._decide_abort(tx, reason)

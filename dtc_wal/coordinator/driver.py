@@ -114,7 +114,7 @@ class Driver(PhaseTwo):
         member.state = ParticipantState.PREPARED
         records = tx.opening_records(self.clock.now()) + self._unlogged_prepared(tx)
         tx.logged = True
-        records.append(self.record(RecordType.DECIDED_COMMIT, tx, data=dict(data) or None))
+        records.append(self.record(RecordType.DECIDED_COMMIT, tx, data=data or None))
         records.append(self._ack(tx, member, Outcome.COMMIT))
         records.append(self.record(RecordType.COMPLETED, tx))
         self.wal.append(records, wait=False)

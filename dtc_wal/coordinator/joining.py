@@ -13,10 +13,10 @@ from ..errors import (
     MixedTransactionError,
     TransactionStateError,
 )
+from ..log_values import check_text, encode_mapping
 from ..participant import CallableStep, as_participant, as_saga_step
-from ..records import check_encodable
 from ..states import Mode
-from .base import CoordinatorBase, as_dict
+from .base import CoordinatorBase
 from .live import LiveTransaction, Member, Phase
 
 __all__ = ["Joining"]
@@ -113,7 +113,7 @@ class Joining(CoordinatorBase):
         """Build a registry participant -- after checking the transaction, so a bad txid is
         reported before the factory runs (it may connect somewhere)."""
         self._get_live(txid)
-        check_encodable(as_dict(params, f"params of {factory!r}"), f"params of {factory!r}")
+        encode_mapping(params, f"params of {factory!r}", self.max_data_bytes)  # they are logged
         return self.registry.create(factory, params)
 
     def _join(
@@ -128,6 +128,7 @@ class Joining(CoordinatorBase):
     ) -> str:
         if not isinstance(name, str) or not name:
             raise InvalidParticipantError("a participant name is a non-empty string")
+        check_text(name, "the participant name")  # it is logged
         tx = self._get_live(txid)
         with tx.lock:
             if tx.phase is not Phase.OPEN:

@@ -28,6 +28,7 @@ from ..errors import (
     UnknownTransactionError,
 )
 from ..history import TransactionView
+from ..log_values import check_text
 from ..records import LogRecord
 from ..states import Outcome, ParticipantState, RecordType, TxState
 from ..wal.writer import WriteAheadLog
@@ -59,6 +60,9 @@ def resolve_transaction(
     """Record an operator's decision; return the transaction's view afterwards."""
     if outcome not in (Outcome.COMMIT, Outcome.ROLLBACK):
         raise ValueError("an operator resolves to commit or rollback")
+    check_text(reason, "reason")  # both are logged
+    if actor is not None:
+        check_text(actor, "actor")
     if not reason or not reason.strip():
         raise ValueError("say why: a resolution needs a reason for the log")
     actor = actor or default_actor()
