@@ -272,7 +272,8 @@ def _decode_payload(payload: bytes) -> LogRecord:
     try:
         body = unpack(payload)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise _BadPayload(f"its payload is not msgpack ({type(exc).__name__}: {exc})") from exc
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise _BadPayload(f"its payload is not msgpack ({detail})") from exc
     if not isinstance(body, dict):
         raise _BadPayload(f"its payload is a msgpack {type(body).__name__}, not a map")
     unknown = [k for k in body if k != _K_TYPE and k not in _BY_SHORT]
@@ -304,5 +305,9 @@ def _decode_payload(payload: bytes) -> LogRecord:
 def _wrong(name: str, value: object, expected: str) -> str:
     if value is None:
         return f"field {name} is missing"
-    kind = type(value).__name__
-    return f"field {name} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a {expected}"
+    return f"field {name} is {_a(type(value).__name__)}, not {_a(expected)}"
+
+
+def _a(noun: str) -> str:
+    noun = {"dict": "map"}.get(noun, noun)
+    return f"{'an' if noun[:1] in tuple('aeiou') else 'a'} {noun}"

@@ -180,23 +180,29 @@ def test_unknown_format_version(version: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "what"),
     [
-        [1, 2, 3],  # not a map
-        {"x": "t", "t": 0.0},  # no record type
-        {"k": 99, "x": "t", "t": 0.0},  # unknown record type
-        {"k": 1, "t": 0.0},  # no txid
-        {"k": 1, "x": "t"},  # no time
-        {"k": 1, "x": 7, "t": 0.0},  # txid not a string
-        {"k": 1, "x": "t", "t": "noon"},  # time not a number
-        {"k": 1, "x": "t", "t": 0.0, "zz": 1},  # unknown field
-        {"k": 2, "x": "t", "t": 0.0, "m": "3pc"},  # unknown mode
-        {"k": 6, "x": "t", "t": 0.0, "o": "maybe"},  # unknown outcome
-        {"k": 2, "x": "t", "t": 0.0, "p": "a", "m": "2pc", "a": [1, 2]},  # params a list
-        {"k": 2, "x": "t", "t": 0.0, "p": "a", "m": "2pc", "n": "first"},  # order a str
-        {"k": 3, "x": "t", "t": 0.0, "p": 5},  # participant an int
-        {"k": 8, "x": "t", "t": 0.0, "p": "a", "c": "many"},  # attempts a str
-        {"k": 5, "x": "t", "t": 0.0, "r": ["why"]},  # reason a list
+        ([1, 2, 3], "its payload is a msgpack list, not a map"),
+        ({"x": "t", "t": 0.0}, "it has no record type (field 'k')"),
+        ({"k": 99, "x": "t", "t": 0.0}, "its record type 99 is unknown"),
+        ({"k": 1, "t": 0.0}, "field txid is missing"),
+        ({"k": 1, "x": "t"}, "field at is missing"),
+        ({"k": 1, "x": 7, "t": 0.0}, "field txid is an int, not a str"),
+        ({"k": 1, "x": "t", "t": "noon"}, "field at is a str, not a number"),
+        ({"k": 1, "x": "t", "t": 0.0, "zz": 1}, "it has an unknown field 'zz'"),
+        ({"k": 2, "x": "t", "t": 0.0, "m": "3pc"}, "its mode '3pc' is unknown"),
+        ({"k": 6, "x": "t", "t": 0.0, "o": "maybe"}, "its outcome 'maybe' is unknown"),
+        (
+            {"k": 2, "x": "t", "t": 0.0, "p": "a", "m": "2pc", "a": [1, 2]},
+            "field params is a list, not a map",
+        ),
+        (
+            {"k": 2, "x": "t", "t": 0.0, "p": "a", "m": "2pc", "n": "first"},
+            "field order is a str, not an int",
+        ),
+        ({"k": 3, "x": "t", "t": 0.0, "p": 5}, "field participant is an int, not a str"),
+        ({"k": 8, "x": "t", "t": 0.0, "p": "a", "c": "many"}, "field attempts is a str, not"),
+        ({"k": 5, "x": "t", "t": 0.0, "r": ["why"]}, "field reason is a list, not a str"),
     ],
     ids=[
         "not-a-map",
@@ -216,18 +222,22 @@ def test_unknown_format_version(version: int) -> None:
         "reason-type",
     ],
 )
-def test_payload_passes_crc_but_is_not_a_record(body: object) -> None:
+def test_payload_passes_crc_but_is_not_a_record(body: object, what: str) -> None:
     value = frame(pack(body))
     assert unframe(value)  # the frame itself is sound
     with pytest.raises(LogCorruptError, match="LSN 21 passes its checksum") as info:
         decode_record(value, lsn=21)
     assert info.value.lsn == 21
     assert type(info.value) is LogCorruptError
+    message = str(info.value)
+    assert f"is not a valid version-1 record: {what}" in message  # what failed
+    assert "run `dtc verify` and see docs/recovery.md" in message  # what to do
+    assert "incompatible writer" not in message  # the version matched: no other writer
 
 
 def test_payload_that_is_not_msgpack() -> None:
     value = frame(b"\xc1")  # 0xc1 is never valid msgpack
-    with pytest.raises(LogCorruptError, match="LSN 2 passes its checksum") as info:
+    with pytest.raises(LogCorruptError, match=r"LSN 2 passes .* payload is not msgpack") as info:
         decode_record(value, lsn=2)
     assert info.value.lsn == 2
 
