@@ -258,7 +258,7 @@ def decode_record(value: bytes, lsn: int | None = None) -> LogRecord:
     except _BadPayload as exc:
         where = f"record at LSN {lsn}" if lsn is not None else "record"
         raise LogCorruptError(
-            f"{where} passes its checksum but is not a valid version-{FORMAT_VERSION} record: "
+            f"{where} passes its checksum but is not a valid record of format {FORMAT_VERSION}: "
             f"{exc}; run `dtc verify` and see docs/recovery.md (repair)",
             lsn,
         ) from exc.__cause__

@@ -230,7 +230,7 @@ def test_payload_passes_crc_but_is_not_a_record(body: object, what: str) -> None
     assert info.value.lsn == 21
     assert type(info.value) is LogCorruptError
     message = str(info.value)
-    assert f"is not a valid version-1 record: {what}" in message  # what failed
+    assert f"is not a valid record of format 1: {what}" in message  # what failed
     assert "run `dtc verify` and see docs/recovery.md" in message  # what to do
     assert "incompatible writer" not in message  # the version matched: no other writer
 
