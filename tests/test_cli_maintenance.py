@@ -129,9 +129,33 @@ def test_recover_dry_run_names_factories_missing_from_the_registry(
     )
     monkeypatch.chdir(tmp_path)  # the current directory is importable
     result = run("recover", log, "--registry", "empty_registry:registry", "--dry-run")
-    assert result.exit_code == 0
+    assert result.exit_code == 4  # as the real run below: a pre-flight check
     assert "in doubt: tx-crashed payment: needs commit" in result.stdout
     assert "factory 'file' is not in the registry" in result.stdout
+    assert result.stderr.startswith("Error: 2 participant(s) would stay in doubt")
+    assert not journal.exists()
+    assert view_of(log, "tx-crashed") is TxState.DECIDED_COMMIT  # nothing was written
+
+    real = run("recover", log, "--registry", "empty_registry:registry")
+    assert real.exit_code == 4
+    assert real.stderr.startswith("Error: 2 participant(s) still in doubt")
+
+
+def test_recover_dry_run_json_exits_4_too(
+    log: Path, journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)
+    (tmp_path / "empty_registry.py").write_text(
+        "from dtc_wal import ParticipantRegistry\nregistry = ParticipantRegistry()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = run("recover", log, "--registry", "empty_registry:registry", "--dry-run", "--json")
+    assert result.exit_code == 4
+    report = json.loads(result.stdout)
+    assert report["dry_run"] and [d["participant"] for d in report["in_doubt"]] == [
+        "payment",
+        "stock",
+    ]
 
 
 def test_recover_leaves_unreachable_participants_in_doubt_with_exit_4(

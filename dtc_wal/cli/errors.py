@@ -7,7 +7,8 @@
 | 2    | bad usage: unknown option, bad ``--older-than``, bad ``--registry``      |
 | 3    | the log is held by a live coordinator (commands that write)              |
 | 4    | the command ran and found something that needs attention: ``verify``     |
-|      | found problems, ``recover`` left participants in doubt, damaged records  |
+|      | found problems, ``recover`` left participants in doubt (``--dry-run``:   |
+|      | would leave them), damaged records                                       |
 
 With the top-level ``--debug`` flag nothing is translated: the traceback is shown.
 """

@@ -42,6 +42,7 @@ def cli(debug: bool, verbose: bool) -> None:
       2  bad usage (unknown option, bad duration, bad --registry)
       3  a live coordinator holds the log (commands that write)
       4  needs attention: verify found problems, participants still in doubt
+         (recover --dry-run: would stay in doubt)
 
     \b
     Examples:

@@ -83,6 +83,11 @@ def recover_command(
     your application uses. Participants that cannot be reached or rebuilt stay in doubt
     (exit code 4); fix them and run again, or settle them with `dtc resolve`.
 
+    --dry-run exits as the real run would, so it serves as a pre-flight check: code 4
+    when a participant would stay in doubt because the registry cannot rebuild it, or a
+    damaged transaction would be left alone (the dry run calls nobody, so it cannot see a
+    participant that is down).
+
     Refuses (exit code 3) while a live coordinator holds the log: it recovers by itself.
 
     \b
@@ -97,12 +102,21 @@ def recover_command(
         echo_json(report.to_dict())
     else:
         _print_recovery(report)
-    if not dry_run and not report.clean:
-        damaged = len(report.damaged)
-        what = f"{len(report.in_doubt) - damaged} participant(s) still in doubt"
-        if damaged:
-            what += f", {damaged} damaged transaction(s) left alone"
-        raise CliError(f"{what}; see `dtc show {log} TXID`", EXIT_ATTENTION)
+    if report.clean:
+        return
+    # A dry run exits as the real run would, so that it is a pre-flight check.
+    damaged = len(report.damaged)
+    participants = len(report.in_doubt) - damaged
+    what = []
+    if participants and dry_run:
+        what.append(
+            f"{participants} participant(s) would stay in doubt (--registry cannot rebuild them)"
+        )
+    elif participants:
+        what.append(f"{participants} participant(s) still in doubt")
+    if damaged:
+        what.append(f"{damaged} damaged transaction(s) {'would be ' if dry_run else ''}left alone")
+    raise CliError(f"{', '.join(what)}; see `dtc show {log} TXID`", EXIT_ATTENTION)
 
 
 # -- resolve -------------------------------------------------------------------------------
