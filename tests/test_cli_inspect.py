@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
-from cli_registry import append_records, populate, raw_tables
+from cli_registry import append_records, populate, raw_tables, registry
 from click.testing import CliRunner, Result
 
-from dtc_wal import ManualClock
+from dtc_wal import ManualClock, Mode, RecordType, TransactionCoordinator
 from dtc_wal.cli import cli
-from dtc_wal.records import lsn_key
+from dtc_wal.records import LogRecord, lsn_key
+from dtc_wal.wal import WriteAheadLog
 from dtc_wal.wal.store import DirectoryLock
 
 
@@ -48,7 +50,7 @@ def test_status_counts_by_state_and_names_the_oldest_unfinished(
     assert lines["transactions"] == "4: 1 decided-commit, 2 committed, 1 aborted"
     assert f"oldest: {ids['in_doubt']}, decided-commit" in out
     assert "none (no coordinator holds the log)" in out
-    assert "in doubt          1 participant(s) in 1 transaction(s)" in out
+    assert "in doubt           1 participant(s) in 1 transaction(s)" in out
     assert f"{ids['in_doubt']} warehouse: needs commit, 2 attempt(s)" in out
     assert "ConnectionError: warehouse is unreachable" in out
     assert lines["records"].strip().isdigit()
@@ -74,15 +76,15 @@ def test_status_names_the_holder_of_the_lock(log: Path, ids: dict[str, str]) -> 
         out = ok("status", log)
     finally:
         lock.release()
-    assert "live coordinator  pid " in out
+    assert "live coordinator   pid " in out
 
 
 def test_status_of_an_empty_log(log: Path, tmp_path: Path) -> None:
     populate(log, tmp_path / "j")
     ok("compact", log, "--keep", "0s")
     out = ok("status", log)
-    assert "unfinished        1" in out  # the in-doubt transaction survives compaction
-    assert "transactions      1: 1 decided-commit" in out
+    assert "unfinished         1" in out  # the in-doubt transaction survives compaction
+    assert "transactions       1: 1 decided-commit" in out
 
 
 def test_status_of_a_missing_log(tmp_path: Path) -> None:
@@ -93,12 +95,97 @@ def test_status_of_a_missing_log(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+# -- awaiting recovery and in doubt ------------------------------------------------------------
+
+
+def test_right_after_a_crash_participants_await_recovery_they_are_not_in_doubt(
+    log: Path, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    txid = append_records(log, "tx-crashed", journal, decide=True, fail="commit")
+    out = ok("status", log)
+    assert "in doubt           0 participant(s) in 0 transaction(s)\n" in out
+    assert "awaiting recovery  2 participant(s) in 1 transaction(s) (not tried yet" in out
+    assert f"  {txid} payment: needs commit, not tried yet\n" in out
+    assert "0 attempt(s)" not in out
+    status = json.loads(ok("status", log, "--json"))
+    assert status["in_doubt"] == []
+    assert [(d["participant"], d["status"]) for d in status["awaiting_recovery"]] == [
+        ("payment", "awaiting recovery"),
+        ("stock", "awaiting recovery"),
+    ]
+    shown = ok("show", log, txid)
+    assert "awaiting recovery  payment: needs commit, not tried yet\n" in shown
+    assert "in doubt" not in shown
+    shown_json = json.loads(ok("show", log, txid, "--json"))
+    assert shown_json["in_doubt"] == [] and len(shown_json["awaiting_recovery"]) == 2
+    row = ok("list", log).splitlines()[1]
+    assert "  awaiting recovery  " in row
+    assert json.loads(ok("list", log, "--json"))[0]["recovery"] == "awaiting recovery"
+
+    # recovery tries: payment stays unreachable, so now it is in doubt; stock committed
+    assert run("recover", log, "--registry", "cli_registry:registry").exit_code == 4
+    out = ok("status", log)
+    assert "in doubt           1 participant(s) in 1 transaction(s)\n" in out
+    assert "awaiting recovery  0 participant(s) in 0 transaction(s)\n" in out
+    assert f"  {txid} payment: needs commit, 4 attempt(s), last error: ConnectionError" in out
+    shown = ok("show", log, txid)
+    assert "in doubt     payment: needs commit, 4 attempt(s), last error: Conn" in shown
+    assert "awaiting recovery" not in shown
+    assert json.loads(ok("list", log, "--json"))[0]["recovery"] == "in doubt"
+
+
+def test_a_participant_that_cannot_be_rebuilt_is_in_doubt_at_once(log: Path) -> None:
+    now = time.time()
+    with WriteAheadLog(log) as wal:
+        wal.append(
+            [
+                LogRecord(RecordType.BEGUN, "tx-object", now),
+                LogRecord(
+                    RecordType.ENLISTED,
+                    "tx-object",
+                    now,
+                    participant="legacy",
+                    order=0,
+                    mode=Mode.TWO_PHASE,
+                ),
+                LogRecord(RecordType.PREPARED, "tx-object", now, participant="legacy"),
+                LogRecord(RecordType.DECIDED_COMMIT, "tx-object", now),
+            ]
+        )
+    out = ok("status", log)
+    assert "in doubt           1 participant(s) in 1 transaction(s)\n" in out
+    assert "legacy: needs commit, 0 attempt(s), last error: enlisted as an object" in out
+    assert "awaiting recovery  0 participant(s)" in out
+
+
+def test_the_library_flags_what_recovery_has_not_tried(log: Path, tmp_path: Path) -> None:
+    txid = append_records(log, "tx-crashed", tmp_path / "journal", decide=True, fail="commit")
+    with TransactionCoordinator(
+        log, registry=registry, recover=False, recovery_interval=None, max_retries=1
+    ) as coord:
+        before = coord.in_doubt()
+        assert [(d.participant, d.awaiting_recovery, d.status) for d in before] == [
+            ("payment", True, "awaiting recovery"),
+            ("stock", True, "awaiting recovery"),
+        ]
+        assert str(before[0]) == f"{txid} payment: needs commit, not tried yet (awaiting recovery)"
+        report = coord.recover_now()
+        assert [(d.participant, d.awaiting_recovery) for d in report.in_doubt] == [
+            ("payment", False)
+        ]
+        after = coord.in_doubt()
+        assert [(d.participant, d.status, d.attempts) for d in after] == [
+            ("payment", "in doubt", 2)  # max_retries=1: two attempts
+        ]
+
+
 # -- list ------------------------------------------------------------------------------------
 
 
 def test_list_prints_one_line_per_transaction_oldest_first(log: Path, ids: dict[str, str]) -> None:
     lines = ok("list", log).splitlines()
-    assert lines[0].split() == ["TXID", "STATE", "MODE", "BEGUN", "AGE", "PARTICIPANTS"]
+    assert lines[0].split() == ["TXID", "STATE", "MODE", "BEGUN", "AGE", "RECOVERY", "PARTICIPANTS"]
     assert [line.split()[0] for line in lines[1:]] == [
         ids["committed"],
         ids["aborted"],
@@ -107,6 +194,9 @@ def test_list_prints_one_line_per_transaction_oldest_first(log: Path, ids: dict[
     ]
     row = next(line for line in lines if line.startswith(ids["aborted"]))
     assert row.split()[1:3] == ["aborted", "2pc"]
+    assert row.split()[5] == "-"  # finished: nothing for recovery to do
+    stuck = next(line for line in lines if line.startswith(ids["in_doubt"]))
+    assert "  in doubt  " in stuck  # the warehouse was tried and failed
     assert row.endswith("payment=rolled-back fraud-check=rolled-back")
 
 

@@ -80,7 +80,7 @@ def run(*args: object) -> Result:
 def test_status_names_the_live_coordinator(live: Live) -> None:
     result = run("status", live.log)
     assert result.exit_code == 0, result.output
-    assert f"live coordinator  pid {live.proc.pid} on " in result.stdout
+    assert f"live coordinator   pid {live.proc.pid} on " in result.stdout
     status = json.loads(run("status", live.log, "--json").stdout)
     assert status["live_coordinator"].startswith(f"pid {live.proc.pid} ")
     assert status["unfinished"] >= 2  # the in-doubt one and the one blocked in prepare
@@ -97,8 +97,8 @@ def test_list_sees_the_unfinished_transactions(live: Live) -> None:
 
 def test_show_a_transaction_the_coordinator_is_still_driving(live: Live) -> None:
     out = run("show", live.log, live.ids["active"]).stdout
-    assert "state        active" in out
-    assert "next         a live coordinator holds the log" in out
+    assert "state              active" in out  # header keys align to "awaiting recovery"
+    assert "next               a live coordinator holds the log" in out
     in_doubt = run("show", live.log, live.ids["in_doubt"])
     assert in_doubt.exit_code == 0
     assert "ConnectionError: warehouse is unreachable" in in_doubt.stdout

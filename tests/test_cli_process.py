@@ -76,14 +76,17 @@ def test_dtc_inspects_verifies_and_recovers_a_crashed_log(
 
     status = dtc("status", log)
     assert status.returncode == 0, status.stderr
-    assert "live coordinator  none (no coordinator holds the log)" in status.stdout
-    assert "transactions      1: 1 decided-commit" in status.stdout
-    assert f"unfinished        1 (oldest: {txid}, decided-commit" in status.stdout
-    assert "in doubt          2 participant(s) in 1 transaction(s)" in status.stdout
+    assert "live coordinator   none (no coordinator holds the log)" in status.stdout
+    assert "transactions       1: 1 decided-commit" in status.stdout
+    assert f"unfinished         1 (oldest: {txid}, decided-commit" in status.stdout
+    # nobody tried them since the crash: awaiting recovery, not in doubt
+    assert "in doubt           0 participant(s) in 0 transaction(s)\n" in status.stdout
+    assert "awaiting recovery  2 participant(s) in 1 transaction(s)" in status.stdout
+    assert f"  {txid} payment: needs commit, not tried yet\n" in status.stdout
 
     show = dtc("show", log, txid[:8])
     assert show.returncode == 0, show.stderr
-    assert f"transaction  {txid}\nstate        decided-commit" in show.stdout
+    assert f"transaction        {txid}\nstate              decided-commit" in show.stdout
     timeline = show.stdout.split("\ntimeline\n")[1].splitlines()[1:]
     assert [line.split()[3] for line in timeline] == [
         "begun",
@@ -114,7 +117,7 @@ def test_dtc_inspects_verifies_and_recovers_a_crashed_log(
     assert "state        committed" in after.stdout
     assert after.stdout.rstrip().splitlines()[-1].split()[3] == "completed"
     assert dtc("verify", log).returncode == 0
-    assert "unfinished        0" in dtc("status", log).stdout
+    assert "unfinished         0" in dtc("status", log).stdout
 
 
 def test_dtc_errors_are_one_line_unless_debug(crashed: tuple[Path, Path, str]) -> None:

@@ -1,4 +1,5 @@
-"""The JSON form of a participant in doubt, shared by ``dtc status`` and ``dtc show``."""
+"""The JSON form of a participant in doubt or awaiting recovery, shared by ``dtc status``
+and ``dtc show``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from ..recovery import InDoubt
 
-__all__ = ["in_doubt_dict"]
+__all__ = ["in_doubt_dict", "pending_text"]
 
 
 def in_doubt_dict(item: InDoubt) -> dict[str, Any]:
@@ -19,4 +20,16 @@ def in_doubt_dict(item: InDoubt) -> dict[str, Any]:
         "attempts": item.attempts,
         "damaged": item.damaged,
         "lsn": item.lsn,
+        "status": item.status,
     }
+
+
+def pending_text(item: InDoubt, *, txid: bool = True) -> str:
+    """One line for a participant under an "in doubt" or "awaiting recovery" heading."""
+    if item.damaged:
+        return str(item) if txid else str(item).removeprefix(f"{item.txid}: ")
+    text = f"{item.txid} " if txid else ""
+    text += f"{item.participant}: needs {item.outcome or 'a decision'}, "
+    if item.awaiting_recovery:
+        return text + "not tried yet"
+    return text + f"{item.attempts} attempt(s), last error: {item.error or 'none'}"

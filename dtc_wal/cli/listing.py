@@ -11,7 +11,10 @@ from typing import Any
 
 import click
 
+from ..history import TransactionView
+from ..recovery import in_doubt_of
 from ..states import TxState
+from ..wal.store import DirectoryLock
 from .durations import DURATION
 from .logs import DAMAGED, open_readonly, summaries, unfinished_views
 from .options import json_option, log_argument
@@ -44,6 +47,19 @@ def _wanted_states(states: tuple[str, ...]) -> set[str]:
         else:
             wanted.add(state)
     return wanted
+
+
+def _recovery(txid: str, views: dict[str, TransactionView], damaged: set[str]) -> str | None:
+    """For an unfinished transaction: "in doubt" when a participant was tried and could
+    not finish, cannot be rebuilt, or the transaction is damaged; else "awaiting
+    recovery". None when finished."""
+    if txid in damaged:
+        return "in doubt"
+    view = views.get(txid)
+    if view is None or view.state.finished:
+        return None
+    pending = in_doubt_of([view])
+    return "in doubt" if any(not d.awaiting_recovery for d in pending) else "awaiting recovery"
 
 
 def _participants_text(parts: Any) -> str:
@@ -87,9 +103,12 @@ def list_transactions(
 ) -> None:
     """List transactions, oldest first: one line per transaction.
 
-    Columns: transaction id, state, mode (2pc or saga), when it began, its age, and each
-    participant's state. An unfinished transaction whose records cannot be read back is
-    listed as damaged, with the damage below the table.
+    Columns: transaction id, state, mode (2pc or saga), when it began, its age, where an
+    unfinished one stands with recovery ("awaiting recovery": not tried since it was left
+    unfinished; "in doubt": tried and could not finish, a participant cannot be rebuilt,
+    or the transaction is damaged; see `dtc show`), and each participant's state. An
+    unfinished transaction whose records cannot be read back is listed as damaged, with
+    the damage below the table.
 
     \b
     Examples:
@@ -111,7 +130,7 @@ def list_transactions(
             rows.append((txid, summary))
 
     with open_readonly(log) as store:
-        _, damaged = unfinished_views(store)
+        views, damaged = unfinished_views(store)
         damage = {d.name: d.reason for d in damaged}
         unlisted = dict(damage)
         for txid, summary in summaries(store, unfinished_only=only_unfinished):
@@ -124,6 +143,9 @@ def list_transactions(
     more = 0
     if limit is not None and len(rows) > limit:
         more, rows = len(rows) - limit, rows[:limit]
+    by_txid = {v.txid: v for v in views}
+    recovery = {txid: _recovery(txid, by_txid, set(damage)) for txid, _ in rows}
+    holder = DirectoryLock.holder(log)
     if as_json:
         echo_json(
             [
@@ -137,6 +159,7 @@ def list_transactions(
                     "records": len(s.get("l") or []),
                     "participants": s.get("p") or {},
                     "damage": s.get("damage"),
+                    "recovery": recovery[txid],
                 }
                 for txid, s in rows
             ]
@@ -152,14 +175,22 @@ def list_transactions(
             str(s.get("m") or "-"),
             format_time(s.get("c")),
             format_age(now - float(s.get("c") or 0.0)),
+            recovery[txid] or "-",
             _participants_text(s.get("p")),
         ]
         for txid, s in rows
     ]
-    for line in table(["TXID", "STATE", "MODE", "BEGUN", "AGE", "PARTICIPANTS"], body):
+    headers = ["TXID", "STATE", "MODE", "BEGUN", "AGE", "RECOVERY", "PARTICIPANTS"]
+    for line in table(headers, body):
         click.echo(line)
     for txid, s in rows:
         if s.get("damage"):
             click.echo(f"{txid}: damaged, in doubt and left alone by recovery: {s['damage']}")
     if more:
         click.echo(f"... {more} more (raise --limit to see them)", err=True)
+    if holder and any(recovery.values()):
+        click.echo(
+            "note: a live coordinator holds this log; unfinished transactions may still be "
+            "in progress there",
+            err=True,
+        )

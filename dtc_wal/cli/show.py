@@ -121,7 +121,9 @@ def show(log: Path, txid: str, as_json: bool) -> None:
         if problems:  # the replay stopped early: the index knows where it really stands
             out["replayed_state"] = view.state.value if view else None
             out["state"] = summary.get("s")
-        out["in_doubt"] = [in_doubt_dict(d) for d in in_doubt_of([view])] if view else []
+        pending = in_doubt_of([view]) if view else []
+        out["in_doubt"] = [in_doubt_dict(d) for d in pending if not d.awaiting_recovery]
+        out["awaiting_recovery"] = [in_doubt_dict(d) for d in pending if d.awaiting_recovery]
         out["records"] = [_record_dict(lsn, rec, damage) for lsn, rec, damage in entries]
         out["problems"] = problems
         echo_json(out)

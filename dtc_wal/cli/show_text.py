@@ -14,6 +14,7 @@ from ..history import TransactionView
 from ..records import LogRecord
 from ..recovery import in_doubt_of
 from ..states import TxState
+from .in_doubt import pending_text
 from .output import format_age, format_time, table, to_jsonable
 
 __all__ = ["print_show"]
@@ -117,13 +118,7 @@ def print_show(
         else:
             head.append(("last record", f"{format_age(now - view.updated_at)} ago"))
         for item in [] if damaged else in_doubt_of([view]):
-            head.append(
-                (
-                    "in doubt",
-                    f"{item.participant}: needs {item.outcome or 'a decision'}, "
-                    f"{item.attempts} attempt(s), last error: {item.error or 'none'}",
-                )
-            )
+            head.append((item.status, pending_text(item, txid=False)))
         hint = _next_step(view, log, holder)
         if damaged:
             hint = f"run `dtc verify {log}` and see docs/recovery.md (repair) before acting on it"

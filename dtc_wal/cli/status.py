@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from ..recovery import in_doubt_of
+from ..recovery import InDoubt, in_doubt_of
 from ..states import TxState
 from ..wal.store import DirectoryLock
-from .in_doubt import in_doubt_dict
+from .in_doubt import in_doubt_dict, pending_text
 from .logs import DAMAGED, open_readonly, summaries, unfinished_views
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_bytes
@@ -28,14 +28,28 @@ def _holder_text(holder: str | None) -> str:
     return holder if holder else "none (no coordinator holds the log)"
 
 
+def _pending_lines(key: str, items: list[InDoubt], log: Path, suffix: str) -> list[tuple[str, str]]:
+    participants = [d for d in items if not d.damaged]
+    txids = {d.txid for d in participants}
+    head = f"{len(participants)} participant(s) in {len(txids)} transaction(s){suffix}"
+    lines = [(key, head)]
+    lines.extend(("", f"  {pending_text(item)}") for item in items[:_IN_DOUBT_SHOWN])
+    if len(items) > _IN_DOUBT_SHOWN:
+        more = len(items) - _IN_DOUBT_SHOWN
+        lines.append(("", f"  ... {more} more: dtc list {log} --state unfinished"))
+    return lines
+
+
 @click.command()
 @log_argument
 @json_option
 def status(log: Path, as_json: bool) -> None:
     """Summarize a log: counts by state, oldest unfinished transaction, in doubt, size.
 
-    Also says whether a live coordinator holds the log. Read-only: safe to run while the
-    coordinator is working.
+    A participant is "in doubt" when recovery tried it and could not finish (or cannot
+    rebuild it), "awaiting recovery" when nobody has tried it yet since its transaction
+    was left unfinished (right after a crash). Also says whether a live coordinator holds
+    the log. Read-only: safe to run while the coordinator is working.
 
     \b
     Examples:
@@ -50,7 +64,9 @@ def status(log: Path, as_json: bool) -> None:
         used, map_size, last_lsn = store.used_bytes(), store.map_size, store.last_lsn
     holder = DirectoryLock.holder(log)
     file_bytes = (log / "data.mdb").stat().st_size
-    in_doubt = in_doubt_of(views, damaged)
+    pending = in_doubt_of(views, damaged)
+    in_doubt = [d for d in pending if not d.awaiting_recovery]
+    awaiting = [d for d in pending if d.awaiting_recovery]
     oldest = views[0] if views else None
     ordered_states = {s: by_state[s] for s in [*(t.value for t in TxState), DAMAGED] if by_state[s]}
     if as_json:
@@ -72,6 +88,7 @@ def status(log: Path, as_json: bool) -> None:
                     "age_seconds": round(now - oldest.created_at, 3),
                 },
                 "in_doubt": [in_doubt_dict(d) for d in in_doubt],
+                "awaiting_recovery": [in_doubt_dict(d) for d in awaiting],
                 "file_bytes": file_bytes,
                 "used_bytes": used,
                 "map_size": map_size,
@@ -93,16 +110,12 @@ def status(log: Path, as_json: bool) -> None:
             f"{format_age(now - oldest.created_at)} ago)"
         )
     lines.append(("unfinished", unfinished))
-    txids = {d.txid for d in in_doubt if not d.damaged}
-    doubt = f"{len(in_doubt) - len(damaged)} participant(s) in {len(txids)} transaction(s)"
+    doubt = ""
     if damaged:
-        doubt += f", {len(damaged)} damaged transaction(s) left alone by recovery"
-    lines.append(("in doubt", doubt))
-    details = [f"  {item}" for item in in_doubt[:_IN_DOUBT_SHOWN]]
-    if len(in_doubt) > _IN_DOUBT_SHOWN:
-        more = len(in_doubt) - _IN_DOUBT_SHOWN
-        details.append(f"  ... {more} more: dtc list {log} --state unfinished")
-    lines.extend(("", line) for line in details)
+        doubt = f", {len(damaged)} damaged transaction(s) left alone by recovery"
+    lines.extend(_pending_lines("in doubt", in_doubt, log, doubt))
+    hint = " (not tried yet since it was left unfinished: start the coordinator or `dtc recover`)"
+    lines.extend(_pending_lines("awaiting recovery", awaiting, log, hint if awaiting else ""))
     share = f"{100 * used / map_size:.1f}%" if map_size else "?"
     lines.append(
         (
@@ -114,7 +127,7 @@ def status(log: Path, as_json: bool) -> None:
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key.ljust(width)}  {value}")
-    if holder and in_doubt:
+    if holder and pending:
         click.echo(
             "note: a live coordinator holds this log; unfinished transactions may still be "
             "in progress there"

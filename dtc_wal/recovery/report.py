@@ -19,6 +19,10 @@ class InDoubt:
     A transaction whose records cannot be read back is one entry with ``damaged`` True,
     ``participant`` ``"*"`` (all of them), ``state`` ``"damaged"``, ``outcome`` None (the log
     cannot say), ``error`` the damage and ``lsn`` where it is (None: its index entry).
+
+    ``awaiting_recovery`` is True for a participant that recovery has not tried yet since
+    the transaction was left unfinished (no ``failed`` record, and it can be rebuilt): it is
+    not in doubt yet, only waiting for the next pass (docs/recovery.md).
     """
 
     txid: str
@@ -30,6 +34,12 @@ class InDoubt:
     attempts: int
     damaged: bool = False
     lsn: int | None = None
+    awaiting_recovery: bool = False
+
+    @property
+    def status(self) -> str:
+        """``"awaiting recovery"`` or ``"in doubt"``."""
+        return "awaiting recovery" if self.awaiting_recovery else "in doubt"
 
     def __str__(self) -> str:
         if self.damaged:
@@ -37,10 +47,10 @@ class InDoubt:
                 f"{self.txid}: damaged in the log, left alone by recovery (settle it by hand, "
                 f"then `dtc repair`): {self.error}"
             )
-        return (
-            f"{self.txid} {self.participant}: needs {self.outcome or 'a decision'}, "
-            f"{self.attempts} attempt(s), last error: {self.error or 'none'}"
-        )
+        needs = f"{self.txid} {self.participant}: needs {self.outcome or 'a decision'}"
+        if self.awaiting_recovery:
+            return f"{needs}, not tried yet (awaiting recovery)"
+        return f"{needs}, {self.attempts} attempt(s), last error: {self.error or 'none'}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

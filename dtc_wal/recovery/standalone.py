@@ -54,9 +54,20 @@ def recover(
         coordinator.close()
 
 
+NOT_REBUILDABLE = (
+    "enlisted as an object, not through a registry factory: recovery cannot rebuild it; "
+    "settle it by hand and record that with `dtc resolve`"
+)
+
+
 def in_doubt_of(views: Iterable[TransactionView], damaged: Iterable[Damage] = ()) -> list[InDoubt]:
     """Every pending participant of the given unfinished transactions, then one entry per
-    damaged transaction (:func:`~dtc_wal.recovery.report.damage_in_doubt`)."""
+    damaged transaction (:func:`~dtc_wal.recovery.report.damage_in_doubt`).
+
+    A participant that was tried (a ``failed`` record) or cannot be rebuilt is in doubt;
+    one that recovery has not tried yet since the transaction was left unfinished (a
+    crash, an operator's new decision) is ``awaiting_recovery``.
+    """
     out: list[InDoubt] = []
     for view in views:
         if view.state.finished:
@@ -64,6 +75,18 @@ def in_doubt_of(views: Iterable[TransactionView], damaged: Iterable[Damage] = ()
         outcome = view.outcome.value if view.outcome else None
         members = view.pending() if view.state.decided else view.ordered()
         for p in members:
-            out.append(InDoubt(view.txid, p.name, outcome, p.state.value, p.last_error, p.attempts))
+            error = p.last_error or (None if p.recoverable else NOT_REBUILDABLE)
+            awaiting = p.attempts == 0 and error is None
+            out.append(
+                InDoubt(
+                    view.txid,
+                    p.name,
+                    outcome,
+                    p.state.value,
+                    error,
+                    p.attempts,
+                    awaiting_recovery=awaiting,
+                )
+            )
     out.extend(damage_in_doubt(d) for d in damaged)
     return out
