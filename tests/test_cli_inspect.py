@@ -69,6 +69,32 @@ def test_status_json(log: Path, ids: dict[str, str]) -> None:
     assert 0 < status["used_bytes"] <= status["file_bytes"] <= status["map_size"]
 
 
+def test_status_reports_map_use_against_what_the_map_grows_to(log: Path) -> None:
+    """A log past the 64 MiB a reader maps is not "100.0%" full: the map grows to 8 GiB."""
+    now = time.time()
+    chunk = "x" * (64 * 1024)
+    records = [
+        LogRecord(RecordType.BEGUN, "tx-big", now),
+        LogRecord(
+            RecordType.ENLISTED, "tx-big", now, participant="p", order=0, mode=Mode.TWO_PHASE
+        ),
+        LogRecord(RecordType.PREPARED, "tx-big", now, participant="p"),
+        LogRecord(RecordType.DECIDED_COMMIT, "tx-big", now),
+    ]
+    records += [
+        LogRecord(RecordType.FAILED, "tx-big", now, participant="p", error=chunk, attempts=1)
+        for _ in range(1100)  # about 70 MiB
+    ]
+    with WriteAheadLog(log) as wal:
+        wal.append(records)
+    size = next(line for line in ok("status", log).splitlines() if line.startswith("size "))
+    assert "100.0%" not in size
+    assert size.endswith(" map that grows to 8.0 GiB (0.9%)"), size
+    status = json.loads(ok("status", log, "--json"))
+    assert status["used_bytes"] > 64 * 1024 * 1024
+    assert status["default_max_map_size"] == 8 * 1024**3
+
+
 def test_status_names_the_holder_of_the_lock(log: Path, ids: dict[str, str]) -> None:
     lock = DirectoryLock(log)
     lock.acquire()

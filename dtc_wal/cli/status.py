@@ -6,11 +6,13 @@ It opens the log read-only (an LMDB reader) and works while a live coordinator r
 from __future__ import annotations
 
 import collections
+import inspect
 import time
 from pathlib import Path
 
 import click
 
+from ..coordinator import TransactionCoordinator
 from ..recovery import InDoubt, in_doubt_of
 from ..states import TxState
 from ..wal.store import DirectoryLock
@@ -22,10 +24,28 @@ from .output import echo_json, format_age, format_bytes
 __all__ = ["status"]
 
 _IN_DOUBT_SHOWN = 10
+DEFAULT_MAX_MAP_SIZE: int = (
+    inspect.signature(TransactionCoordinator).parameters["max_map_size"].default
+)
+"""The coordinator's default ``max_map_size`` (8 GiB): how far its map grows."""
 
 
 def _holder_text(holder: str | None) -> str:
     return holder if holder else "none (no coordinator holds the log)"
+
+
+def _size_text(file_bytes: int, used: int, map_size: int) -> str:
+    """Use against what the map can grow to: a coordinator doubles its map when it is full,
+    up to ``max_map_size``. The CLI cannot see a live coordinator's option: the default."""
+    text = f"file {format_bytes(file_bytes)}, used {format_bytes(used)} of a "
+    text += f"{format_bytes(map_size)} map"
+    if map_size > DEFAULT_MAX_MAP_SIZE:
+        return text + (
+            f" (larger than the default max_map_size, {format_bytes(DEFAULT_MAX_MAP_SIZE)}: "
+            "the coordinator was given a larger one)"
+        )
+    share = 100 * used / DEFAULT_MAX_MAP_SIZE
+    return text + f" that grows to {format_bytes(DEFAULT_MAX_MAP_SIZE)} ({share:.1f}%)"
 
 
 def _pending_lines(key: str, items: list[InDoubt], log: Path, suffix: str) -> list[tuple[str, str]]:
@@ -92,6 +112,7 @@ def status(log: Path, as_json: bool) -> None:
                 "file_bytes": file_bytes,
                 "used_bytes": used,
                 "map_size": map_size,
+                "default_max_map_size": DEFAULT_MAX_MAP_SIZE,
             }
         )
         return
@@ -116,14 +137,7 @@ def status(log: Path, as_json: bool) -> None:
     lines.extend(_pending_lines("in doubt", in_doubt, log, doubt))
     hint = " (not tried yet since it was left unfinished: start the coordinator or `dtc recover`)"
     lines.extend(_pending_lines("awaiting recovery", awaiting, log, hint if awaiting else ""))
-    share = f"{100 * used / map_size:.1f}%" if map_size else "?"
-    lines.append(
-        (
-            "size",
-            f"file {format_bytes(file_bytes)}, used {format_bytes(used)} of a "
-            f"{format_bytes(map_size)} map ({share})",
-        )
-    )
+    lines.append(("size", _size_text(file_bytes, used, map_size)))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key.ljust(width)}  {value}")
