@@ -10,7 +10,7 @@ import pytest
 from cli_registry import append_records, populate, raw_tables, registry
 from click.testing import CliRunner, Result
 
-from dtc_wal import ManualClock, Mode, RecordType, TransactionCoordinator
+from dtc_wal import ManualClock, Mode, Outcome, RecordType, TransactionCoordinator
 from dtc_wal.cli import cli
 from dtc_wal.records import LogRecord, lsn_key
 from dtc_wal.wal import WriteAheadLog
@@ -321,6 +321,103 @@ def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
     assert "attempts=2" in failed
     enlisted = timeline[3]
     assert "factory=file" in enlisted and '"name": "warehouse"' in enlisted
+
+
+def big_data() -> dict[str, object]:
+    nested: object = "bottom"
+    for _ in range(10):
+        nested = {"down": nested}
+    return {
+        "order": 1017,
+        "text": "y" * 300_000,
+        "blob": bytes(range(256)) * 40,
+        "items": list(range(1000)),
+        "map": {f"k{i:04d}": i for i in range(500)},
+        "deep": nested,
+    }
+
+
+def test_show_abridges_big_values_unless_full(log: Path) -> None:
+    now = time.time()
+    with WriteAheadLog(log) as wal:
+        wal.append(
+            [
+                LogRecord(RecordType.BEGUN, "tx-big", now),
+                LogRecord(RecordType.DECIDED_ABORT, "tx-big", now, data=big_data()),
+            ]
+        )
+    out = ok("show", log, "tx-big")
+    data = next(line for line in out.splitlines() if "decided-abort" in line and "data=" in line)
+    assert len(data) < 3000  # not 300 KB
+    assert '"order": 1017' in data
+    assert '"text": "' + "y" * 200 + '...[+299800 chars]"' in data
+    assert "...[+10144 bytes]" in data  # 10240 bytes, 96 shown
+    assert '"deep": {"down": {"down": {"down": {"down": {"down": "...[a map of 1 item(s)]"' in data
+    assert '"items": [0, 1, 2' in data and "...[+980 items]" in data
+    assert '"k0019": 19, "...": "[+480 items]"' in data
+    assert "k0020" not in data
+    assert out.rstrip().splitlines()[-1].startswith("abridged: long values are shortened")
+    assert f"`dtc show {log} tx-big --full` prints them whole" in out
+
+    full = ok("show", log, "tx-big", "--full")
+    assert "y" * 300_000 in full and "k0499" in full and '"bottom"' in full
+    assert "abridged" not in full and "...[+" not in full
+    shown = json.loads(ok("show", log, "tx-big", "--json"))
+    record = next(r for r in shown["records"] if r["type"] == "decided-abort")
+    assert record["data"]["text"] == "y" * 300_000 and len(record["data"]["items"]) == 1000
+
+
+def test_show_cuts_a_long_printed_value_and_keeps_small_ones_whole(log: Path) -> None:
+    now = time.time()
+    many = {"many": ["z" * 200] * 30}  # each string fits; 20 of them make 4 KB of text
+    with WriteAheadLog(log) as wal:
+        wal.append(
+            [
+                LogRecord(RecordType.BEGUN, "tx-many", now),
+                LogRecord(RecordType.DECIDED_ABORT, "tx-many", now, data=many, reason="ok"),
+            ]
+        )
+    out = ok("show", log, "tx-many")
+    data = next(line for line in out.splitlines() if "data=" in line)
+    value = data.split("data=", 1)[1]
+    assert value.startswith('{"many": ["zzz') and value.endswith(" chars]")
+    assert len(value) < 2100
+    assert " reason=ok " in data  # small values stay whole
+    assert "abridged:" in out
+    assert "abridged:" not in ok("show", log, "tx-many", "--full")
+
+
+def test_show_next_step_when_every_participant_acknowledged(log: Path) -> None:
+    """A coordinator died between the last acknowledgement and the completion record."""
+    now = time.time()
+    with WriteAheadLog(log) as wal:
+        wal.append(
+            [
+                LogRecord(RecordType.BEGUN, "tx-acked", now),
+                LogRecord(
+                    RecordType.ENLISTED,
+                    "tx-acked",
+                    now,
+                    participant="p",
+                    factory="file",
+                    params={},
+                    order=0,
+                    mode=Mode.TWO_PHASE,
+                ),
+                LogRecord(RecordType.PREPARED, "tx-acked", now, participant="p"),
+                LogRecord(RecordType.DECIDED_COMMIT, "tx-acked", now),
+                LogRecord(
+                    RecordType.ACKNOWLEDGED,
+                    "tx-acked",
+                    now,
+                    participant="p",
+                    outcome=Outcome.COMMIT,
+                ),
+            ]
+        )
+    out = ok("show", log, "tx-acked")
+    assert "still to be told: ." not in out
+    assert "next         decided commit; every participant has it: recovery only records" in out
 
 
 def test_show_accepts_a_unique_prefix(log: Path, ids: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "format_age",
     "format_bytes",
     "format_time",
+    "json_key",
     "table",
     "to_jsonable",
 ]
@@ -29,13 +30,14 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Mapping):
-        return {_key(k): to_jsonable(v) for k, v in value.items()}
+        return {json_key(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(v) for v in value]
     return value
 
 
-def _key(key: Any) -> str:
+def json_key(key: Any) -> str:
+    """A map key as a JSON object key (a string)."""
     if isinstance(key, str):
         return key
     if isinstance(key, bytes):

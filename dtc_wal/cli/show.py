@@ -80,18 +80,28 @@ def _replay_until_refused(
 @click.command()
 @log_argument
 @click.argument("txid")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Print data, params and errors whole (by default long values are shortened).",
+)
 @json_option
-def show(log: Path, txid: str, as_json: bool) -> None:
+def show(log: Path, txid: str, full: bool, as_json: bool) -> None:
     """Show one transaction's full timeline: every record with its time and details.
 
     TXID may be abbreviated to any unique prefix. The header says where the transaction
     stands and what to do next; the timeline lists every record (LSN, time, time since
     begin, type, participant, outcome, error, reason, actor, data).
 
+    Long values are shortened, saying what was left out: strings after 200 characters,
+    bytes after 96, lists and maps after 20 entries, nesting after 6 levels, each value
+    after 2000 characters. --full prints them whole; --json always does.
+
     \b
     Examples:
       dtc show /var/lib/shop/dtc-log 5f0c2a1e-8d4b-4c1e-9a57-0b6d1f3e2c10
       dtc show /var/lib/shop/dtc-log 5f0c2a1e
+      dtc show /var/lib/shop/dtc-log 5f0c2a1e --full
       dtc show /var/lib/shop/dtc-log 5f0c2a1e --json
     """
     entries: list[tuple[int, LogRecord | None, str | None]] = []
@@ -128,7 +138,7 @@ def show(log: Path, txid: str, as_json: bool) -> None:
         out["problems"] = problems
         echo_json(out)
     else:
-        print_show(log, txid, view, summary, entries, holder, damaged=bool(problems))
+        print_show(log, txid, view, summary, entries, holder, damaged=bool(problems), full=full)
         for problem in problems:
             click.echo(f"damaged: {problem}")
     if problems:

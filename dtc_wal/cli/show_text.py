@@ -3,7 +3,6 @@ participants, and its timeline (every record with its time and details)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,9 @@ from ..history import TransactionView
 from ..records import LogRecord
 from ..recovery import in_doubt_of
 from ..states import TxState
+from .abridge import MAX_CHARS, value_text
 from .in_doubt import pending_text
-from .output import format_age, format_time, table, to_jsonable
+from .output import format_age, format_time, table
 
 __all__ = ["print_show"]
 
@@ -33,20 +33,16 @@ _DETAIL_FIELDS = (
 )
 
 
-def _value_text(value: Any) -> str:
-    value = to_jsonable(value)
-    if isinstance(value, str):
-        plain = value and not any(c.isspace() or c in '="' for c in value)
-        return value if plain else json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _details(record: LogRecord) -> str:
-    return " ".join(
-        f"{name}={_value_text(getattr(record, name))}"
-        for name in _DETAIL_FIELDS
-        if getattr(record, name) is not None
-    )
+def _details(record: LogRecord, full: bool) -> tuple[str, bool]:
+    """The record's fields as ``name=value``, and whether a value was abridged."""
+    parts, cut = [], False
+    for name in _DETAIL_FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            text, abridged = value_text(value, full=full)
+            parts.append(f"{name}={text}")
+            cut |= abridged
+    return " ".join(parts), cut
 
 
 def _next_step(view: TransactionView, log: Path, holder: str | None) -> str | None:
@@ -61,6 +57,12 @@ def _next_step(view: TransactionView, log: Path, holder: str | None) -> str | No
         )
     outcome = view.outcome.value if view.outcome else "?"
     pending = [p.name for p in view.pending()]
+    if not pending:
+        return (
+            f"decided {outcome}; every participant has it: recovery only records that the "
+            f"transaction completed -- start the coordinator, or dtc recover {log} "
+            "--registry MODULE:ATTRIBUTE"
+        )
     who = f" --participant {pending[0]}" if len(pending) == 1 else ""
     return (
         f"decided {outcome}; still to be told: {', '.join(pending)}. Run "
@@ -84,8 +86,10 @@ def print_show(
     holder: str | None,
     *,
     damaged: bool,
+    full: bool = False,
 ) -> None:
     now = time.time()
+    cut = False
     head: list[tuple[str, str]] = [("transaction", txid)]
     if view is None:
         head.append(("state", f"{summary.get('s')} (per the index; records unreadable)"))
@@ -133,6 +137,8 @@ def print_show(
         rows = []
         for p in view.ordered():
             note = p.last_error or ""
+            if len(note) > MAX_CHARS and not full:
+                note, cut = f"{note[:MAX_CHARS]}...[+{len(note) - MAX_CHARS} chars]", True
             if p.resolution is not None:
                 note = f"resolved {p.resolution.value} by {p.resolved_by or '?'}: {note}"
             rows.append(
@@ -149,6 +155,8 @@ def print_show(
             rows.append([str(lsn), "?", "?", "DAMAGED", "-", damage or ""])
             continue
         since = _offset(record.at - start) if start is not None else "-"
+        details, abridged = _details(record, full)
+        cut |= abridged
         rows.append(
             [
                 str(lsn),
@@ -156,9 +164,14 @@ def print_show(
                 since,
                 record.type.name.lower().replace("_", "-"),
                 record.participant or "-",
-                _details(record),
+                details,
             ]
         )
     headers = ["LSN", "TIME", "SINCE BEGIN", "RECORD", "PARTICIPANT", "DETAILS"]
     for line in table(headers, rows, "  "):
         click.echo(line)
+    if cut:
+        click.echo(
+            f"abridged: long values are shortened ([+N chars], [+N items], [+N bytes]); "
+            f"`dtc show {log} {txid} --full` prints them whole, `--json` as JSON"
+        )
