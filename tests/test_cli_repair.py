@@ -147,7 +147,7 @@ def test_backup_to_a_directory_keeps_the_damage_and_prints_json(
     result = run("backup", log, "--to", target, "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out == {"log": str(log), "backup": str(target), "bytes": out["bytes"]}
+    assert out == {"log": str(log), "backup": str(target), "bytes": out["bytes"], "locked": True}
     assert out["bytes"] == (target / "data.mdb").stat().st_size > 0
     verified = run("verify", target)
     assert verified.exit_code == 4

@@ -7,18 +7,30 @@ It refuses (exit code 3) while a live coordinator holds the log.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
 import click
 
 from ..wal.repair import backup_log
+from ..wal.store import LOCK_FILE
 from .errors import CliError
-from .logs import require_log
+from .logs import require_log, unwritable, warn_lockless
 from .options import json_option, log_argument
 from .output import echo_json, format_bytes
 
 __all__ = ["backup", "backup_target"]
+
+
+def _copy_without_lock(log: Path, dest: Path) -> Path:
+    """``<log>/data.mdb`` copied byte for byte (and synced) into the new directory ``dest``."""
+    dest.mkdir(parents=True, exist_ok=False)
+    shutil.copyfile(log / "data.mdb", dest / "data.mdb")
+    with open(dest / "data.mdb", "rb") as f:
+        os.fsync(f.fileno())
+    return dest
 
 
 def backup_target(log: Path, target: Path | None, option: str) -> Path:
@@ -59,6 +71,10 @@ def backup(log: Path, target: Path | None, as_json: bool) -> None:
     until the incident is closed. `dtc repair` takes one by itself too. Refuses (exit
     code 3) while a live coordinator holds the log: stop it first.
 
+    A log in a directory this user cannot write (a copy, a mounted snapshot, another
+    user's log) is copied without the lock, with a warning: a live writer could tear the
+    copy. This is how to get a writable copy for the commands that write.
+
     \b
     Examples:
       dtc backup /var/lib/shop/dtc-log
@@ -66,10 +82,16 @@ def backup(log: Path, target: Path | None, as_json: bool) -> None:
       dtc verify "$(dtc backup /var/lib/shop/dtc-log --json | jq -r .backup)"
     """
     require_log(log)
-    copy = backup_log(log, backup_target(log, target, "--to"))
+    dest = backup_target(log, target, "--to")
+    locked = not any(unwritable(p) for p in (log, log / LOCK_FILE))
+    if locked:
+        copy = backup_log(log, dest)
+    else:  # the lock cannot be taken in a read-only directory: copy without it
+        warn_lockless(log, "copied without taking its directory lock")
+        copy = _copy_without_lock(log, dest)
     size = (copy / "data.mdb").stat().st_size
     if as_json:
-        echo_json({"log": str(log), "backup": str(copy), "bytes": size})
+        echo_json({"log": str(log), "backup": str(copy), "bytes": size, "locked": locked})
         return
     click.echo(f"copied {log}/data.mdb ({format_bytes(size)}) to {copy}/data.mdb")
     click.echo(f"the copy is a log: `dtc verify {copy}` and `dtc show {copy} TXID` read it")

@@ -14,9 +14,8 @@ import click
 from ..history import TransactionView
 from ..recovery import in_doubt_of
 from ..states import TxState
-from ..wal.store import DirectoryLock
 from .durations import DURATION
-from .logs import DAMAGED, open_readonly, summaries, unfinished_views
+from .logs import DAMAGED, lock_holder, open_readonly, summaries, unfinished_views
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_time, table
 
@@ -145,7 +144,7 @@ def list_transactions(
         more, rows = len(rows) - limit, rows[:limit]
     by_txid = {v.txid: v for v in views}
     recovery = {txid: _recovery(txid, by_txid, set(damage)) for txid, _ in rows}
-    holder = DirectoryLock.holder(log)
+    holder = lock_holder(log)
     if as_json:
         echo_json(
             [

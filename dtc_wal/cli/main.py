@@ -33,7 +33,8 @@ def cli(debug: bool, verbose: bool) -> None:
     LOG is the directory a TransactionCoordinator was opened on. Read-only commands
     (status, list, show, verify, export, and dry runs) work while a live coordinator is
     using the log; commands that write (recover, resolve, compact, backup, repair) refuse
-    until it stops.
+    until it stops. Read-only commands also read a log this user cannot write (a copy, a
+    snapshot), with a warning; commands that write refuse it and say what to do.
 
     \b
     Exit codes:

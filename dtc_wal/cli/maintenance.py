@@ -20,7 +20,7 @@ from ..wal.compact import CompactReport, compact_log
 from ..wal.writer import WriteAheadLog
 from .durations import DURATION
 from .errors import EXIT_ATTENTION, CliError
-from .logs import require_log, unknown_transaction
+from .logs import require_log, require_writable, unknown_transaction, warn_if_lockless
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_bytes, format_time
 from .progress import progress_bar
@@ -96,6 +96,10 @@ def recover_command(
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
     """
     require_log(log)
+    if dry_run:
+        warn_if_lockless(log)
+    else:
+        require_writable(log, "recover")
     with progress_bar("recovering", enabled=not dry_run) as update:
         report = recover(log, registry, dry_run=dry_run, progress=update, recovery_workers=workers)
     if as_json:
@@ -195,6 +199,7 @@ def resolve(
     if not reason.strip():
         raise click.BadParameter("say why; the reason is written to the log", param_hint="--reason")
     require_log(log)
+    require_writable(log, "resolve")
     wal = WriteAheadLog(log)  # takes the directory lock: LogLockedError while live
     try:
         try:
@@ -281,6 +286,10 @@ def compact(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: b
       dtc compact /var/lib/shop/dtc-log --keep 0s --no-copy --json
     """
     require_log(log)
+    if dry_run:
+        warn_if_lockless(log)
+    else:
+        require_writable(log, "compact")
     with progress_bar("removing transactions", enabled=not dry_run) as update:
         report = compact_log(log, keep=keep, dry_run=dry_run, copy=copy, progress=update)
     if as_json:

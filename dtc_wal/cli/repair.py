@@ -19,7 +19,13 @@ from ..records import decode_record, lsn_key
 from ..wal.repair import drop_transaction
 from .backup import backup_target
 from .errors import CliError
-from .logs import decode_summary, open_readonly, require_log, unknown_transaction
+from .logs import (
+    decode_summary,
+    open_readonly,
+    require_log,
+    require_writable,
+    unknown_transaction,
+)
 from .options import json_option, log_argument
 from .output import echo_json
 from .repair_evidence import next_steps, participants_of, settlement
@@ -122,6 +128,7 @@ def repair(
           --backup-to /srv/evidence/incident-4711 --json > incident-4711.json
     """
     require_log(log)
+    require_writable(log, "repair")
     _check_extra_lsns(log, txid, lsns)
     target = backup_target(log, backup_to, "--backup-to")
     try:

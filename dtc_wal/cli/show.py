@@ -15,10 +15,9 @@ from ..errors import InvalidTransitionError, LogCorruptError
 from ..history import TransactionView
 from ..records import LogRecord, decode_record, lsn_key
 from ..recovery import in_doubt_of
-from ..wal.store import DirectoryLock
 from .errors import EXIT_ATTENTION, CliError, one_line
 from .in_doubt import in_doubt_dict
-from .logs import find_txid, open_readonly
+from .logs import find_txid, lock_holder, open_readonly
 from .options import json_option, log_argument
 from .output import echo_json, format_time
 from .show_text import print_show
@@ -118,7 +117,7 @@ def show(log: Path, txid: str, full: bool, as_json: bool) -> None:
                     entries.append((lsn, decode_record(bytes(raw), lsn), None))
                 except LogCorruptError as exc:
                     entries.append((lsn, None, one_line(exc)))
-    holder = DirectoryLock.holder(log)
+    holder = lock_holder(log)
     good = [(lsn, rec) for lsn, rec, _ in entries if rec is not None]
     problems = [damage for _, rec, damage in entries if rec is None and damage]
     view, refused = _replay_until_refused(good)

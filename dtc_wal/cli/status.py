@@ -15,9 +15,8 @@ import click
 from ..coordinator import TransactionCoordinator
 from ..recovery import InDoubt, in_doubt_of
 from ..states import TxState
-from ..wal.store import DirectoryLock
 from .in_doubt import in_doubt_dict, pending_text
-from .logs import DAMAGED, open_readonly, summaries, unfinished_views
+from .logs import DAMAGED, lock_holder, open_readonly, summaries, unfinished_views
 from .options import json_option, log_argument
 from .output import echo_json, format_age, format_bytes
 
@@ -82,7 +81,7 @@ def status(log: Path, as_json: bool) -> None:
         by_state = collections.Counter(str(s.get("s")) for _, s in summaries(store))
         views, damaged = unfinished_views(store)
         used, map_size, last_lsn = store.used_bytes(), store.map_size, store.last_lsn
-    holder = DirectoryLock.holder(log)
+    holder = lock_holder(log)
     file_bytes = (log / "data.mdb").stat().st_size
     pending = in_doubt_of(views, damaged)
     in_doubt = [d for d in pending if not d.awaiting_recovery]

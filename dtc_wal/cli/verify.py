@@ -8,6 +8,7 @@ import click
 
 from ..wal.verify import verify_log
 from .errors import EXIT_ATTENTION, CliError
+from .logs import warn_if_lockless
 from .options import json_option, log_argument
 from .output import echo_json
 from .progress import progress_bar
@@ -30,6 +31,7 @@ def verify(log: Path, as_json: bool) -> None:
       dtc verify /var/lib/shop/dtc-log
       dtc verify /var/lib/shop/dtc-log --json | jq '.problems[]'
     """
+    warn_if_lockless(log)
     with progress_bar("verifying records") as update:
         report = verify_log(log, progress=update)
     if as_json:
