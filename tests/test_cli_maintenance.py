@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_registry import append_records, journal_lines, populate
+from cli_registry import append_records, journal_lines, populate, raw_tables
 from click.testing import CliRunner, Result
 
 from dtc_wal import ManualClock, Mode, RecordType, TransactionCoordinator, TxState
 from dtc_wal.cli import cli
 from dtc_wal.errors import LogError, LogLockedError
-from dtc_wal.records import LogRecord
+from dtc_wal.records import LogRecord, lsn_key
 from dtc_wal.wal import WriteAheadLog
 from dtc_wal.wal.compact import COPY_DIR, compact_log
 from dtc_wal.wal.store import DirectoryLock, LogStore
@@ -139,6 +139,20 @@ def test_recover_dry_run_names_factories_missing_from_the_registry(
     real = run("recover", log, "--registry", "empty_registry:registry")
     assert real.exit_code == 4
     assert real.stderr.startswith("Error: 2 participant(s) still in doubt")
+
+
+def test_recover_dry_run_exits_4_for_a_damaged_transaction(log: Path, journal: Path) -> None:
+    append_records(log, "tx-crashed", journal, decide=True)  # the factory is registered
+    with raw_tables(log) as (txn, dbs):  # flip the last byte of LSN 2: a bad checksum
+        value = bytearray(txn.get(lsn_key(2), db=dbs["records"]))
+        value[-1] ^= 0xFF
+        txn.put(lsn_key(2), bytes(value), db=dbs["records"])
+    dry = run("recover", log, "--registry", REGISTRY, "--dry-run")
+    assert dry.exit_code == 4
+    assert dry.stderr.startswith("Error: 1 damaged transaction(s) would be left alone;")
+    real = run("recover", log, "--registry", REGISTRY)
+    assert real.exit_code == 4
+    assert real.stderr.startswith("Error: 1 damaged transaction(s) left alone;")
 
 
 def test_recover_dry_run_json_exits_4_too(
