@@ -13,7 +13,8 @@ import click
 from ..errors import LogCorruptError, LogError
 from ..history import TransactionView
 from ..records import unframe, unpack
-from ..wal.store import LOCK_FILE, DirectoryLock, LogStore, reader_lock_available
+from ..wal.read_only import reader_lock_available
+from ..wal.store import LOCK_FILE, DirectoryLock, LogStore
 from ..wal.unfinished import Damage, load_unfinished
 from .errors import CliError
 

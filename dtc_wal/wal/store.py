@@ -40,8 +40,9 @@ from ..records import (
     unframe,
     unpack,
 )
+from .read_only import check_readable
 
-__all__ = ["DirectoryLock", "LogStore", "Summary", "reader_lock_available"]
+__all__ = ["DirectoryLock", "LogStore", "Summary"]
 
 log = logging.getLogger("dtc_wal.wal")
 
@@ -103,22 +104,6 @@ class DirectoryLock:
             os.close(fd)
 
 
-def reader_lock_available(directory: Path) -> bool:
-    """Whether an LMDB reader can use ``<directory>/lock.mdb``: it opens that file
-    read-write (and creates it when missing). A log in a read-only directory -- a copy, a
-    backup, a mounted snapshot, another user's log -- can only be read without it."""
-    try:
-        fd = os.open(directory / "lock.mdb", os.O_RDWR)
-    except FileNotFoundError:
-        return os.access(directory, os.W_OK | os.X_OK)
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return False
-        raise
-    os.close(fd)
-    return True
-
-
 class _ReadWriteGate:
     """Many readers or one map resize: LMDB forbids set_mapsize while a txn is open."""
 
@@ -170,29 +155,9 @@ class LogStore:
         self.path = Path(path)
         self.readonly = readonly
         self.max_map_size = max(max_map_size, map_size)
-        self.lockless = False
-        """Read without LMDB's lock file (the directory is read-only for this process):
-        a writer's changes are not held off, so a live writer could tear what is read."""
-        if readonly:
-            data = self.path / "data.mdb"
-            if not data.exists():
-                raise LogError(
-                    f"no log at {self.path}: give the directory a coordinator was opened on"
-                )
-            if not os.access(data, os.R_OK):
-                raise LogError(
-                    f"cannot read {data}: permission denied; run as a user who can read the "
-                    "log (the coordinator's), or read a copy of it"
-                )
-            self.lockless = not reader_lock_available(self.path)
-            if self.lockless:
-                log.warning(
-                    "log at %s is read-only for this process: reading it without LMDB's lock "
-                    "file; a live writer cannot be ruled out, and if there is one what is read "
-                    "may be a torn view",
-                    self.path,
-                )
-        else:
+        self.lockless = readonly and check_readable(self.path)
+        """Read without LMDB's lock file (:mod:`.read_only`): a live writer could tear it."""
+        if not readonly:
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
