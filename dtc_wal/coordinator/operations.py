@@ -58,11 +58,13 @@ class Operations(CoordinatorBase):
         with self._lock:
             live = len(self._live)
         wal = self.wal
+        # One reading of the log's view, so in_doubt <= unfinished always holds.
+        unfinished, in_doubt = wal.unfinished_counts(self._background.backing_off())
         return CoordinatorStats(
             **self._counters.snapshot(),
             live=live,
-            unfinished=wal.unfinished_count(),
-            in_doubt=self._background.backing_off(),
+            unfinished=unfinished,
+            in_doubt=in_doubt,
             log_records=wal.records_written,
             log_batches=wal.batches,
             log_syncs=wal.syncs,
