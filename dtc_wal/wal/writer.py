@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..fault_injection import points
 from ..history import ParticipantView, TransactionView, replay
+from ..options import one_of
 from ..records import LogRecord, encode_record, lsn_key
 from ..states import RecordType
 from .store import MIB, DirectoryLock, LogStore, put_summary
@@ -83,8 +84,7 @@ class WriteAheadLog:
         lazy_delay: float = 0.002,
         writer: str = "caller",
     ) -> None:
-        if writer not in ("caller", "thread"):
-            raise ValueError('writer is "caller" (appenders lead in turn) or "thread"')
+        one_of("writer", writer, ("caller", "thread"))  # appenders lead in turn, or a thread
         # "thread": a dedicated writer thread writes every batch -- kept to measure the
         # alternative (benchmarks); "caller" is faster (docs/performance.md).
         self._dedicated = writer == "thread"
