@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import lmdb
 
@@ -29,7 +28,6 @@ from ..errors import (
     CoordinatorClosedError,
     DtcError,
     InvalidTransitionError,
-    LogError,
     TransactionDamagedError,
 )
 from ..fault_injection import points
@@ -37,7 +35,8 @@ from ..history import ParticipantView, TransactionView, replay
 from ..options import one_of
 from ..records import LogRecord, encode_record, lsn_key
 from ..states import RecordType
-from .store import MIB, DirectoryLock, LogStore, put_summary
+from .directory import DirectoryLock, open_log_directory
+from .store import MIB, LogStore, put_summary
 from .unfinished import Damage, load_unfinished
 
 __all__ = ["WriteAheadLog"]
@@ -89,15 +88,7 @@ class WriteAheadLog:
         # alternative (benchmarks); "caller" is faster (docs/performance.md).
         self._dedicated = writer == "thread"
         self._lock_file: DirectoryLock | None = None
-        try:
-            os.makedirs(path, exist_ok=True)
-            lock = DirectoryLock(Path(path))
-            lock.acquire()
-        except OSError as exc:
-            raise LogError(
-                f"cannot open the log directory {path} ({exc}); give a directory path this "
-                "process can write"
-            ) from exc
+        lock = open_log_directory(path)  # LogError / LogLockedError say what is wrong
         self._lock_file = lock
         store: LogStore | None = None
         try:
