@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The project's two commands, each doing its own set-up (a virtualenv in .venv).
 
-    python3 dev.py demo     run the e-commerce demo (2PC + saga, a failure, then success)
+    python3 dev.py demo     run the e-commerce demo (2PC + saga, a failure, then success);
+                            --keep keeps its log to look at with dtc, --log DIR writes it there
     python3 dev.py test     lint (ruff), type-check (mypy --strict) and run the whole suite
 
 Extra arguments after ``test`` go to pytest (e.g. ``python3 dev.py test -k wal``). Needs only
@@ -30,17 +31,28 @@ def run(*cmd: str | Path, check: bool = True, env: dict[str, str] | None = None)
     return subprocess.run([str(c) for c in cmd], cwd=ROOT, check=check, env=env).returncode
 
 
-def ensure_venv(extras: str) -> None:
-    """Create .venv and install the project with ``extras``; redo when pyproject changes."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
-        return
+def ensure_venv(extras: str, upgrade_pip: bool = True) -> None:
+    """Create .venv and install the project with ``extras`` (comma-separated, may be empty);
+    nothing to do when those are installed for this pyproject.toml already (the stamp lists
+    what is), so `demo` after `test` installs nothing."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = {e for e in extras.split(",") if e}
+    installed: set[str] = set()
+    if STAMP.exists() and PY.exists():
+        stamp_digest, _, listed = STAMP.read_text().partition("\n")
+        if stamp_digest == digest:
+            installed = {e for e in listed.split(",") if e}
+            if wanted <= installed:
+                return
     if not PY.exists():
         print(f"creating virtualenv {VENV.relative_to(ROOT)}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PY, "-m", "pip", "install", "--quiet", "-e", f".[{extras}]")
-    STAMP.write_text(wanted)
+    if upgrade_pip:
+        run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    wanted |= installed  # keep what is there: `test` after `demo` adds, never removes
+    target = f".[{','.join(sorted(wanted))}]" if wanted else "."
+    run(PY, "-m", "pip", "install", "--quiet", "-e", target)
+    STAMP.write_text(f"{digest}\n{','.join(sorted(wanted))}")
 
 
 def postgres_bindir() -> Path | None:
@@ -70,8 +82,12 @@ def ensure_postgres() -> None:
 
 
 def demo(args: list[str]) -> int:
-    ensure_venv("test")
-    return run(PY, "-m", "dtc_wal", "demo", *args, check=False)
+    """The demo needs the package alone: no test or dev extras, no pip upgrade. It runs in
+    the caller's directory, so the commands it prints work where they are typed."""
+    ensure_venv("", upgrade_pip=False)
+    cmd = [str(PY), "-m", "dtc_wal", "demo", *args]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=False).returncode
 
 
 def test(args: list[str]) -> int:

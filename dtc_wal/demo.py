@@ -8,15 +8,20 @@ ordered saga with compensations. Finally the log itself is printed, record by re
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .coordinator import TransactionCoordinator
 from .errors import TransactionAborted, VoteNo
 from .registry import ParticipantRegistry
 
-__all__ = ["Shop", "run_demo"]
+__all__ = ["Shop", "dtc_command", "run_demo"]
 
 Echo = Callable[[str], None]
 
@@ -141,11 +146,67 @@ def _discard(mapping: dict[str, Any], key: str) -> None:
     mapping.pop(key, None)
 
 
-def run_demo(log_dir: str | None = None, echo: Echo = print) -> None:
-    """Run the demo on ``log_dir`` (a fresh temporary directory when None)."""
-    log_dir = log_dir or tempfile.mkdtemp(prefix="dtc-demo-")
+def run_demo(log_dir: str | None = None, echo: Echo = print, *, keep: bool = False) -> None:
+    """Run the demo on ``log_dir``, which is kept; with None, on a temporary directory that
+    is removed at the end unless ``keep``. The footer says how to look at a kept log."""
+    if log_dir is not None:
+        _demo(log_dir, echo, kept=True)
+    elif keep:
+        _demo(tempfile.mkdtemp(prefix="dtc-demo-"), echo, kept=True, temporary=True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="dtc-demo-") as scratch:
+            _demo(scratch, echo, kept=False)
+
+
+def dtc_command() -> str:
+    """The shell command that runs this installation's ``dtc``: ``dtc`` when the one on
+    PATH runs this Python, the script beside this Python (a virtualenv not activated),
+    else ``<this python> -m dtc_wal``, which works wherever dtc-wal is importable."""
+    on_path = shutil.which("dtc")
+    if on_path is not None and _runs_this_python(Path(on_path)):
+        return "dtc"
+    beside = Path(sys.executable).parent / "dtc"
+    if os.access(beside, os.X_OK) and _runs_this_python(beside):
+        return shlex.quote(_shown(beside))
+    return f"{shlex.quote(_shown(Path(sys.executable)))} -m dtc_wal"
+
+
+def _runs_this_python(script: Path) -> bool:
+    """True when ``script``'s #! line names this interpreter (or one beside it that is
+    the same file, as python3 is to python in a virtualenv)."""
+    try:
+        with script.open("rb") as f:
+            first = f.readline(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    if not first.startswith("#!"):
+        return False
+    words = first[2:].split()
+    if not words:
+        return False
+    named, ours = Path(words[0]), Path(sys.executable)
+    if named == ours:
+        return True
+    try:
+        return named.parent == ours.parent and named.samefile(ours)
+    except OSError:
+        return False
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> None:
     data = {"sku": "A1", "qty": 2, "price": 40}
-    echo(f"dtc-wal demo -- log at {log_dir}\n")
+    if kept:
+        echo(f"dtc-wal demo -- log at {log_dir}\n")
+    else:
+        echo("dtc-wal demo -- log in a temporary directory, removed at the end (--keep keeps it)\n")
     shop = Shop()
     with TransactionCoordinator(log_dir, registry=shop.registry()) as coord:
         echo("Two-phase commit: order + payment + inventory + notification")
@@ -179,6 +240,12 @@ def run_demo(log_dir: str | None = None, echo: Echo = print) -> None:
                 fields.pop("at")
                 extra = " ".join(f"{k}={v}" for k, v in fields.items())
                 echo(f"    {lsn:>4}  {kind:<15} {extra}")
-    echo(f"\nInspect it yourself: dtc show {log_dir} {ok}")
-    echo("(dtc is in the project's .venv/bin after `python3 dev.py demo`; `python -m dtc_wal`")
-    echo(" works wherever dtc-wal is installed)")
+    dtc = dtc_command()
+    if not kept:
+        echo(f"\nThe log was removed. To keep it and inspect it: {dtc} demo --keep")
+        return
+    where = shlex.quote(log_dir)
+    echo(f"\nInspect it yourself: {dtc} show {where} {ok}")
+    echo(f"                     {dtc} status {where}")
+    if temporary:
+        echo(f"(a temporary directory, kept: remove it with  rm -r {where})")

@@ -18,6 +18,8 @@ __all__ = [
     "DtcError",
     "DuplicateFactoryError",
     "DuplicateParticipantError",
+    "InvalidFactoryError",
+    "InvalidOptionError",
     "InvalidParticipantError",
     "InvalidTransitionError",
     "LogCorruptError",
@@ -113,6 +115,18 @@ class UnknownFactoryError(DtcError, LookupError):
 
 class DuplicateFactoryError(DtcError, ValueError):
     """A participant factory name is registered twice."""
+
+
+class InvalidFactoryError(DtcError, ValueError, TypeError):
+    """A registry registration with a name that is not a non-empty str, or a factory that
+    is not callable; nothing was registered. Also a ``ValueError`` and a ``TypeError``
+    (what these mistakes raised before), so handlers for either still catch it."""
+
+
+class InvalidOptionError(DtcError, ValueError, TypeError):
+    """An option or argument has a value (or type) the call does not accept: a coordinator
+    option, a log path, ``compact_log(keep=)``, a resolution's outcome or reason, ... The
+    message names it and what it accepts. Also a ``ValueError`` and a ``TypeError``."""
 
 
 class CoordinatorClosedError(DtcError):

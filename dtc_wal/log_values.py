@@ -30,7 +30,7 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import DataTooLargeError, UnencodableDataError
+from .errors import DataTooLargeError, InvalidOptionError, UnencodableDataError
 from .records import EncodedMap, pack
 
 __all__ = [
@@ -135,7 +135,7 @@ def check_max_data_bytes(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
+        raise InvalidOptionError(
             f"max_data_bytes must be a positive number of bytes (or None for no limit), "
             f"not {value!r}"
         )

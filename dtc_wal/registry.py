@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .errors import DuplicateFactoryError, UnknownFactoryError
+from .errors import (
+    DuplicateFactoryError,
+    InvalidFactoryError,
+    UnencodableDataError,
+    UnknownFactoryError,
+)
 from .participant import CallableStep
 
 __all__ = ["Factory", "ParticipantRegistry"]
@@ -35,11 +40,13 @@ class ParticipantRegistry:
         self._lock = threading.Lock()
 
     def register(self, name: str, factory: Factory, *, replace: bool = False) -> None:
-        """Register ``factory`` under ``name``; a second registration needs ``replace=True``."""
-        if not isinstance(name, str) or not name:
-            raise ValueError("a factory name is a non-empty string")
-        if not callable(factory):
-            raise TypeError(f"factory for {name!r} is not callable")
+        """Register ``factory`` under ``name``; a second registration needs ``replace=True``.
+
+        Raises :class:`~dtc_wal.errors.InvalidFactoryError` for a name that is not a
+        non-empty str or a factory that is not callable,
+        :class:`~dtc_wal.errors.DuplicateFactoryError` for a name already registered.
+        """
+        _check_registration("factory", name, factory)
         with self._lock:
             if name in self._factories and not replace:
                 raise DuplicateFactoryError(
@@ -67,9 +74,9 @@ class ParticipantRegistry:
 
         Recovery calls ``factory()`` and asks the resource which transactions it holds
         prepared, so orphans (prepared, with no commit decision in the log) are rolled back.
+        Bad names and factories raise as in :meth:`register`.
         """
-        if not callable(factory):
-            raise TypeError(f"resource factory for {name!r} is not callable")
+        _check_registration("resource", name, factory)
         with self._lock:
             if name in self._resources and not replace:
                 raise DuplicateFactoryError(
@@ -93,16 +100,33 @@ class ParticipantRegistry:
         return decorate
 
     def create(self, name: str, params: Mapping[str, Any] | None = None) -> object:
-        """Build a participant; the factory's own exceptions propagate unchanged."""
+        """Build a participant; the factory's own exceptions propagate unchanged.
+
+        Raises :class:`~dtc_wal.errors.UnknownFactoryError` when nothing is registered
+        under ``name``, :class:`~dtc_wal.errors.UnencodableDataError` when ``params`` is
+        not a mapping with str keys (they become the factory's keyword arguments).
+        """
         with self._lock:
-            factory = self._factories.get(name)
+            factory = self._factories.get(name) if isinstance(name, str) else None
         if factory is None:
             known = ", ".join(sorted(self._factories)) or "none"
             raise UnknownFactoryError(
                 f"no participant factory named {name!r} (registered: {known}); register it "
                 "with ParticipantRegistry.register before opening the coordinator"
             )
-        return factory(**dict(params or {}))
+        if params is not None and not isinstance(params, Mapping):
+            raise UnencodableDataError(
+                f"params of {name!r} must be a mapping (a dict of str keys), not "
+                f"{type(params).__name__}"
+            )
+        keywords = dict(params or {})
+        wrong = [k for k in keywords if not isinstance(k, str)]
+        if wrong:
+            raise UnencodableDataError(
+                f"params of {name!r} have non-str keys {wrong!r}: they are the factory's "
+                "keyword arguments, so every key must be a str"
+            )
+        return factory(**keywords)
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories
@@ -112,3 +136,16 @@ class ParticipantRegistry:
 
     def __len__(self) -> int:
         return len(self._factories)
+
+
+def _check_registration(kind: str, name: object, factory: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidFactoryError(
+            f"a {kind} name is a non-empty str (it is written to the log and looked up at "
+            f"recovery), not {name!r}"
+        )
+    if not callable(factory):
+        raise InvalidFactoryError(
+            f"the {kind} registered as {name!r} is not callable ({factory!r}): pass the "
+            "function or class that builds the participant"
+        )

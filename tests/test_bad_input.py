@@ -391,8 +391,9 @@ def test_log_held_by_another_coordinator(
     first.commit_transaction(txid)
     with pytest.raises(E.LogLockedError) as info:
         TransactionCoordinator(log_dir)
-    assert f"pid {os.getpid()}" in str(info.value)
-    assert "stop it first" in str(info.value)
+    assert f"is held by this process (pid {os.getpid()} on " in str(info.value)
+    assert "close that one first" in str(info.value) and "or reuse it" in str(info.value)
+    assert "another live coordinator" not in str(info.value)
     # nothing already logged is lost and the holder keeps working
     assert first.state(txid) is TxState.COMMITTED
     second = first.begin_transaction()

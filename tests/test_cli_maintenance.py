@@ -226,7 +226,7 @@ def test_recover_registry_module_that_fails_to_import(
 def test_recover_refuses_a_log_a_live_coordinator_holds(locked: Path) -> None:
     result = run("recover", locked, "--registry", REGISTRY)
     assert result.exit_code == 3
-    assert result.stderr.startswith(f"Error: log {locked} is held by another live coordinator")
+    assert result.stderr.startswith(f"Error: log {locked} is held by ")
     assert len(result.stderr.splitlines()) == 1
 
 
@@ -351,7 +351,7 @@ def test_resolve_needs_an_outcome_and_a_reason(log: Path, journal: Path) -> None
 def test_resolve_refuses_a_log_a_live_coordinator_holds(locked: Path) -> None:
     result = run("resolve", locked, "tx-held", "--commit", "--reason", "x")
     assert result.exit_code == 3
-    assert "held by another live coordinator" in result.stderr
+    assert f"log {locked} is held by " in result.stderr
 
 
 def test_resolve_missing_log(tmp_path: Path) -> None:
@@ -517,7 +517,7 @@ def test_dtc_compact_json_and_dry_run(log: Path, journal: Path) -> None:
 def test_dtc_compact_refuses_while_locked(locked: Path) -> None:
     result = run("compact", locked)
     assert result.exit_code == 3
-    assert result.stderr.startswith(f"Error: log {locked} is held by another live coordinator")
+    assert result.stderr.startswith(f"Error: log {locked} is held by ")
 
 
 def test_dtc_compact_bad_keep(log: Path, journal: Path) -> None:

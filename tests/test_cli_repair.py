@@ -416,7 +416,7 @@ def test_refused_while_a_live_coordinator_holds_the_log(locked: Path, command: l
     before = (locked / "data.mdb").read_bytes()
     result = run(command[0], locked, *command[1:])
     assert result.exit_code == 3
-    assert result.stderr.startswith(f"Error: log {locked} is held by another live coordinator")
+    assert result.stderr.startswith(f"Error: log {locked} is held by ")
     assert len(result.stderr.splitlines()) == 1
     assert backups_of(locked) == []
     assert (locked / "data.mdb").read_bytes() == before

@@ -164,3 +164,53 @@ def test_map_growth_is_logged_and_the_maximum_is_a_gauge(
     stats = coord.stats()
     assert stats.log_map_size == stats.log_max_map_size
     assert stats.log_bytes_used <= stats.log_map_size
+
+
+def _hold_lazy_records(coord: TransactionCoordinator) -> None:
+    """Keep lazy records (acknowledgements, completions) queued for a second, as a busy
+    process may: the gauges must not depend on when they reach the disk."""
+    coord.wal.lazy_delay = 1.0
+
+
+def test_a_commit_every_participant_acknowledged_is_finished_at_once(
+    make_coord: MakeCoord, journal: Journal
+) -> None:
+    coord = make_coord(recovery_interval=None, clock=ManualClock())
+    _hold_lazy_records(coord)
+    _commit(coord, RecordingParticipant("a", journal), RecordingParticipant("b", journal))
+    stats = coord.stats()
+    assert (stats.live, stats.unfinished, stats.in_doubt) == (0, 0, 0)
+    coord.wal.flush()
+    assert coord.stats().unfinished == 0
+
+
+def test_an_abort_whose_rollbacks_are_acknowledged_is_finished_at_once(
+    make_coord: MakeCoord, journal: Journal
+) -> None:
+    coord = make_coord(recovery_interval=None, clock=ManualClock())
+    _hold_lazy_records(coord)
+    with pytest.raises(TransactionAborted):
+        _commit(coord, RecordingParticipant("a", journal), RecordingParticipant("no", vote_no=True))
+    saga = coord.begin_transaction()
+    coord.register_participant(saga, "s1", *saga_functions("s1", journal))
+    coord.register_participant(saga, "s2", *saga_functions("s2", journal, fail=True))
+    with pytest.raises(TransactionAborted):
+        coord.commit_transaction(saga)
+    stats = coord.stats()
+    assert (stats.aborted, stats.live, stats.unfinished, stats.in_doubt) == (2, 0, 0, 0)
+
+
+def test_a_rollback_not_acknowledged_stays_unfinished(
+    make_coord: MakeCoord, journal: Journal
+) -> None:
+    coord = make_coord(recovery_interval=None, clock=ManualClock(), max_retries=0)
+    _hold_lazy_records(coord)
+    stuck = RecordingParticipant("stuck", journal, rollback_failures=Failures(FOREVER))
+    with pytest.raises(TransactionAborted) as info:
+        _commit(coord, stuck, RecordingParticipant("no", vote_no=True))
+    assert info.value.pending == ("stuck",)
+    stats = coord.stats()
+    assert (stats.live, stats.unfinished, stats.in_doubt) == (0, 1, 0)
+    coord.recover_now()  # still failing: now in doubt, and still unfinished
+    stats = coord.stats()
+    assert (stats.unfinished, stats.in_doubt) == (1, 1)

@@ -708,9 +708,9 @@ def test_close_refuses_new_appends_and_writes_what_was_queued(log_dir: Path) -> 
 def test_log_path_that_is_a_file_raises_log_error(tmp_path: Path) -> None:
     path = tmp_path / "a-file"
     path.write_text("not a directory")
-    with pytest.raises(LogError, match="directory path"):
+    with pytest.raises(LogError, match=f"{path} is a file, not a directory"):
         WriteAheadLog(path / "log")
-    with pytest.raises(LogError, match="directory path"):
+    with pytest.raises(LogError, match=f"{path} is a file, not a log directory"):
         WriteAheadLog(path)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
+from ..wal.directory import LOCK_FILE
 from ..wal.repair import backup_log
-from ..wal.store import LOCK_FILE
 from .errors import CliError
 from .logs import require_log, unwritable, warn_lockless
 from .options import json_option, log_argument

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..errors import InvalidOptionError
+
 __all__ = ["DURATION", "Duration", "parse_duration"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -24,14 +26,14 @@ def parse_duration(text: str) -> float:
     while pos < len(spec):
         match = _PART.match(spec, pos)
         if match is None:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"{text!r} is not a duration: use a number and a unit, e.g. 30s, 10m, 2h, "
                 "3d, 1w or 1h30m"
             )
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if not spec:
-        raise ValueError("empty duration: use e.g. 30s, 10m, 2h, 3d or 1w")
+        raise InvalidOptionError("empty duration: use e.g. 30s, 10m, 2h, 3d or 1w")
     return total
 
 

@@ -13,8 +13,9 @@ import click
 from ..errors import LogCorruptError, LogError
 from ..history import TransactionView
 from ..records import unframe, unpack
+from ..wal.directory import LOCK_FILE, DirectoryLock
 from ..wal.read_only import reader_lock_available
-from ..wal.store import LOCK_FILE, DirectoryLock, LogStore
+from ..wal.store import LogStore
 from ..wal.unfinished import Damage, load_unfinished
 from .errors import CliError
 

@@ -66,19 +66,28 @@ def cli(debug: bool, verbose: bool) -> None:
     "log_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Log directory to use (default: a fresh temporary directory).",
+    help="Log directory to use, kept afterwards (default: a temporary directory).",
 )
-def demo(log_dir: str | None) -> None:
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the temporary log directory and print how to inspect it (default: removed).",
+)
+def demo(log_dir: str | None, keep: bool) -> None:
     """Run the e-commerce demo: a failed payment rolls everything back, then it commits.
+
+    The log goes to a temporary directory removed at the end, unless --keep or --log DIR;
+    then the demo prints the `dtc show` command for it.
 
     \b
     Examples:
       dtc demo
+      dtc demo --keep
       dtc demo --log /tmp/demo-log && dtc status /tmp/demo-log
     """
     from ..demo import run_demo
 
-    run_demo(log_dir, click.echo)
+    run_demo(log_dir, click.echo, keep=keep)
 
 
 for _command in (

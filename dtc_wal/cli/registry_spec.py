@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..errors import InvalidOptionError
 from ..registry import ParticipantRegistry
 
 __all__ = ["RegistrySpec", "load_registry"]
@@ -21,28 +22,32 @@ def load_registry(spec: str) -> ParticipantRegistry:
     the registry). The current directory is importable, as with ``python -m``."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(f"{spec!r} is not MODULE:ATTRIBUTE ({EXAMPLE})")
+        raise InvalidOptionError(f"{spec!r} is not MODULE:ATTRIBUTE ({EXAMPLE})")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(
+        raise InvalidOptionError(
             f"cannot import {module_name!r} ({type(exc).__name__}: {exc}); run dtc from the "
             "directory that holds it, or add that directory to PYTHONPATH"
         ) from exc
     except Exception as exc:
-        raise ValueError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise InvalidOptionError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     obj: Any = module
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+            raise InvalidOptionError(
+                f"module {module_name!r} has no attribute {attribute!r}"
+            ) from None
     if callable(obj) and not isinstance(obj, ParticipantRegistry):
         obj = obj()
     if not isinstance(obj, ParticipantRegistry):
-        raise ValueError(
+        raise InvalidOptionError(
             f"{spec} is a {type(obj).__name__}, not a dtc_wal.ParticipantRegistry (or a "
             "function returning one)"
         )

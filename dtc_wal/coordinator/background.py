@@ -87,10 +87,10 @@ class BackgroundRecovery:
         with self._state_lock:
             self._handover[tx.txid] = tx
 
-    def backing_off(self) -> int:
-        """How many transactions a pass tried and did not finish (retried with backoff)."""
+    def backing_off(self) -> list[str]:
+        """The transactions a pass tried and did not finish (retried with backoff)."""
         with self._state_lock:
-            return len(self._due)
+            return list(self._due)
 
     def forget(self, txid: str) -> None:
         with self._state_lock:

@@ -18,8 +18,9 @@ from typing import TypeVar
 
 import tenacity
 
+from .. import options
 from ..clock import Clock
-from ..errors import ParticipantTimeoutError, TransientError, VoteNo
+from ..errors import InvalidOptionError, ParticipantTimeoutError, TransientError, VoteNo
 from ..log_values import loggable_text
 from .inline import InlineTracker
 
@@ -64,10 +65,16 @@ class CallPolicy:
     transient: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if self.backoff_initial < 0 or self.backoff_max < 0 or self.jitter < 0:
-            raise ValueError("backoff_initial, backoff_max and jitter must be >= 0")
+        options.count("max_retries", self.max_retries)
+        for option in ("backoff_initial", "backoff_max", "jitter"):
+            options.non_negative(option, getattr(self, option))
+        transient = self.transient
+        if not isinstance(transient, tuple) or not all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in transient
+        ):
+            raise InvalidOptionError(
+                f"transient_errors must be a tuple of exception classes, not {transient!r}"
+            )
 
     def call(
         self,

@@ -9,9 +9,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Literal, NoReturn, overload
 
+from .. import options
 from ..clock import Clock, SystemClock
 from ..errors import (
     CommitIncompleteError,
+    InvalidOptionError,
     LogError,
     TransactionAborted,
     TransactionStateError,
@@ -111,18 +113,25 @@ class TransactionCoordinator(Joining, Operations):
         one_phase: bool = True,
         max_data_bytes: int | None = DEFAULT_MAX_DATA_BYTES,
     ) -> None:
-        if prepare_timeout is not None and prepare_timeout <= 0:
-            raise ValueError("prepare_timeout must be positive (or None for no limit)")
-        if phase2_timeout is not None and phase2_timeout <= 0:
-            raise ValueError("phase2_timeout must be positive (or None for no limit)")
-        check_workers(recovery_workers)  # before anything opens: a bad value leaks nothing
+        # Every option is checked before anything opens: a bad value leaks nothing.
         self.max_data_bytes = check_max_data_bytes(max_data_bytes)
         for option, value in (
+            ("prepare_timeout", prepare_timeout),
+            ("phase2_timeout", phase2_timeout),
             ("recovery_interval", recovery_interval),
             ("zombie_timeout", zombie_timeout),
         ):
-            if value is not None and value <= 0:
-                raise ValueError(f"{option} must be positive (or None to switch it off)")
+            options.positive(option, value, off=True)
+        options.positive("recovery_backoff_max", recovery_backoff_max)
+        options.non_negative("inline_threshold", inline_threshold, off=True)
+        options.count("max_workers", max_workers, 1)
+        options.count("map_size", map_size, 1)
+        options.count("max_map_size", max_map_size, 1)
+        check_workers(recovery_workers)
+        options.one_of("log_writer", log_writer, ("caller", "thread"))
+        for option, value in (("sync", sync), ("recover", recover), ("one_phase", one_phase)):
+            options.flag(option, value)
+        _check_objects(registry, clock)
         self.registry = registry if registry is not None else ParticipantRegistry()
         self.clock: Clock = clock or SystemClock()
         self.policy = CallPolicy(
@@ -362,3 +371,18 @@ class TransactionCoordinator(Joining, Operations):
         tx.phase = Phase.DONE
         with self._lock:
             self._live.pop(tx.txid, None)
+
+
+def _check_objects(registry: object, clock: object) -> None:
+    if registry is not None and not isinstance(registry, ParticipantRegistry):
+        raise InvalidOptionError(
+            f"registry must be a dtc_wal.ParticipantRegistry (or None), not "
+            f"{type(registry).__name__}"
+        )
+    if clock is not None and not all(
+        callable(getattr(clock, m, None)) for m in ("now", "monotonic", "sleep")
+    ):
+        raise InvalidOptionError(
+            "clock must be a dtc_wal.Clock (now(), monotonic() and sleep()), e.g. "
+            f"ManualClock(), not {type(clock).__name__}"
+        )

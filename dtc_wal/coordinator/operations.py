@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..errors import TransactionStateError, UnknownTransactionError
+from ..errors import InvalidOptionError, TransactionStateError, UnknownTransactionError
 from ..history import TransactionView
 from ..recovery.report import InDoubt, RecoveryReport
 from ..recovery.resolve import resolve_transaction
@@ -58,11 +58,13 @@ class Operations(CoordinatorBase):
         with self._lock:
             live = len(self._live)
         wal = self.wal
+        # One reading of the log's view, so in_doubt <= unfinished always holds.
+        unfinished, in_doubt = wal.unfinished_counts(self._background.backing_off())
         return CoordinatorStats(
             **self._counters.snapshot(),
             live=live,
-            unfinished=wal.unfinished_count(),
-            in_doubt=self._background.backing_off(),
+            unfinished=unfinished,
+            in_doubt=in_doubt,
             log_records=wal.records_written,
             log_batches=wal.batches,
             log_syncs=wal.syncs,
@@ -76,6 +78,8 @@ class Operations(CoordinatorBase):
     def recover_now(self, progress: Callable[[int, int], None] | None = None) -> RecoveryReport:
         """Run a recovery pass now over every unfinished transaction no caller owns;
         ``progress(done, total)`` is called after each transaction."""
+        if progress is not None and not callable(progress):
+            raise InvalidOptionError(f"progress must be a callable(done, total), not {progress!r}")
         return self._background.recover_now(progress=progress)
 
     def reap_zombies(self) -> list[str]:
@@ -116,6 +120,7 @@ class Operations(CoordinatorBase):
     ) -> TransactionView:
         """Operator decision for an in-doubt transaction, recorded in the log
         (see :func:`dtc_wal.recovery.resolve_transaction`)."""
+        resolution = _resolution(outcome)  # a bad outcome is refused before anything else
         with self._lock:
             if txid in self._live:
                 raise TransactionStateError(
@@ -125,7 +130,7 @@ class Operations(CoordinatorBase):
             view = resolve_transaction(
                 self.wal,
                 txid,
-                _resolution(outcome),
+                resolution,
                 reason=reason,
                 participant=participant,
                 actor=actor,
@@ -153,4 +158,4 @@ def _resolution(outcome: Outcome | str) -> Outcome:
         return Outcome.COMMIT
     if value in ("abort", "rollback"):
         return Outcome.ROLLBACK
-    raise ValueError(f"an operator resolves to 'commit' or 'abort', not {outcome!r}")
+    raise InvalidOptionError(f"an operator resolves to 'commit' or 'abort', not {outcome!r}")

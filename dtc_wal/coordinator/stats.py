@@ -35,14 +35,17 @@ class CoordinatorStats:
     recovered: int
     """Transactions recovery passes drove to completion."""
     live: int
-    """Transactions callers are driving now."""
+    """Transactions callers are driving now (begun, their commit or rollback call not
+    returned yet)."""
     unfinished: int
-    """Transactions in the log that are not completed (live ones included). A completion
-    record is lazy (docs/protocol.md), so a transaction that just finished may count here
-    for a few milliseconds more."""
+    """Transactions in the log that still need a participant: active ones (live ones
+    included) and decided ones not every participant acknowledged. A transaction every
+    participant acknowledged is finished at once, also while its lazy COMPLETED record
+    (docs/protocol.md) is still queued."""
     in_doubt: int
-    """Unfinished transactions recovery has tried and not finished; they are retried with
-    backoff. Non-zero for long means a participant needs attention (``in_doubt()``)."""
+    """Unfinished transactions recovery has tried and not finished (never more than
+    ``unfinished``); they are retried with backoff. Non-zero for long means a participant
+    needs attention (``in_doubt()``)."""
     log_records: int
     """Log records written since open."""
     log_batches: int

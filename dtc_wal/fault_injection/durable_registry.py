@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidOptionError
 from ..registry import ParticipantRegistry
 from .durable_participants import (
     DurableParticipant,
@@ -68,7 +69,7 @@ def register_durable(
 
     def listing_participant(name: str, **options: Any) -> ListingDurableParticipant:
         if name not in listed:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"{name!r} is not covered by the {RESOURCE_NAME} resource ({', '.join(listed)})"
             )
         return ListingDurableParticipant(path, name, **options)

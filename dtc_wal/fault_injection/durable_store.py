@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from ..errors import InvalidOptionError
+
 __all__ = [
     "APPLIED",
     "COMMITTED",
@@ -101,7 +103,7 @@ _ready_lock = threading.Lock()
 def db_path(directory: str | os.PathLike[str], name: str) -> Path:
     """The SQLite file of participant ``name`` in ``directory``."""
     if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"participant name {name!r} cannot name a file")
+        raise InvalidOptionError(f"participant name {name!r} cannot name a file")
     return Path(directory) / f"{name}.sqlite"
 
 

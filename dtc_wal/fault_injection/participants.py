@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..errors import InvalidOptionError
 from ..participant import Participant, SagaStep
 
 __all__ = [
@@ -59,7 +60,9 @@ class Fault:
         self.phases = None if names is None else frozenset(names)
         unknown = (self.phases or frozenset()) - set(PHASES)
         if unknown:
-            raise ValueError(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
+            raise InvalidOptionError(
+                f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}"
+            )
 
     def applies(self, phase: str) -> bool:
         return self.phases is None or phase in self.phases
@@ -84,7 +87,7 @@ class FailTimes(Fault):
     ) -> None:
         super().__init__(phases)
         if times < FOREVER:
-            raise ValueError("times is a count >= 0, or FOREVER")
+            raise InvalidOptionError("times is a count >= 0, or FOREVER")
         self.times = times
         self.error = error
         self.failed = 0
@@ -156,7 +159,7 @@ class Slow(Fault):
     ) -> None:
         super().__init__(phases)
         if seconds < 0:
-            raise ValueError("seconds must be >= 0")
+            raise InvalidOptionError("seconds must be >= 0")
         self.seconds = seconds
         self.sleep = sleep
 

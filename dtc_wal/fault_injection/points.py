@@ -15,6 +15,8 @@ import os
 import signal
 import threading
 
+from ..errors import InvalidOptionError
+
 __all__ = ["ARMED", "CRASH_POINTS", "arm", "disarm", "hit", "hits"]
 
 log = logging.getLogger("dtc_wal.fault_injection")
@@ -48,9 +50,9 @@ _lock = threading.Lock()
 def arm(name: str, on_hit: int = 1) -> None:
     """Kill this process the ``on_hit``-th time ``name`` is passed."""
     if name not in CRASH_POINTS:
-        raise ValueError(f"unknown crash point {name!r}; known: {', '.join(CRASH_POINTS)}")
+        raise InvalidOptionError(f"unknown crash point {name!r}; known: {', '.join(CRASH_POINTS)}")
     if on_hit < 1:
-        raise ValueError("on_hit counts from 1")
+        raise InvalidOptionError("on_hit counts from 1")
     ARMED[name] = on_hit
 
 

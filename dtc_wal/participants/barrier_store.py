@@ -23,6 +23,7 @@ import lmdb
 import msgpack
 
 from ..clock import Clock, SystemClock
+from ..errors import UnknownTransactionError
 from .errors import BarrierError, BarrierLockedError
 
 __all__ = ["LOCK_FILE", "MIB", "RECORD_FORMAT", "BarrierState", "BarrierStore"]
@@ -80,7 +81,7 @@ def _decode(raw: bytes | None, txid: str) -> tuple[BarrierState, float] | None:
 
 def _key(txid: str) -> bytes:
     if not isinstance(txid, str) or not txid:
-        raise TypeError("a transaction id is a non-empty string")
+        raise UnknownTransactionError(repr(txid))  # as the coordinator says of a non-str id
     return txid.encode("utf-8")
 
 

@@ -22,6 +22,7 @@ import socket
 
 from ..clock import Clock, SystemClock
 from ..errors import (
+    InvalidOptionError,
     InvalidParticipantError,
     TransactionFinishedError,
     TransactionStateError,
@@ -59,12 +60,15 @@ def resolve_transaction(
 ) -> TransactionView:
     """Record an operator's decision; return the transaction's view afterwards."""
     if outcome not in (Outcome.COMMIT, Outcome.ROLLBACK):
-        raise ValueError("an operator resolves to commit or rollback")
+        raise InvalidOptionError(f"an operator resolves to commit or rollback, not {outcome!r}")
     check_text(reason, "reason")  # both are logged
     if actor is not None:
         check_text(actor, "actor")
-    if not reason or not reason.strip():
-        raise ValueError("say why: a resolution needs a reason for the log")
+    if not reason.strip():
+        raise InvalidOptionError(
+            "say why: a resolution needs a reason for the log (a non-empty str), e.g. "
+            "reason='refunded by hand, ticket 123'"
+        )
     actor = actor or default_actor()
     now = (clock or SystemClock()).now
     wal.flush()

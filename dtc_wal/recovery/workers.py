@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar, cast
 
+from ..options import count
+
 __all__ = ["BUSY", "TICK", "check_workers", "run_adaptive"]
 
 TICK = 0.005
@@ -31,10 +33,8 @@ computing: no helper is added while the process is at least this busy."""
 
 
 def check_workers(value: object, option: str = "recovery_workers") -> int:
-    """``value`` as a worker count; ValueError naming ``option`` unless an int >= 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{option} must be an int >= 1, not {value!r}")
-    return value
+    """``value`` as a worker count; InvalidOptionError naming ``option`` unless an int >= 1."""
+    return count(option, value, 1)
 
 
 V = TypeVar("V")

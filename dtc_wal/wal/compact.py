@@ -32,6 +32,7 @@ from typing import Any
 import lmdb
 
 from ..errors import LogCorruptError, LogError
+from ..options import count, non_negative
 from ..records import key_lsn, lsn_key, unframe, unpack
 from .store import DirectoryLock, LogStore
 from .verify import Progress
@@ -114,10 +115,8 @@ def compact_log(
     >>> compact_log(path, keep=0).summary()
     'removed 1 finished transaction(s) (6 record(s)); kept 0 finished and 0 unfinished'
     """
-    if keep < 0:
-        raise ValueError("keep is a number of seconds, 0 or more")
-    if batch_records < 1:
-        raise ValueError("batch_records must be at least 1")
+    non_negative("keep", keep)
+    count("batch_records", batch_records, 1)
     directory = Path(path)
     if not (directory / "data.mdb").exists():
         raise LogError(f"no log at {directory}: give the directory a coordinator was opened on")

@@ -14,20 +14,16 @@ This module knows nothing of participants or of group commit; :mod:`.writer` doe
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lmdb
 
-from ..errors import LogCorruptError, LogError, LogFullError, LogLockedError
+from ..errors import LogCorruptError, LogError, LogFullError
 from ..fault_injection import points
 from ..records import (
     FORMAT_VERSION,
@@ -40,6 +36,7 @@ from ..records import (
     unframe,
     unpack,
 )
+from .directory import DirectoryLock, make_log_directory
 from .read_only import check_readable
 
 __all__ = ["DirectoryLock", "LogStore", "Summary"]
@@ -49,59 +46,7 @@ log = logging.getLogger("dtc_wal.wal")
 T = TypeVar("T")
 Summary = dict[str, Any]
 
-LOCK_FILE = "coordinator.lock"
 MIB = 1024 * 1024
-
-
-class DirectoryLock:
-    """An exclusive ``flock`` on ``<log>/coordinator.lock``; the kernel drops it on death.
-
-    The file holds the owner's pid, host and start time so the error can name the holder.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                raise LogLockedError(
-                    f"log {self.path.parent} is held by another live coordinator "
-                    f"({holder}); stop it first, or open a different log directory"
-                ) from exc
-            raise
-        os.ftruncate(fd, 0)
-        owner = f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n"
-        os.pwrite(fd, owner.encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
-    @staticmethod
-    def holder(directory: Path) -> str | None:
-        """Who holds the lock on ``directory`` now, or None when nobody does."""
-        path = directory / LOCK_FILE
-        if not path.exists():
-            return None
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
 
 
 class _ReadWriteGate:
@@ -158,13 +103,7 @@ class LogStore:
         self.lockless = readonly and check_readable(self.path)
         """Read without LMDB's lock file (:mod:`.read_only`): a live writer could tear it."""
         if not readonly:
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise LogError(
-                    f"cannot create the log directory {self.path} ({exc}); give a directory "
-                    "path this process can write"
-                ) from exc
+            make_log_directory(self.path)  # LogError says what is in the way
         try:
             self.env = lmdb.open(
                 str(self.path),

@@ -20,8 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import lmdb
 
@@ -29,14 +28,15 @@ from ..errors import (
     CoordinatorClosedError,
     DtcError,
     InvalidTransitionError,
-    LogError,
     TransactionDamagedError,
 )
 from ..fault_injection import points
 from ..history import ParticipantView, TransactionView, replay
+from ..options import one_of
 from ..records import LogRecord, encode_record, lsn_key
 from ..states import RecordType
-from .store import MIB, DirectoryLock, LogStore, put_summary
+from .directory import DirectoryLock, open_log_directory
+from .store import MIB, LogStore, put_summary
 from .unfinished import Damage, load_unfinished
 
 __all__ = ["WriteAheadLog"]
@@ -83,21 +83,12 @@ class WriteAheadLog:
         lazy_delay: float = 0.002,
         writer: str = "caller",
     ) -> None:
-        if writer not in ("caller", "thread"):
-            raise ValueError('writer is "caller" (appenders lead in turn) or "thread"')
+        one_of("writer", writer, ("caller", "thread"))  # appenders lead in turn, or a thread
         # "thread": a dedicated writer thread writes every batch -- kept to measure the
         # alternative (benchmarks); "caller" is faster (docs/performance.md).
         self._dedicated = writer == "thread"
         self._lock_file: DirectoryLock | None = None
-        try:
-            os.makedirs(path, exist_ok=True)
-            lock = DirectoryLock(Path(path))
-            lock.acquire()
-        except OSError as exc:
-            raise LogError(
-                f"cannot open the log directory {path} ({exc}); give a directory path this "
-                "process can write"
-            ) from exc
+        lock = open_log_directory(path)  # LogError / LogLockedError say what is wrong
         self._lock_file = lock
         store: LogStore | None = None
         try:
@@ -117,6 +108,9 @@ class WriteAheadLog:
         self.lazy_delay = lazy_delay
         self._mu = threading.Lock()
         self._queue: list[_Entry] = []
+        # txids whose COMPLETED record is queued, not yet written: finished for the caller
+        # (every participant acknowledged), still listed in ``_views`` until it lands.
+        self._completing: dict[str, int] = {}
         self._leader = False
         self._closed = False
         self.batches = 0
@@ -156,10 +150,23 @@ class WriteAheadLog:
         return sorted(views, key=lambda v: (v.created_at, v.lsns[:1]))
 
     def unfinished_count(self) -> int:
-        """How many transactions the log does not show completed, damaged ones included
-        (no copies made)."""
+        """How many transactions are not finished, damaged ones included (no copies made).
+
+        One whose COMPLETED record is queued (lazy, docs/protocol.md) counts as finished:
+        every participant acknowledged, and losing that record in a crash only repeats an
+        idempotent commit or rollback.
+        """
+        return self.unfinished_counts(())[0]
+
+    def unfinished_counts(self, among: Iterable[str]) -> tuple[int, int]:
+        """``(unfinished_count(), how many of among are unfinished)``, read at one instant."""
         with self._mu:
-            return len(self._views) + len(self._damaged)
+            some = sum(1 for t in among if self._unfinished(t))
+            completing = sum(1 for t in self._completing if t in self._views)
+            return len(self._views) - completing + len(self._damaged), some
+
+    def _unfinished(self, txid: str) -> bool:
+        return txid in self._damaged or (txid in self._views and txid not in self._completing)
 
     def damaged(self) -> list[Damage]:
         """The unfinished transactions found damaged at open (never driven), in index order."""
@@ -205,6 +212,9 @@ class WriteAheadLog:
             if self._closed:
                 raise CoordinatorClosedError(f"the log at {self.path} is closed")
             self._queue.append(entry)
+            for record in records:
+                if record.type is RecordType.COMPLETED:
+                    self._completing[record.txid] = self._completing.get(record.txid, 0) + 1
             if self._dedicated:
                 self._flush_wanted.set()
                 if not wait:
@@ -313,6 +323,8 @@ class WriteAheadLog:
             log.error("log write failed for transactions %s: %s", ", ".join(txids), exc)
             for entry in batch:
                 entry.error = entry.error or exc
+            with self._mu:
+                self._settle(batch)
             return
         if points.ARMED:
             points.hit("wal.after-sync")
@@ -324,11 +336,22 @@ class WriteAheadLog:
                     self._views.pop(txid, None)
                 else:
                     self._views[txid] = view
+            self._settle(batch)
         for entry in batch:
             if entry.error is None:
                 self.records_written += len(entry.records)
             elif entry.wake is None:
                 log.error("lazy log records refused: %s", entry.error)
+
+    def _settle(self, batch: Sequence[_Entry]) -> None:
+        """Forget the queued COMPLETED records of ``batch``: written, refused or dropped.
+        Called with ``_mu`` held, in the same critical section that updates ``_views``."""
+        for entry in batch:
+            for record in entry.records:
+                if record.type is RecordType.COMPLETED:
+                    left = self._completing.pop(record.txid, 0) - 1
+                    if left > 0:
+                        self._completing[record.txid] = left
 
     def _start_view(self, txn: lmdb.Transaction, record: LogRecord, lsn: int) -> TransactionView:
         live = self._views.get(record.txid)
@@ -384,6 +407,7 @@ class WriteAheadLog:
             dropped = [] if write_pending else self._queue
             if not write_pending:
                 self._queue = []
+                self._settle(dropped)
         for entry in dropped:
             entry.error = CoordinatorClosedError(f"the log at {self.path} was abandoned")
             entry.done = True
