@@ -167,7 +167,9 @@ def tables(log: Path) -> dict[str, dict[bytes, bytes]]:
 
 
 def calls(journal: Path) -> dict[str, list[str]]:
-    return {name: journal_lines(journal, name) for name in ("payment", "stock")}
+    """What each participant was told, sorted: a pass may drive two transactions at once,
+    so the order between transactions is not fixed."""
+    return {name: sorted(journal_lines(journal, name)) for name in ("payment", "stock")}
 
 
 AFTER_RECOVERY = {
