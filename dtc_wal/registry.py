@@ -2,7 +2,8 @@
 
 The log stores ``(factory name, params)`` for each recoverable participant; recovery calls
 ``registry.create(name, params)`` to rebuild it. The registry holds factories only, never
-live connections of its own.
+live connections of its own. (Saga steps of two importable module-level functions need no
+registry: recovery imports them, :mod:`dtc_wal.recovery.rebuild`.)
 """
 
 from __future__ import annotations
