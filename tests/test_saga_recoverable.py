@@ -25,7 +25,12 @@ from dtc_wal import (
     TransactionCoordinator,
     TxState,
 )
-from dtc_wal.errors import DtcError, InvalidParticipantError, NotRecoverableError
+from dtc_wal.errors import (
+    DtcError,
+    InvalidParticipantError,
+    NotRecoverableError,
+    UnknownTransactionError,
+)
 from dtc_wal.participant import CALLABLES_FACTORY
 from dtc_wal.records import LogRecord
 from dtc_wal.recovery import recover
@@ -305,3 +310,19 @@ def test_dry_run_reports_steps_whose_module_cannot_be_found(log_dir: Path) -> No
     assert (
         doubt.error == "cannot import no_such_shop:a: module no_such_shop is not on the import path"
     )
+
+
+def test_warning_turned_error_refuses_the_step_whole(coord: TransactionCoordinator) -> None:
+    """Under ``-W error`` the warning is raised before the step joins: nothing half-done."""
+    txid = coord.begin_transaction()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotRecoverableWarning)
+        with pytest.raises(NotRecoverableWarning, match="saga step 'audit'"):
+            coord.register_participant(txid, "audit", lambda t, d: None, lambda t: None)
+    assert coord.transaction(txid).participants == {}
+
+
+def test_strict_reports_an_unknown_transaction_as_such(make_coord: MakeCoord) -> None:
+    coord = make_coord(strict=True)
+    with pytest.raises(UnknownTransactionError):
+        coord.register_participant("no-such-tx", "audit", lambda t, d: None, lambda t: None)

@@ -60,7 +60,7 @@ class Joining(CoordinatorBase):
         ``(name, params)`` by recovery after a crash. Objects passed directly cannot be
         rebuilt after a crash: give them a factory for that. Under ``strict=True`` they are
         refused with :class:`~dtc_wal.errors.NotRecoverableError`; by default they are
-        accepted without a warning (the object form is never recoverable, and says so).
+        accepted without a warning: the object form is never recoverable, as documented.
         """
         if isinstance(participant, str):
             factory: str | None = participant
@@ -81,7 +81,8 @@ class Joining(CoordinatorBase):
             if self.strict:
                 self._get_live(txid)  # an unknown transaction is reported as such first
                 why = f"an object ({type(participant).__name__}) enlisted directly"
-                raise NotRecoverableError(_not_recoverable(Mode.TWO_PHASE, member_name, why))
+                message = _not_recoverable(Mode.TWO_PHASE, member_name, why)
+                raise NotRecoverableError(f"{message} (refused: strict=True)")
         return self._join(txid, Mode.TWO_PHASE, member_name, obj, factory, params, name is not None)
 
     def register_participant(
@@ -110,7 +111,6 @@ class Joining(CoordinatorBase):
         and ``compensate`` (optionally ``compensate(txid, data)``), which recovery
         rebuilds -- so one factory can serve several steps under different service names.
         """
-        why: str | None = None
         if commit_function is None and rollback_function is None:
             factory = factory or service_name
             obj: object = self._create(factory, params, txid)
@@ -133,14 +133,14 @@ class Joining(CoordinatorBase):
                 )
             factory, params = step.log_entry()
             if factory is None:
-                why = params[NOT_RECOVERABLE]
+                self._get_live(txid)  # an unknown transaction is reported as such first
+                message = _not_recoverable(Mode.SAGA, service_name, params[NOT_RECOVERABLE])
                 if self.strict:
-                    self._get_live(txid)  # an unknown transaction is reported as such first
-                    raise NotRecoverableError(_not_recoverable(Mode.SAGA, service_name, why))
+                    raise NotRecoverableError(f"{message} (refused: strict=True)")
+                # before joining: under -W error the step is refused, not half-enlisted
+                _warn(f"{message}; TransactionCoordinator(strict=True) refuses such steps")
             obj = step
         self._join(txid, Mode.SAGA, service_name, obj, factory, params, True)
-        if why is not None:
-            _warn(_not_recoverable(Mode.SAGA, service_name, why))
 
     def _create(self, factory: str, params: Mapping[str, Any] | None, txid: str) -> object:
         """Build a registry participant -- after checking the transaction, so a bad txid is
@@ -220,8 +220,7 @@ def _not_recoverable(mode: Mode, name: str, why: str) -> str:
         f"participant {name!r} cannot be rebuilt after a crash: it is {why}. Enlist it by "
         "the name of a registry factory (registry.register(name, factory); "
         "enlist_participant(txid, name, params=...)) to make it recoverable; otherwise, "
-        "after a crash, settle it by hand and record that with `dtc resolve`; "
-        "TransactionCoordinator(strict=True) refuses it"
+        "after a crash, settle it by hand and record that with `dtc resolve`"
     )
 
 
