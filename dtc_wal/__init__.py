@@ -12,6 +12,7 @@ from .coordinator import CommitHandle, CoordinatorStats, TransactionCoordinator
 from .errors import (
     CommitIncompleteError,
     DtcError,
+    NotRecoverableWarning,
     TransactionAborted,
     TransientError,
     VoteNo,
@@ -29,6 +30,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_a
     "DtcError",
     "ManualClock",
     "Mode",
+    "NotRecoverableWarning",
     "Outcome",
     "Participant",
     "ParticipantRegistry",

@@ -35,11 +35,15 @@ class Shop:
         self.wallet = wallet
         self.emails: list[str] = []
         self.held: dict[str, dict[str, Any]] = {}  # prepared work per (service, txid)
+        self.steps: list[str] = []  # saga steps and compensations run, in order
 
-    def registry(self) -> ParticipantRegistry:
+    def registry(self, saga: Shop | None = None) -> ParticipantRegistry:
+        """The 2PC services by name, and the factory ``saga-step`` of ``saga``'s steps."""
         registry = ParticipantRegistry()
         for name in ("order", "payment", "inventory", "notification"):
             registry.register(name, lambda service=name, **_: _Service(self, service))
+        saga_shop = saga or self
+        registry.register("saga-step", lambda step: _SagaStep(saga_shop, step))
         return registry
 
     def snapshot(self) -> str:
@@ -97,53 +101,58 @@ def _two_phase(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict
     return txid
 
 
-def _saga(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict[str, Any]) -> str:
-    log: list[str] = []
+class _SagaStep:
+    """A saga step of the shop, built by the registry factory ``saga-step`` (so recovery
+    can rebuild it): ``action`` does the work, ``compensate(txid, data)`` undoes it with
+    the data the action got -- after a crash too, since the data is in the log."""
 
-    def step(name: str, do: Callable[[], None], undo: Callable[[], None]) -> None:
-        def action(txid: str, _data: Mapping[str, Any]) -> None:
-            do()
-            log.append(name)
+    def __init__(self, shop: Shop, step: str) -> None:
+        self.shop = shop
+        self.step = step
 
-        def compensate(txid: str) -> None:
-            undo()
-            log.append(f"undo {name}")
+    def action(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        shop, key = self.shop, f"{self.step}:{transaction_id}"
+        if self.step == "create order":
+            shop.orders[transaction_id] = dict(data)
+        elif self.step == "charge":
+            if shop.wallet < data["price"]:
+                raise VoteNo(f"insufficient funds: wallet {shop.wallet} < price {data['price']}")
+            shop.wallet -= data["price"]
+        elif self.step == "reserve stock":
+            shop.stock -= data["qty"]
+        else:
+            shop.emails.append(f"order {transaction_id[:8]} confirmed")
+        shop.held[key] = dict(data)
+        shop.steps.append(self.step)
 
-        coord.register_participant(txid, name, action, compensate)
-
-    def charge() -> None:
-        if shop.wallet < data["price"]:
-            raise ValueError(f"insufficient funds: wallet {shop.wallet} < price {data['price']}")
-        shop.wallet -= data["price"]
-
-    def refund() -> None:
-        if "charge" in log:  # compensation tolerates a charge that never happened
+    def compensate(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        shop = self.shop
+        if shop.held.pop(f"{self.step}:{transaction_id}", None) is None:
+            return  # never ran, or already undone: compensation is idempotent
+        if self.step == "create order":
+            shop.orders.pop(transaction_id, None)
+        elif self.step == "charge":
             shop.wallet += data["price"]
+        elif self.step == "reserve stock":
+            shop.stock += data["qty"]
+        shop.steps.append(f"undo {self.step}")  # a sent email cannot be unsent
 
+
+SAGA_STEPS = ("create order", "charge", "reserve stock", "send email")
+
+
+def _saga(coord: TransactionCoordinator, shop: Shop, echo: Echo, data: dict[str, Any]) -> str:
+    shop.steps.clear()
     txid = coord.begin_transaction()
-    step(
-        "create order",
-        lambda: shop.orders.__setitem__(txid, data),
-        lambda: _discard(shop.orders, txid),
-    )
-    step("charge", charge, refund)
-    step(
-        "reserve stock",
-        lambda: setattr(shop, "stock", shop.stock - data["qty"]),
-        lambda: setattr(shop, "stock", shop.stock + data["qty"]),
-    )
-    step("send email", lambda: shop.emails.append(f"order {txid[:8]} confirmed"), lambda: None)
+    for step in SAGA_STEPS:  # one factory, four steps: name= and params say which
+        coord.register_participant(txid, step, factory="saga-step", params={"step": step})
     try:
-        coord.commit_transaction(txid)
-        echo(f"  -> committed   {shop.snapshot()}   steps: {', '.join(log)}")
+        coord.commit_transaction(txid, data=data)
+        echo(f"  -> committed   {shop.snapshot()}   steps: {', '.join(shop.steps)}")
     except TransactionAborted as exc:
         echo(f"  -> compensated ({exc.reason})")
-        echo(f"                 {shop.snapshot()}   steps: {', '.join(log)}")
+        echo(f"                 {shop.snapshot()}   steps: {', '.join(shop.steps)}")
     return txid
-
-
-def _discard(mapping: dict[str, Any], key: str) -> None:
-    mapping.pop(key, None)
 
 
 def run_demo(log_dir: str | None = None, echo: Echo = print, *, keep: bool = False) -> None:
@@ -207,8 +216,8 @@ def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> N
         echo(f"dtc-wal demo -- log at {log_dir}\n")
     else:
         echo("dtc-wal demo -- log in a temporary directory, removed at the end (--keep keeps it)\n")
-    shop = Shop()
-    with TransactionCoordinator(log_dir, registry=shop.registry()) as coord:
+    shop, saga_shop = Shop(), Shop()
+    with TransactionCoordinator(log_dir, registry=shop.registry(saga=saga_shop)) as coord:
         echo("Two-phase commit: order + payment + inventory + notification")
         echo(f"  start           {shop.snapshot()}")
         echo("  checkout 2 x A1 for 40 with 30 in the wallet:")
@@ -218,7 +227,6 @@ def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> N
         ok = _two_phase(coord, shop, echo, data)
 
         echo("\nOrdered saga: the same checkout as steps with compensations")
-        saga_shop = Shop()
         echo(f"  start           {saga_shop.snapshot()}")
         failed_saga = _saga(coord, saga_shop, echo, data)
         saga_shop.wallet += 50

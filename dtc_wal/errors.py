@@ -27,6 +27,8 @@ __all__ = [
     "LogFullError",
     "LogLockedError",
     "MixedTransactionError",
+    "NotRecoverableError",
+    "NotRecoverableWarning",
     "ParticipantTimeoutError",
     "ParticipantUnavailableError",
     "TransactionAborted",
@@ -88,6 +90,19 @@ class MixedTransactionError(DtcError, ValueError):
 
 class InvalidParticipantError(DtcError, TypeError):
     """The object given as a participant does not have the methods the protocol needs."""
+
+
+class NotRecoverableError(InvalidParticipantError):
+    """Under ``TransactionCoordinator(strict=True)``: a participant or saga step that
+    recovery could not rebuild after a crash (saga callables that are not importable
+    module-level functions, a 2PC object enlisted directly). Nothing was enlisted."""
+
+
+class NotRecoverableWarning(DtcError, UserWarning):
+    """Issued, not raised: a saga step registered with callables that recovery could not
+    rebuild after a crash (``strict=True`` raises :class:`NotRecoverableError` instead).
+    After a crash its transaction is reported in doubt until settled by hand. A
+    ``UserWarning``, so ``-W error::UserWarning`` or ``warnings.filterwarnings`` apply."""
 
 
 class UnencodableDataError(DtcError, TypeError):

@@ -56,6 +56,7 @@ class TransactionView:
     decided_at: float | None = None
     reason: str | None = None
     decided_by: str | None = None
+    data: Any = None  # saga: the data of the BEGUN record (what its compensations get)
     lsns: list[int] = dataclasses.field(default_factory=list)
 
     @classmethod
@@ -66,6 +67,7 @@ class TransactionView:
             )
         view = cls(txid=record.txid, created_at=record.at, updated_at=record.at)
         view.mode = record.mode
+        view.data = record.data
         if lsn is not None:
             view.lsns.append(lsn)
         return view

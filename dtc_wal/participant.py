@@ -6,7 +6,7 @@ Two shapes take part in transactions:
   ``rollback``. Enlisted with ``enlist_participant``.
 * :class:`SagaStep` -- an ordered saga step: ``action`` does the work at once and
   ``compensate`` undoes it. Registered with ``register_participant`` (from two callables,
-  or by registry name).
+  recoverable when they are importable module-level functions, or by registry name).
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import InvalidParticipantError
+from .import_paths import NotImportable, import_path, resolve, takes_data
 from .states import Vote
 
 __all__ = [
+    "CALLABLES_FACTORY",
+    "NOT_RECOVERABLE",
     "CallableStep",
     "OnePhaseParticipant",
     "Participant",
@@ -25,6 +28,7 @@ __all__ = [
     "SagaStep",
     "as_participant",
     "as_saga_step",
+    "compensation_takes_data",
 ]
 
 
@@ -84,7 +88,11 @@ class SagaStep(Protocol):
 
     def compensate(self, transaction_id: str) -> None:
         """Undo the step. Runs in reverse registration order after an abort; may run more
-        than once and for a step whose action never ran (do nothing then)."""
+        than once and for a step whose action never ran (do nothing then).
+
+        May be declared ``compensate(self, transaction_id, data)``: it then gets the
+        ``data`` the action got, also after a crash (it is logged before the first
+        action runs)."""
 
 
 @runtime_checkable
@@ -106,36 +114,83 @@ class PreparedResource(Protocol):
         """Roll back a prepared branch; a no-op when it is no longer prepared."""
 
 
+CALLABLES_FACTORY = "dtc_wal:callables"
+"""The factory name logged for a step of two importable functions; its params are
+``{"commit": "module:qualname", "rollback": "module:qualname"}`` (docs/log-format.md).
+Recovery imports them; no registry factory of this name is ever called."""
+
+NOT_RECOVERABLE = "not-recoverable"
+"""The params key logged, without a factory, for a step of callables that cannot be
+imported back; its value says why (recovery reports it)."""
+
+
 class CallableStep:
     """A saga step from two callables: ``commit_function(txid, data)`` and
-    ``rollback_function(txid)`` -- the seed's ``register_participant`` form."""
+    ``rollback_function(txid)`` -- the seed's ``register_participant`` form -- or
+    ``rollback_function(txid, data)``, which gets the data the action got. Which one is
+    decided once, here, from the signature (a second positional parameter)."""
 
-    __slots__ = ("commit_function", "rollback_function")
+    __slots__ = ("commit_function", "rollback_function", "rollback_takes_data")
 
     def __init__(
         self,
         commit_function: Callable[[str, Mapping[str, Any]], object],
-        rollback_function: Callable[[str], object],
+        rollback_function: Callable[..., object],
     ) -> None:
         if not callable(commit_function) or not callable(rollback_function):
             raise InvalidParticipantError(
                 "register_participant needs a callable commit_function(txid, data) and a "
-                "callable rollback_function(txid)"
+                "callable rollback_function(txid) or rollback_function(txid, data)"
             )
         self.commit_function = commit_function
         self.rollback_function = rollback_function
+        self.rollback_takes_data = takes_data(rollback_function)
+
+    @classmethod
+    def from_log(cls, params: Mapping[str, Any]) -> CallableStep:
+        """Rebuild from the logged import paths; raises ImportError (or AttributeError,
+        TypeError) naming the path that does not import."""
+        paths = [params.get(key) for key in ("commit", "rollback")]
+        if not all(isinstance(path, str) for path in paths):
+            raise ImportError(f"the log holds no import paths for both functions: {params}")
+        return cls(resolve(paths[0]), resolve(paths[1]))  # type: ignore[arg-type]
+
+    def log_entry(self) -> tuple[str | None, dict[str, str]]:
+        """``(factory, params)`` for the ENLISTED record: :data:`CALLABLES_FACTORY` and the
+        import paths, or no factory and ``{NOT_RECOVERABLE: why}``."""
+        paths: dict[str, str] = {}
+        for key, role, fn in (
+            ("commit", "commit_function", self.commit_function),
+            ("rollback", "rollback_function", self.rollback_function),
+        ):
+            path = import_path(fn)
+            if isinstance(path, NotImportable):
+                name = getattr(fn, "__qualname__", None) or type(fn).__name__
+                return None, {NOT_RECOVERABLE: f"its {role} {name} is {path.reason}"}
+            paths[key] = path
+        return CALLABLES_FACTORY, paths
 
     def action(self, transaction_id: str, data: Mapping[str, Any]) -> None:
         self.commit_function(transaction_id, data)
 
-    def compensate(self, transaction_id: str) -> None:
-        self.rollback_function(transaction_id)
+    def compensate(self, transaction_id: str, data: Mapping[str, Any] | None = None) -> None:
+        if self.rollback_takes_data:
+            self.rollback_function(transaction_id, {} if data is None else data)
+        else:
+            self.rollback_function(transaction_id)
 
     def __repr__(self) -> str:
         return (
             f"CallableStep({getattr(self.commit_function, '__qualname__', '?')}, "
             f"{getattr(self.rollback_function, '__qualname__', '?')})"
         )
+
+
+def compensation_takes_data(step: object) -> bool:
+    """True when the step's ``compensate`` accepts ``(txid, data)`` (checked once, when
+    the step is registered or rebuilt)."""
+    compensate = getattr(step, "compensate", None)
+    return callable(compensate) and takes_data(compensate)
 
 
 def as_participant(obj: object, what: str) -> Participant:
@@ -156,6 +211,7 @@ def as_saga_step(obj: object, what: str) -> SagaStep:
         raise InvalidParticipantError(
             f"{what} ({type(obj).__name__}) is not a saga step: it lacks "
             f"{', '.join(missing)}; a registry factory used with register_participant must "
-            "return an object with action(txid, data) and compensate(txid)"
+            "return an object with action(txid, data) and compensate(txid) (or "
+            "compensate(txid, data))"
         )
     return obj  # type: ignore[return-value]

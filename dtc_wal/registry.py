@@ -2,7 +2,8 @@
 
 The log stores ``(factory name, params)`` for each recoverable participant; recovery calls
 ``registry.create(name, params)`` to rebuild it. The registry holds factories only, never
-live connections of its own.
+live connections of its own. (Saga steps of two importable module-level functions need no
+registry: recovery imports them, :mod:`dtc_wal.recovery.rebuild`.)
 """
 
 from __future__ import annotations
@@ -59,11 +60,22 @@ class ParticipantRegistry:
         self,
         name: str,
         commit_function: Callable[[str, Mapping[str, Any]], object],
-        rollback_function: Callable[[str], object],
+        rollback_function: Callable[..., object],
         *,
         replace: bool = False,
     ) -> None:
-        """Register a saga step made of two module-level callables, recoverable by name."""
+        """Register a saga step made of two callables under ``name``, recoverable by name.
+
+        ``register_participant(txid, name)`` then adds the step; after a crash recovery
+        gets it back from this registry, so the callables may be closures or bound methods
+        (the application registers them again at start-up). ``rollback_function(txid)``,
+        or ``rollback_function(txid, data)`` to get the data the action got.
+
+        >>> registry = ParticipantRegistry()
+        >>> registry.register_functions("order", print, print)
+        >>> registry.create("order").rollback_takes_data
+        True
+        """
         step = CallableStep(commit_function, rollback_function)
         self.register(name, lambda **_params: step, replace=replace)
 

@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "dtc_wal",
     "dtc_wal.coordinator.core",
+    "dtc_wal.import_paths",
     "dtc_wal.log_values",
     "dtc_wal.registry",
     "dtc_wal.wal.writer",

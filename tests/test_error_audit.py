@@ -36,7 +36,6 @@ ALLOWED = {
     ("cli/output.py", "AssertionError"): "an unreachable branch, not input",
     ("coordinator/completer.py", "TimeoutError"): "CommitHandle.wait(timeout), documented",
     ("participants/postgres/__init__.py", "ImportError"): "the postgres extra is missing",
-    ("demo.py", "ValueError"): "the demo's saga step failing on purpose (a short wallet)",
     ("fault_injection/participants.py", "ConnectionError"): "an injected participant failure",
     ("fault_injection/participants.py", "TimeoutError"): "an injected participant hang",
     ("fault_injection/durable_participants.py", "ConnectionError"): "an injected failure",
@@ -46,6 +45,10 @@ ALLOWED = {
     ("fault_injection/harness.py", "RuntimeError"): "the crash harness's child failed",
     ("fault_injection/harness.py", "TimeoutError"): "the crash harness's child hung",
     ("fault_injection/workload.py", "SystemExit"): "the workload process's exit",
+    ("import_paths.py", "ImportError"): "a logged import path that no longer imports: "
+    "recovery's rebuild catches it and reports the step in doubt",
+    ("import_paths.py", "TypeError"): "a logged import path naming a non-callable (the same)",
+    ("participant.py", "ImportError"): "a log entry without import paths (the same)",
 }
 
 

@@ -19,6 +19,7 @@ PUBLIC = {
     "DtcError",
     "ManualClock",
     "Mode",
+    "NotRecoverableWarning",
     "Outcome",
     "Participant",
     "ParticipantRegistry",

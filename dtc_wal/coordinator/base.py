@@ -34,6 +34,7 @@ class CoordinatorBase:
     wal: WriteAheadLog
     zombie_timeout: float | None
     max_data_bytes: int | None
+    strict: bool
     _driver: Driver
     _background: BackgroundRecovery
     _live: dict[str, LiveTransaction]

@@ -71,19 +71,31 @@ class TransactionCoordinator(Joining, Operations):
     * ``max_data_bytes`` (1 MiB, None: no limit) -- the largest ``data`` of a commit, and
       ``params`` of a participant, encoded; larger ones raise ``DataTooLargeError``
       (docs/protocol.md, "What the log accepts").
+    * ``strict`` (False) -- refuse, with :class:`~dtc_wal.errors.NotRecoverableError`,
+      participants and saga steps that recovery could not rebuild after a crash (objects
+      enlisted directly, saga callables that are not importable module-level functions);
+      by default such saga callables get a :class:`~dtc_wal.errors.NotRecoverableWarning`
+      and direct objects are accepted as documented.
+
+    A saga step built by a registry factory, which recovery rebuilds after a crash
+    (importable module-level functions are recoverable too; see ``register_participant``):
 
     >>> import tempfile
-    >>> from dtc_wal import TransactionCoordinator
+    >>> from dtc_wal import ParticipantRegistry, TransactionCoordinator
     >>> done = []
-    >>> with TransactionCoordinator(tempfile.mkdtemp()) as coord:
+    >>> class Order:
+    ...     def action(self, txid, data): done.append(f"order {data['sku']}")
+    ...     def compensate(self, txid, data): done.append(f"undo order {data['sku']}")
+    >>> registry = ParticipantRegistry()
+    >>> registry.register("order", Order)
+    >>> with TransactionCoordinator(tempfile.mkdtemp(), registry=registry) as coord:
     ...     txid = coord.begin_transaction()
-    ...     coord.register_participant(txid, "order", lambda t, d: done.append("order"),
-    ...                                lambda t: done.append("undo order"))
-    ...     coord.commit_transaction(txid)
+    ...     coord.register_participant(txid, "order")
+    ...     coord.commit_transaction(txid, data={"sku": "A1"})
     ...     coord.state(txid)
     <TxState.COMMITTED: 'committed'>
     >>> done
-    ['order']
+    ['order A1']
     """
 
     def __init__(
@@ -112,6 +124,7 @@ class TransactionCoordinator(Joining, Operations):
         inline_threshold: float | None = 0.0005,
         one_phase: bool = True,
         max_data_bytes: int | None = DEFAULT_MAX_DATA_BYTES,
+        strict: bool = False,
     ) -> None:
         # Every option is checked before anything opens: a bad value leaks nothing.
         self.max_data_bytes = check_max_data_bytes(max_data_bytes)
@@ -160,6 +173,7 @@ class TransactionCoordinator(Joining, Operations):
         self._closed = False
         self.zombie_timeout = zombie_timeout
         self.one_phase = one_phase
+        self.strict = strict
         self._background = BackgroundRecovery(
             self, recovery_interval, recovery_backoff_max, recovery_workers
         )

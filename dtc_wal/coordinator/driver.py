@@ -163,7 +163,11 @@ class Driver(PhaseTwo):
     # -- sagas -----------------------------------------------------------------------------
 
     def run_saga(self, tx: LiveTransaction, data: Mapping[str, Any]) -> CallResult | None:
-        """Run saga actions in registration order; return the failed call, or None."""
+        """Run saga actions in registration order; return the failed call, or None.
+
+        ``data`` is logged with the opening records (compensations get it after a crash),
+        as checked: an ``EncodedMap`` keeps its checked bytes."""
+        tx.data = data
         self.log_opening(tx)
         last = len(tx.members) - 1
         for i, member in enumerate(tx.members):

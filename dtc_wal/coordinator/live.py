@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..history import TransactionView
@@ -36,6 +36,7 @@ class Member:
     attempts: int = 0
     last_error: str | None = None
     unavailable: str | None = None  # why obj is None
+    takes_data: bool = False  # saga: compensate(txid, data) rather than compensate(txid)
 
 
 class LiveTransaction:
@@ -49,14 +50,18 @@ class LiveTransaction:
         self.members: list[Member] = []
         self.phase = Phase.OPEN
         self.logged = False  # begun + enlisted records are in the log
+        self.data: Mapping[str, Any] = {}  # saga: commit_transaction's data, for compensations
         self.lock = threading.Lock()
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)
 
     def opening_records(self, now: float) -> list[LogRecord]:
-        """BEGUN and ENLISTED records, written together before the first participant call."""
-        records = [LogRecord(RecordType.BEGUN, self.txid, self.created_at)]
+        """BEGUN and ENLISTED records, written together before the first participant call.
+
+        A saga's BEGUN record carries its data, so compensations get it after a crash."""
+        data = (self.data or None) if self.mode is Mode.SAGA else None
+        records = [LogRecord(RecordType.BEGUN, self.txid, self.created_at, data=data)]
         for m in self.members:
             records.append(
                 LogRecord(
@@ -86,6 +91,7 @@ class LiveTransaction:
         """Rebuild a transaction found unfinished in the log (recovery)."""
         tx = cls(view.txid, view.created_at, started_mono)
         tx.mode = view.mode
+        tx.data = dict(view.data or {})
         tx.members = sorted(members, key=lambda m: m.order)
         tx.phase = Phase.RUNNING
         tx.logged = True

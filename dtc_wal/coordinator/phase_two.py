@@ -157,8 +157,9 @@ class PhaseTwo(DriverBase):
             if member.obj is None:
                 records.append(self._failed(tx, member, self._unavailable(tx, member)))
                 continue
+            data = tx.data if member.takes_data else None
             result = self._call(
-                tx, member, "compensation", bind_compensate(member.obj, tx.txid), True
+                tx, member, "compensation", bind_compensate(member.obj, tx.txid, data), True
             )(threading.Event())
             if result.ok:
                 records.append(self._ack(tx, member, Outcome.ROLLBACK))

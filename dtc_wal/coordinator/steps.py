@@ -98,8 +98,12 @@ def bind_action(obj: Any, txid: str, data: Mapping[str, Any]) -> Callable[[], ob
     return lambda: obj.action(txid, data)
 
 
-def bind_compensate(obj: Any, txid: str) -> Callable[[], object]:
-    return lambda: obj.compensate(txid)
+def bind_compensate(obj: Any, txid: str, data: Mapping[str, Any] | None) -> Callable[[], object]:
+    """``compensate(txid, data)`` when ``data`` is given (the step takes it), else
+    ``compensate(txid)``."""
+    if data is None:
+        return lambda: obj.compensate(txid)
+    return lambda: obj.compensate(txid, data)
 
 
 def bind_phase2(obj: Any, phase: str, txid: str) -> Callable[[], object]:

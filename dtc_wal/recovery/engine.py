@@ -8,8 +8,10 @@ Rules (docs/recovery.md):
   step starts, so no later step can have run);
 * DECIDED_COMMIT not completed -> re-send commit to every participant without an
   acknowledgement; DECIDED_ABORT not completed -> re-send rollback likewise;
-* a participant that cannot be rebuilt (no factory, unknown name, factory raised) or keeps
-  failing stays pending: its transaction stays unfinished and is reported in doubt;
+* a participant is rebuilt by its registry factory, a saga step of two functions by
+  importing them (:mod:`.rebuild`); one that cannot be rebuilt (no factory, unknown name,
+  factory raised, import failed) or keeps failing stays pending: its transaction stays
+  unfinished and is reported in doubt;
 * a transaction whose records cannot be read back (found damaged at open,
   :mod:`dtc_wal.wal.unfinished`) is reported in doubt with the damage at every pass and
   never driven: its records are not trustworthy. Orphan resolution leaves its prepared
@@ -29,13 +31,13 @@ import logging
 from collections.abc import Callable, Container, Iterable, Sequence
 
 from ..coordinator.driver import Driver
-from ..coordinator.live import LiveTransaction, Member
+from ..coordinator.live import LiveTransaction
 from ..errors import LogCorruptError, TransactionDamagedError
 from ..history import TransactionView
-from ..participant import as_participant, as_saga_step
 from ..registry import ParticipantRegistry
-from ..states import Mode, Outcome, ParticipantState, TxState
+from ..states import Outcome, TxState
 from ..wal.unfinished import Damage
+from .rebuild import plan_blocker, rebuild_members
 from .report import InDoubt, RecoveryReport, TransactionAction, damage_action, damage_in_doubt
 from .workers import check_workers, run_adaptive
 
@@ -44,61 +46,6 @@ __all__ = ["RecoveryEngine", "plan", "rebuild_members", "report_damaged"]
 log = logging.getLogger("dtc_wal.recovery")
 
 PRESUMED_ABORT = "presumed abort: no decision in the log when recovery found it"
-
-
-def rebuild_members(view: TransactionView, registry: ParticipantRegistry) -> list[Member]:
-    """Live members for ``view``, rebuilt from the registry where the log names a factory."""
-    members: list[Member] = []
-    for p in view.ordered():
-        member = Member(
-            name=p.name,
-            order=p.order,
-            obj=None,
-            factory=p.factory,
-            params=dict(p.params),
-            state=p.state,
-            attempts=p.attempts,
-            last_error=p.last_error,
-            prepared_logged=p.state is not ParticipantState.ENLISTED,
-        )
-        if not p.state.done:
-            _rebuild(member, view.mode, registry)
-        members.append(member)
-    _mark_started(view.mode, members)
-    return members
-
-
-def _rebuild(member: Member, mode: Mode | None, registry: ParticipantRegistry) -> None:
-    if member.factory is None:
-        member.unavailable = (
-            f"{member.name} was enlisted as an object, not through a registry factory, so it "
-            "cannot be rebuilt after a restart; settle it by hand and record that with "
-            "`dtc resolve`"
-        )
-        return
-    try:
-        obj = registry.create(member.factory, member.params)
-        if mode is Mode.SAGA:
-            as_saga_step(obj, f"factory {member.factory!r}")
-        else:
-            as_participant(obj, f"factory {member.factory!r}")
-    except Exception as exc:
-        member.unavailable = (
-            f"cannot rebuild {member.name} with factory {member.factory!r}: "
-            f"{type(exc).__name__}: {exc}"
-        )
-        return
-    member.obj = obj
-
-
-def _mark_started(mode: Mode | None, members: list[Member]) -> None:
-    """Saga: the first step without a PREPARED record may have run; mark it to compensate."""
-    if mode is not Mode.SAGA:
-        return
-    for member in members:
-        if member.state is ParticipantState.ENLISTED:
-            member.started = True
-            return
 
 
 class RecoveryEngine:
@@ -289,13 +236,9 @@ def plan(
         members = view.pending() if view.state.decided else view.ordered()
         blocked = []
         for p in members:
-            if p.factory is None or p.factory not in registry:
+            why = plan_blocker(p, view.mode, registry)
+            if why is not None:
                 blocked.append(p.name)
-                why = (
-                    "not recoverable (enlisted as an object)"
-                    if p.factory is None
-                    else f"factory {p.factory!r} is not in the registry"
-                )
                 report.in_doubt.append(
                     InDoubt(view.txid, p.name, outcome.value, p.state.value, why, p.attempts)
                 )
