@@ -18,7 +18,7 @@ from .errors import (
     UnencodableDataError,
     UnknownFactoryError,
 )
-from .participant import CallableStep
+from .participant import CALLABLES_FACTORY, CallableStep
 
 __all__ = ["Factory", "ParticipantRegistry"]
 
@@ -155,6 +155,11 @@ def _check_registration(kind: str, name: object, factory: object) -> None:
         raise InvalidFactoryError(
             f"a {kind} name is a non-empty str (it is written to the log and looked up at "
             f"recovery), not {name!r}"
+        )
+    if name == CALLABLES_FACTORY:
+        raise InvalidFactoryError(
+            f"{CALLABLES_FACTORY!r} is reserved: the log names saga steps rebuilt by import "
+            "with it; pick another name"
         )
     if not callable(factory):
         raise InvalidFactoryError(

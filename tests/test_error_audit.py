@@ -175,6 +175,15 @@ def test_registry_refuses_a_bad_name(name: Any) -> None:
     assert len(registry) == 0 and registry.resources() == {}
 
 
+def test_registry_refuses_the_name_the_log_reserves_for_import_paths() -> None:
+    registry = ParticipantRegistry()
+    with pytest.raises(E.InvalidFactoryError, match="'dtc_wal:callables' is reserved"):
+        registry.register("dtc_wal:callables", lambda **_: None)
+    with pytest.raises(E.InvalidFactoryError, match="is reserved"):
+        registry.register_functions("dtc_wal:callables", print, print)
+    assert len(registry) == 0
+
+
 def test_registry_refuses_a_factory_that_is_not_callable() -> None:
     registry = ParticipantRegistry()
     with pytest.raises(E.InvalidFactoryError, match="'inventory' is not callable"):

@@ -236,8 +236,11 @@ def test_compensations_that_take_data_get_the_data_their_action_got(
 # -- what recovery says about steps it cannot rebuild ----------------------------------------
 
 
-def _write_unfinished_saga(log: Path, steps: dict[str, tuple[str | None, Any]]) -> str:
-    """A saga killed after every step's action was logged, written record by record."""
+def _write_unfinished_saga(
+    log: Path, steps: dict[str, tuple[str | None, Any]], done: int | None = None
+) -> str:
+    """A saga killed after the first ``done`` steps' actions were logged (all by default),
+    written record by record."""
     txid, now = "tx-saga", time.time()
     records = [LogRecord(RecordType.BEGUN, txid, now, data=DATA)]
     for order, (name, (factory, params)) in enumerate(steps.items()):
@@ -253,7 +256,8 @@ def _write_unfinished_saga(log: Path, steps: dict[str, tuple[str | None, Any]]) 
                 mode=Mode.SAGA,
             )
         )
-    records += [LogRecord(RecordType.PREPARED, txid, now, participant=name) for name in steps]
+    ran = list(steps)[:done]
+    records += [LogRecord(RecordType.PREPARED, txid, now, participant=name) for name in ran]
     with WriteAheadLog(log) as wal:
         wal.append(records)
     return txid
@@ -310,6 +314,26 @@ def test_dry_run_reports_steps_whose_module_cannot_be_found(log_dir: Path) -> No
     assert (
         doubt.error == "cannot import no_such_shop:a: module no_such_shop is not on the import path"
     )
+
+
+def test_dry_run_blocks_only_on_steps_the_real_run_would_call(
+    log_dir: Path, journal_file: Path
+) -> None:
+    """Killed after step 0 ran: recovery compensates step 0 and step 1 (it may have run) and
+    skips step 2 without calling it, so step 2's unimportable path blocks neither run."""
+    good = {"commit": "saga_steps:create_order", "rollback": "saga_steps:cancel_order"}
+    _write_unfinished_saga(
+        log_dir,
+        {
+            "order": (CALLABLES_FACTORY, good),
+            "payment": (CALLABLES_FACTORY, good),
+            "gone": (CALLABLES_FACTORY, {"commit": "no_such_shop:a", "rollback": "no_such_shop:b"}),
+        },
+        done=1,
+    )
+    assert recover(log_dir, ParticipantRegistry(), dry_run=True).in_doubt == []
+    assert recover(log_dir, ParticipantRegistry()).in_doubt == []
+    assert [name for name, _ in _calls(journal_file)] == ["cancel_order", "cancel_order"]
 
 
 def test_warning_turned_error_refuses_the_step_whole(coord: TransactionCoordinator) -> None:

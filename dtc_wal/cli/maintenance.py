@@ -54,10 +54,11 @@ def _print_recovery(report: RecoveryReport) -> None:
     "--registry",
     "registry",
     type=RegistrySpec(),
-    required=True,
+    default=None,
     metavar="MODULE:ATTRIBUTE",
     help="Your ParticipantRegistry (or a function returning it), e.g. "
-    "myapp.participants:registry. The current directory is importable.",
+    "myapp.participants:registry. The current directory is importable. Without it only "
+    "saga steps logged with import paths can be rebuilt.",
 )
 @click.option(
     "--dry-run",
@@ -73,7 +74,7 @@ def _print_recovery(report: RecoveryReport) -> None:
 )
 @json_option
 def recover_command(
-    log: Path, registry: ParticipantRegistry, dry_run: bool, workers: int, as_json: bool
+    log: Path, registry: ParticipantRegistry | None, dry_run: bool, workers: int, as_json: bool
 ) -> None:
     """Run crash recovery on a log with your participant registry.
 
@@ -96,6 +97,7 @@ def recover_command(
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
     """
     require_log(log)
+    registry = registry if registry is not None else ParticipantRegistry()
     if dry_run:
         warn_if_lockless(log)
     else:

@@ -33,9 +33,9 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from ..coordinator.driver import Driver
 from ..coordinator.live import LiveTransaction
 from ..errors import LogCorruptError, TransactionDamagedError
-from ..history import TransactionView
+from ..history import ParticipantView, TransactionView
 from ..registry import ParticipantRegistry
-from ..states import Outcome, TxState
+from ..states import Mode, Outcome, ParticipantState, TxState
 from ..wal.unfinished import Damage
 from .rebuild import plan_blocker, rebuild_members
 from .report import InDoubt, RecoveryReport, TransactionAction, damage_action, damage_in_doubt
@@ -235,7 +235,7 @@ def plan(
             action = f"re-send {outcome.value}"
         members = view.pending() if view.state.decided else view.ordered()
         blocked = []
-        for p in members:
+        for p in _called(view, members, outcome):
             why = plan_blocker(p, view.mode, registry)
             if why is not None:
                 blocked.append(p.name)
@@ -256,3 +256,23 @@ def plan(
         )
     report.merge(report_damaged(damaged))
     return report
+
+
+def _called(
+    view: TransactionView, members: list[ParticipantView], outcome: Outcome
+) -> list[ParticipantView]:
+    """The members the real pass would call, so the dry run blocks on exactly those: a saga
+    commit is acknowledged without calls, and a saga rollback compensates only the steps
+    that ran plus the first one that may have (the rest are skipped, never called)."""
+    if view.mode is not Mode.SAGA:
+        return members
+    if outcome is Outcome.COMMIT:
+        return []
+    called, first_open = [], True
+    for p in members:
+        if p.state is ParticipantState.PREPARED:
+            called.append(p)
+        elif p.state is ParticipantState.ENLISTED and first_open:
+            called.append(p)
+            first_open = False
+    return called

@@ -21,7 +21,6 @@ from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-EMPTY_REGISTRY = ("--registry", "dtc_wal:ParticipantRegistry")  # a class: called, it is one
 CHILD = "import sys, saga_steps; sys.exit(saga_steps.main(sys.argv[1:]))"
 
 
@@ -133,7 +132,8 @@ def test_lambda_step_is_in_doubt_with_the_reason_after_a_crash(
 
 def _dtc_recover(log: Path, journal: Path, *, importable: bool) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dtc_wal", "recover", str(log), *EMPTY_REGISTRY],
+        # no --registry: steps logged with import paths need none
+        [sys.executable, "-m", "dtc_wal", "recover", str(log)],
         env=_env(journal, importable=importable),
         cwd=log.parent,
         capture_output=True,
@@ -143,7 +143,7 @@ def _dtc_recover(log: Path, journal: Path, *, importable: bool) -> subprocess.Co
 
 
 def test_dtc_recover_in_another_process_imports_the_steps(tmp_path: Path) -> None:
-    """`dtc recover` with an empty registry: where the module cannot be imported the
+    """`dtc recover` with no registry at all: where the module cannot be imported the
     steps are in doubt with the reason (exit 4) and nothing is dropped; with it on
     PYTHONPATH the same command compensates them."""
     log, journal, txid = _run_saga(tmp_path, "saga.after-step-log:2")
