@@ -16,7 +16,7 @@ from .errors import InvalidTransitionError
 from .records import LogRecord
 from .states import Mode, Outcome, ParticipantState, RecordType, TxState
 
-__all__ = ["ParticipantView", "TransactionView", "replay"]
+__all__ = ["ParticipantView", "TransactionView", "replay", "replay_until_refused"]
 
 _ACK_STATE = {
     Outcome.COMMIT: ParticipantState.COMMITTED,
@@ -274,3 +274,20 @@ def replay(records: Iterable[tuple[int, LogRecord]]) -> TransactionView:
     if view is None:
         raise InvalidTransitionError("no records to replay")
     return view
+
+
+def replay_until_refused(
+    records: Iterable[tuple[int, LogRecord]],
+) -> tuple[TransactionView | None, int | None, InvalidTransitionError | None]:
+    """The view from as many records as the transition table accepts, and the LSN and
+    error of the first record it refused (None, None when it took them all)."""
+    view: TransactionView | None = None
+    for lsn, record in records:
+        try:
+            if view is None:
+                view = TransactionView.begin(record, lsn)
+            else:
+                view.apply(record, lsn)
+        except InvalidTransitionError as exc:
+            return view, lsn, exc
+    return view, None, None

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from ..errors import InvalidTransitionError, LogCorruptError
-from ..history import TransactionView
+from ..errors import LogCorruptError
+from ..history import TransactionView, replay_until_refused
 from ..records import LogRecord, decode_record, lsn_key
 from ..recovery import in_doubt_of
 from .errors import EXIT_ATTENTION, CliError, one_line
@@ -59,23 +59,6 @@ def _view_dict(view: TransactionView) -> dict[str, Any]:
     }
 
 
-def _replay_until_refused(
-    records: list[tuple[int, LogRecord]],
-) -> tuple[TransactionView | None, str | None]:
-    """The view from as many records as the transition table accepts, and why it stopped
-    (a damaged record usually leaves a gap that the next record cannot follow)."""
-    view: TransactionView | None = None
-    for lsn, record in records:
-        try:
-            if view is None:
-                view = TransactionView.begin(record, lsn)
-            else:
-                view.apply(record, lsn)
-        except InvalidTransitionError as exc:
-            return view, f"replay stopped at LSN {lsn}: {one_line(exc)}"
-    return view, None
-
-
 @click.command()
 @log_argument
 @click.argument("txid")
@@ -120,7 +103,8 @@ def show(log: Path, txid: str, full: bool, as_json: bool) -> None:
     holder = lock_holder(log)
     good = [(lsn, rec) for lsn, rec, _ in entries if rec is not None]
     problems = [damage for _, rec, damage in entries if rec is None and damage]
-    view, refused = _replay_until_refused(good)
+    view, lsn, error = replay_until_refused(good)
+    refused = None if error is None else f"replay stopped at LSN {lsn}: {one_line(error)}"
     if refused:
         problems.append(refused)
     if as_json:

@@ -24,8 +24,8 @@ from typing import Any
 import lmdb
 import msgpack
 
-from ..errors import InvalidTransitionError, LogCorruptError
-from ..history import TransactionView
+from ..errors import LogCorruptError
+from ..history import TransactionView, replay_until_refused
 from ..records import LogRecord, decode_record, lsn_key, unframe, unpack
 from .store import LogStore
 
@@ -165,15 +165,9 @@ def _summary(raw: bytes, txid: str) -> dict[str, Any]:
 def _replay(
     records: list[tuple[int, LogRecord]], damage: Callable[[int | None, str], Damage]
 ) -> TransactionView | Damage:
-    view: TransactionView | None = None
-    for lsn, record in records:
-        try:
-            if view is None:
-                view = TransactionView.begin(record, lsn)
-            else:
-                view.apply(record, lsn)
-        except InvalidTransitionError as exc:
-            return damage(lsn, f"record at LSN {lsn} breaks the transition table: {exc}")
+    view, lsn, error = replay_until_refused(records)
+    if error is not None:
+        return damage(lsn, f"record at LSN {lsn} breaks the transition table: {error}")
     assert view is not None  # the summary lists at least one LSN
     if view.state.finished:
         return damage(
