@@ -21,6 +21,7 @@ __all__ = [
     "InvalidFactoryError",
     "InvalidOptionError",
     "InvalidParticipantError",
+    "InvalidTransactionIdError",
     "InvalidTransitionError",
     "LogCorruptError",
     "LogError",
@@ -31,6 +32,7 @@ __all__ = [
     "NotRecoverableWarning",
     "ParticipantTimeoutError",
     "ParticipantUnavailableError",
+    "RecordDamagedError",
     "TransactionAborted",
     "TransactionDamagedError",
     "TransactionFinishedError",
@@ -103,6 +105,11 @@ class NotRecoverableWarning(DtcError, UserWarning):
     rebuild after a crash (``strict=True`` raises :class:`NotRecoverableError` instead).
     After a crash its transaction is reported in doubt until settled by hand. A
     ``UserWarning``, so ``-W error::UserWarning`` or ``warnings.filterwarnings`` apply."""
+
+
+class InvalidTransactionIdError(DtcError, ValueError):
+    """A transaction id a log cannot store (not a str, empty, not UTF-8 encodable, or
+    longer than the log's key limit); nothing of that append was written."""
 
 
 class UnencodableDataError(DtcError, TypeError):
@@ -265,6 +272,22 @@ class TransactionDamagedError(LogCorruptError):
             '"Repairing a damaged log")',
             lsn,
         )
+
+
+class RecordDamagedError(LogCorruptError):
+    """One stored record (log format 2) failed a check: only its transaction is set aside.
+
+    ``txid`` and ``seq`` (the record's place in its transaction; None when what is damaged
+    is the transaction's index entry) say where; ``damage`` names the check that failed
+    (:class:`dtc_wal.log.Damage`: ``truncated``, ``bad-length``, ``bad-checksum``,
+    ``unknown-version``, ``bad-payload``, ``gap``, ``index``).
+    """
+
+    def __init__(self, message: str, txid: str, seq: int | None, damage: str) -> None:
+        self.txid = txid
+        self.seq = seq
+        self.damage = damage
+        super().__init__(message)
 
 
 class InvalidTransitionError(LogError, ValueError):

@@ -1,0 +1,210 @@
+"""``LmdbLog``: the :class:`~dtc_wal.log.TransactionLog` on LMDB, in log format 2."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ...errors import CoordinatorClosedError, InvalidTransactionIdError, LogError
+from ...wal.store import MIB, DirectoryLock
+from ..group_commit import GroupCommit
+from ..interface import Compacted, LogInfo, OnDone, StoredTransaction
+from ..records import Record
+from . import compact as _compact
+from .codec import FORMAT, EncodedRecord, encode, txid_key
+from .reader import iter_transactions, iter_unfinished, read_range
+from .store import LmdbStore
+from .writer import Appender
+
+__all__ = ["LmdbLog"]
+
+
+def _describe(entry: Sequence[EncodedRecord]) -> str:
+    txids = sorted({r[0] for r in entry})
+    return "transaction " + ", ".join(txids)
+
+
+class LmdbLog:
+    """A format-2 log in an LMDB directory (docs/log-format-2.md).
+
+    One process appends: opening takes ``<path>/coordinator.lock`` (LogLockedError while
+    another process holds it). ``readonly=True`` opens for reading only, without the lock,
+    beside a live writer in another process. Every commit is synced unless ``sync=False``.
+    The map starts at ``map_size`` and doubles when full up to ``max_map_size``; then
+    appends raise LogFullError, with nothing already written lost.
+
+    >>> import tempfile, time
+    >>> from dtc_wal.log.records import Ended, MemberSpec, Mode, Opened
+    >>> with LmdbLog(tempfile.mkdtemp()) as log:
+    ...     log.append([Opened("tx-1", time.time(), Mode.TWO_PHASE, (MemberSpec("a"),))])
+    ...     [t.txid for t in log.unfinished()]
+    ...     log.append([Ended("tx-1", time.time())], durable=False)
+    ...     log.flush()
+    ...     log.read("tx-1").finished
+    ['tx-1']
+    True
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        sync: bool = True,
+        map_size: int = 64 * MIB,
+        max_map_size: int = 8 * 1024 * MIB,
+        lazy_delay: float = 0.002,
+    ) -> None:
+        self.path = Path(path)
+        self._lock: DirectoryLock | None = None
+        self._closed = False
+        if not readonly:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                lock = DirectoryLock(self.path)
+                lock.acquire()
+            except OSError as exc:
+                raise LogError(
+                    f"cannot open the log directory {self.path} ({exc}); give a directory "
+                    "path this process can write"
+                ) from exc
+            self._lock = lock
+        try:
+            self._store = LmdbStore(
+                self.path,
+                readonly=readonly,
+                map_size=map_size,
+                max_map_size=max_map_size,
+                sync=sync,
+            )
+            self._appender: Appender | None = None
+            self._commit: GroupCommit[Sequence[EncodedRecord]] | None = None
+            if not readonly:
+                try:
+                    self._appender = Appender(self._store)
+                    self._commit = GroupCommit(
+                        self._appender,
+                        lazy_delay=lazy_delay,
+                        describe=_describe,
+                        closed_message=f"the log at {self.path} is closed",
+                    )
+                except BaseException:
+                    self._store.close()
+                    raise
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    # -- appends ----------------------------------------------------------------------------
+
+    def _open(self) -> LmdbStore:
+        if self._closed:
+            raise CoordinatorClosedError(f"the log at {self.path} is closed")
+        return self._store
+
+    def _writer(self) -> GroupCommit[Sequence[EncodedRecord]]:
+        self._open()
+        if self._commit is None:
+            raise LogError(
+                f"the log at {self.path} was opened read-only; open it without readonly "
+                "(one process at a time) to append or compact"
+            )
+        return self._commit
+
+    def append(self, records: Sequence[Record], *, durable: bool = True) -> None:
+        writer = self._writer()
+        if records:
+            writer.append(encode(records), durable=durable)
+
+    def submit(
+        self, records: Sequence[Record], *, durable: bool, on_done: OnDone | None = None
+    ) -> None:
+        writer = self._writer()
+        if records:
+            writer.submit(encode(records), durable=durable, on_done=on_done)
+        elif on_done is not None:
+            on_done(None)
+
+    def flush(self) -> None:
+        if self._commit is not None:
+            self._commit.flush()
+
+    @property
+    def syncs(self) -> int:
+        """Durable commits since open (the counter tests and benchmarks read)."""
+        return self._store.syncs
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def read(self, txid: str) -> StoredTransaction | None:
+        try:
+            key = txid_key(txid)
+        except InvalidTransactionIdError:
+            return None  # an id this log could never have stored
+        store = self._open()
+        with store.reader() as txn:
+            tn_key = txn.get(key, db=store.txns)
+            if tn_key is None:
+                return None
+            return read_range(txn, store, bytes(tn_key), txid)
+
+    def unfinished(self) -> Iterator[StoredTransaction]:
+        return iter_unfinished(self._open())
+
+    def transactions(self, prefix: str = "") -> Iterator[StoredTransaction]:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix is a str, not {type(prefix).__name__}")
+        return iter_transactions(self._open(), prefix.encode("utf-8", "surrogatepass"))
+
+    def info(self) -> LogInfo:
+        store = self._open()
+        with store.reader() as txn:
+            records = txn.stat(store.records)["entries"]
+            transactions = txn.stat(store.txns)["entries"]
+            unfinished = txn.stat(store.unfinished)["entries"]
+        return LogInfo(
+            location=str(self.path),
+            format=FORMAT,
+            size=store.file_size(),
+            map_used=store.map_used(),
+            map_size=store.map_size,
+            max_map_size=store.max_map_size,
+            records=records,
+            transactions=transactions,
+            unfinished=unfinished,
+            syncs=store.syncs,
+            last_sync=store.last_sync,
+        )
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def compact(self, before: float) -> Compacted:
+        self._writer()
+        return _compact.compact(self._store, before)
+
+    def close(self) -> None:
+        """Write what is queued, then release the log. Idempotent."""
+        self._shutdown(write_pending=True)
+
+    def abandon(self) -> None:
+        """Release the log without writing what is queued: the in-process stand-in for
+        kill -9 (tests, fault injection). Waiters get CoordinatorClosedError."""
+        self._shutdown(write_pending=False)
+
+    def _shutdown(self, write_pending: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._commit is not None:
+            self._commit.close(write_pending=write_pending)
+        self._store.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> LmdbLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

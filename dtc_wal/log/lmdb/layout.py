@@ -1,0 +1,282 @@
+"""Log format 2: the array layout of each record's payload (docs/log-format-2.md).
+
+Each record is one msgpack array, positional: ``[type code, at, fields...]``; enums are
+small ints (their position in the tables below: never reorder, only append). The
+encoders refuse (:class:`Refuse`) what the decoders would not accept back, so every
+record written reads back equal; a decoder raises ValueError/TypeError for a payload that
+is not a valid record, and :class:`WrongTransaction` for an ``Opened`` naming another txid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..records import (
+    Ack,
+    Acked,
+    Decided,
+    Decision,
+    Ended,
+    Failed,
+    MemberSpec,
+    Mode,
+    Op,
+    Opened,
+    Record,
+    Resolved,
+    StepDone,
+    Vote,
+)
+
+__all__ = [
+    "ACKS",
+    "DECISIONS",
+    "DECODERS",
+    "ENCODERS",
+    "MODES",
+    "OPS",
+    "TYPE_CODES",
+    "VOTES",
+    "Refuse",
+    "WrongTransaction",
+]
+
+TYPE_CODES: dict[type[Any], int] = {
+    Opened: 1,
+    StepDone: 2,
+    Decided: 3,
+    Acked: 4,
+    Ended: 5,
+    Failed: 6,
+    Resolved: 7,
+}
+# Enum values by their code (the position); never reorder, only append.
+MODES = (Mode.TWO_PHASE, Mode.SAGA)
+DECISIONS = (Decision.COMMIT, Decision.ABORT)
+VOTES = (Vote.YES, Vote.READ_ONLY)
+ACKS = (Ack.COMMITTED, Ack.ROLLED_BACK, Ack.SKIPPED)
+OPS = (Op.PREPARE, Op.COMMIT, Op.ROLLBACK, Op.ONE_PHASE, Op.ACTION, Op.COMPENSATE)
+_MODE = {v: i for i, v in enumerate(MODES)}
+_DECISION = {v: i for i, v in enumerate(DECISIONS)}
+_VOTE: dict[Vote | None, int | None] = {v: i for i, v in enumerate(VOTES)}
+_VOTE[None] = None
+_ACK = {v: i for i, v in enumerate(ACKS)}
+_OP = {v: i for i, v in enumerate(OPS)}
+
+
+class Refuse(Exception):
+    """A field the decoder would not accept back: refused before anything is written."""
+
+
+# The encoders check what the decoders check (so every record written reads back) with
+# inline tests on the common path; an unknown enum value is a KeyError from its table.
+
+
+def _opt_text(value: object, what: str) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    raise Refuse(f"{what} is a {type(value).__name__}, not a str")
+
+
+def _index(value: object, what: str) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    raise Refuse(f"{what} is {value!r}, not an int >= 0")
+
+
+def _map(value: object, what: str) -> dict[Any, Any] | None:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise Refuse(f"{what} is a {type(value).__name__}, not a mapping")
+
+
+def _acks(acks: Sequence[tuple[int, Ack]]) -> list[list[int]]:
+    out = []
+    for member, ack in acks:
+        out.append([_index(member, "an acknowledging member"), _ACK[ack]])
+    return out
+
+
+def _opened(r: Opened) -> list[Any]:
+    members = []
+    for m in r.members:
+        name, factory, params = m.name, m.factory, m.params
+        if not isinstance(name, str) or not (factory is None or isinstance(factory, str)):
+            raise Refuse(f"member {m!r} needs a str name and a str or None factory")
+        if params is not None and type(params) is not dict:
+            params = _map(params, "member params")
+        members.append([name, factory, params])
+    data = r.data
+    if data is not None and type(data) is not dict:
+        data = _map(data, "data")
+    return [1, float(r.at), r.txid, _MODE[r.mode], members, data]
+
+
+def _step_done(r: StepDone) -> list[Any]:
+    return [2, float(r.at), _index(r.index, "the step index")]
+
+
+def _decided(r: Decided) -> list[Any]:
+    return [
+        3,
+        float(r.at),
+        _DECISION[r.decision],
+        [_VOTE[v] for v in r.votes],
+        _opt_text(r.reason, "the reason"),
+        _opt_text(r.actor, "the actor"),
+    ]
+
+
+def _acked(r: Acked) -> list[Any]:
+    return [4, float(r.at), _acks(r.acks)]
+
+
+def _ended(r: Ended) -> list[Any]:
+    return [5, float(r.at), _acks(r.acks)]
+
+
+def _failed(r: Failed) -> list[Any]:
+    if not isinstance(r.error, str):
+        raise Refuse(f"the error is a {type(r.error).__name__}, not a str")
+    return [
+        6,
+        float(r.at),
+        _index(r.member, "the member"),
+        _OP[r.op],
+        r.error,
+        _index(r.attempts, "attempts"),
+    ]
+
+
+def _resolved(r: Resolved) -> list[Any]:
+    if not isinstance(r.actor, str):
+        raise Refuse(f"the actor is a {type(r.actor).__name__}, not a str")
+    return [
+        7,
+        float(r.at),
+        _index(r.member, "the member"),
+        _ACK[r.ack],
+        r.actor,
+        _opt_text(r.reason, "the reason"),
+    ]
+
+
+ENCODERS: dict[type[Any], Callable[[Any], list[Any]]] = {
+    Opened: _opened,
+    StepDone: _step_done,
+    Decided: _decided,
+    Acked: _acked,
+    Ended: _ended,
+    Failed: _failed,
+    Resolved: _resolved,
+}
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"{value!r} is not a str")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError(f"{value!r} is not an int >= 0")
+    return value
+
+
+def _time(value: Any) -> float:
+    if type(value) is not float:
+        raise TypeError(f"time {value!r} is not a float")
+    return value
+
+
+def _opt_map(value: Any) -> dict[Any, Any] | None:
+    if value is not None and type(value) is not dict:
+        raise TypeError(f"{value!r} is not a map")
+    return value
+
+
+def _enum(table: tuple[Any, ...], value: Any) -> Any:
+    if type(value) is not int or not 0 <= value < len(table):
+        raise ValueError(f"unknown code {value!r}")
+    return table[value]
+
+
+class WrongTransaction(Exception):
+    """An Opened record naming another txid than the index that led to it."""
+
+
+def _dec_acks(value: Any) -> tuple[tuple[int, Ack], ...]:
+    return tuple((_int(m), _enum(ACKS, a)) for m, a in value)
+
+
+def _fields(body: list[Any], n: int) -> list[Any]:
+    if len(body) != n:
+        raise ValueError(f"{len(body)} fields, expected {n}")
+    return body
+
+
+def _dec_opened(b: list[Any], txid: str | None) -> Opened:
+    _, at, named, mode, members, data = _fields(b, 6)
+    if txid is None:
+        txid = _str(named)  # a walk without an index: the record names its transaction
+    elif named != txid:
+        raise WrongTransaction(f"its Opened record names transaction {named!r}")
+    specs = tuple(
+        MemberSpec(_str(name), _opt_str(factory), _opt_map(params))
+        for name, factory, params in members
+    )
+    return Opened(txid, _time(at), _enum(MODES, mode), specs, _opt_map(data))
+
+
+def _dec_step_done(b: list[Any], txid: Any) -> StepDone:
+    _, at, index = _fields(b, 3)
+    return StepDone(txid, _time(at), _int(index))
+
+
+def _dec_decided(b: list[Any], txid: Any) -> Decided:
+    _, at, decision, votes, reason, actor = _fields(b, 6)
+    return Decided(
+        txid,
+        _time(at),
+        _enum(DECISIONS, decision),
+        tuple(None if v is None else _enum(VOTES, v) for v in votes),
+        _opt_str(reason),
+        _opt_str(actor),
+    )
+
+
+def _dec_acked(b: list[Any], txid: Any) -> Acked:
+    _, at, acks = _fields(b, 3)
+    return Acked(txid, _time(at), _dec_acks(acks))
+
+
+def _dec_ended(b: list[Any], txid: Any) -> Ended:
+    _, at, acks = _fields(b, 3)
+    return Ended(txid, _time(at), _dec_acks(acks))
+
+
+def _dec_failed(b: list[Any], txid: Any) -> Failed:
+    _, at, member, op, error, attempts = _fields(b, 6)
+    return Failed(txid, _time(at), _int(member), _enum(OPS, op), _str(error), _int(attempts))
+
+
+def _dec_resolved(b: list[Any], txid: Any) -> Resolved:
+    _, at, member, ack, actor, reason = _fields(b, 6)
+    return Resolved(txid, _time(at), _int(member), _enum(ACKS, ack), _str(actor), _opt_str(reason))
+
+
+DECODERS: dict[int, Callable[[list[Any], Any], Record]] = {
+    1: _dec_opened,
+    2: _dec_step_done,
+    3: _dec_decided,
+    4: _dec_acked,
+    5: _dec_ended,
+    6: _dec_failed,
+    7: _dec_resolved,
+}
