@@ -1,0 +1,78 @@
+"""Fixtures of the TransactionLog contract suite: one parameter per backend
+(tests/log/backends.py), logs that always close, and format-2 records to append."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dtc_wal.log import TransactionLog
+from dtc_wal.log.records import (
+    Ack,
+    Decided,
+    Decision,
+    Ended,
+    MemberSpec,
+    Mode,
+    Opened,
+    Vote,
+)
+
+from .backends import BACKENDS, Backend
+
+MEMBERS = (
+    MemberSpec("inventory", "inv", {"sku": "A1", "qty": 2}),
+    MemberSpec("payment", "pay", {"amount": 12.5}),
+    MemberSpec("shipping", None),
+)
+
+_ids = itertools.count(1)
+
+
+def new_txid() -> str:
+    return f"tx-{next(_ids):06d}"
+
+
+def opened(txid: str, at: float | None = None) -> Opened:
+    return Opened(txid, time.time() if at is None else at, Mode.TWO_PHASE, MEMBERS, {"o": 1})
+
+
+def decided(txid: str, at: float | None = None) -> Decided:
+    at = time.time() if at is None else at
+    return Decided(txid, at, Decision.COMMIT, (Vote.YES, Vote.YES, Vote.READ_ONLY))
+
+
+def ended(txid: str, at: float | None = None) -> Ended:
+    at = time.time() if at is None else at
+    return Ended(txid, at, ((0, Ack.COMMITTED), (1, Ack.COMMITTED)))
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+def where(backend: Backend, tmp_path: Path) -> str:
+    return str(tmp_path / f"{backend.name}-log")
+
+
+@pytest.fixture
+def open_log(backend: Backend, where: str) -> Iterator[Callable[..., TransactionLog]]:
+    """Open logs at ``where`` (options pass through to the backend); all are closed at
+    the end of the test, also when it fails."""
+    opened_logs: list[TransactionLog] = []
+
+    def make(**options: Any) -> TransactionLog:
+        log = backend.open(where, **options)
+        opened_logs.append(log)
+        return log
+
+    yield make
+    for log in reversed(opened_logs):
+        log.close()
