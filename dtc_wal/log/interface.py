@@ -140,8 +140,9 @@ class TransactionLog(Protocol):
 
         For drivers that must not block (asyncio): ``on_done`` runs once, in the thread
         that wrote the batch, with the error when the append was refused or failed
-        (LogFullError, a refused record); keep it short and non-blocking (for example
-        ``loop.call_soon_threadsafe``). ``durable=True`` asks for a write as soon as
+        (LogFullError, a refused record). Keep it short and never wait for the log in it
+        (no :meth:`flush`, no durable :meth:`append`): hand the result on, for example
+        with ``loop.call_soon_threadsafe``. ``durable=True`` asks for a write as soon as
         possible; ``durable=False`` lets the records wait for the next batch or the
         flusher's delay. Bad records raise here, before anything is queued.
         """
@@ -182,7 +183,11 @@ class TransactionLog(Protocol):
         ...
 
     def flush(self) -> None:
-        """Return once everything appended so far, lazy appends included, is durable."""
+        """Return once everything appended so far, lazy appends included, was written.
+
+        It does not raise what an earlier append met: a refused or failed lazy append is
+        reported to its ``on_done``, or logged with its txids.
+        """
         ...
 
     def close(self) -> None:
