@@ -437,23 +437,31 @@ def test_compact_interleaves_with_appends(open_log: OpenLog) -> None:
 
 def test_full_log_raises_log_full_with_nothing_lost(open_log: OpenLog) -> None:
     log = open_log(small=True)
-    stored: list[str] = []
     big = {"blob": b"x" * 4000}
+    finished = [new_txid() for _ in range(40)]
+    for txid in finished:
+        log.append([Opened(txid, 1.0, Mode.TWO_PHASE, MEMBERS, big), ended(txid, 2.0)])
+    stored: list[str] = []
     with pytest.raises(LogFullError) as info:
         for _ in range(10_000):
             txid = new_txid()
-            log.append([Opened(txid, 1.0, Mode.TWO_PHASE, MEMBERS, big)])
+            log.append([Opened(txid, 3.0, Mode.TWO_PHASE, MEMBERS, big)])
             stored.append(txid)
     assert "nothing logged was lost" in str(info.value)
     assert len(stored) > 10
     for txid in stored:
         assert log.read(txid) is not None
+    # A full log can still be compacted, and the freed space takes appends again.
+    assert log.compact(before=2.5).transactions == len(finished)
+    more = [new_txid() for _ in range(20)]
+    for txid in more:
+        log.append([Opened(txid, 3.0, Mode.TWO_PHASE, MEMBERS, big)])
     log.close()
-    # Reopened with room to grow, the log takes appends again and lost nothing.
+    # Reopened with room to grow, it lost nothing either.
     log = open_log()
     txid = new_txid()
     log.append([opened(txid)])
-    assert {t.txid for t in log.unfinished()} == {*stored, txid}
+    assert {t.txid for t in log.unfinished()} == {*stored, *more, txid}
 
 
 def test_a_full_log_fails_the_waiters_of_the_batch_and_keeps_going(open_log: OpenLog) -> None:

@@ -8,7 +8,8 @@ transaction *opened* at or after the limit: it cannot have ended before it (the 
 clock stamps both records), so a walk reads only what it deletes plus what it keeps on
 the way. It works in bounded write transactions (``CHUNK`` transactions each) through the
 store's write lock, so appends interleave with a long compaction. The file does not
-shrink: LMDB reuses the freed pages.
+shrink: LMDB reuses the freed pages. Deletes need fresh pages too, so compaction may grow
+the map a little past its maximum (``COMPACTION_HEADROOM``): a full log stays compactable.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ def compact(store: LmdbStore, before: float) -> Compacted:
     start: bytes | None = TN.pack(0)
     while start is not None:
         step = functools.partial(_step, store=store, before=before, start=start)
-        start, deleted, removed = store.write(step)
+        start, deleted, removed = store.write(step, freeing=True)
         transactions += deleted
         records += removed
+    if transactions:
+        # LMDB reuses the pages a write transaction freed only after a later one commits:
+        # one more (tiny) commit makes the space free for the very next append.
+        store.write(functools.partial(_high_water, store=store, force=True), freeing=True)
     return Compacted(transactions, records)
 
 
@@ -108,13 +113,14 @@ def _verdict(
     return txid_key(opened.txid)
 
 
-def _high_water(txn: lmdb.Transaction, store: LmdbStore) -> None:
+def _high_water(txn: lmdb.Transaction, store: LmdbStore, force: bool = False) -> None:
     """Keep ``meta/last-tn`` at the highest transaction number ever used, so deleting the
-    newest transactions never lets a number be used twice."""
+    newest transactions never lets a number be used twice (``force``: write it anyway)."""
     raw = txn.get(b"last-tn", db=store.meta)
     last = TN.unpack(raw)[0] if raw is not None and len(raw) == TN.size else 0
+    top = last
     with txn.cursor(db=store.records) as cur:
         if cur.last() and len(cur.key()) >= TN.size:
-            top = TN.unpack(cur.key()[: TN.size])[0]
-            if top > last:
-                txn.put(b"last-tn", TN.pack(top), db=store.meta)
+            top = max(top, TN.unpack(cur.key()[: TN.size])[0])
+    if top > last or force:
+        txn.put(b"last-tn", TN.pack(top), db=store.meta)

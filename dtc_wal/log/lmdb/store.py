@@ -30,13 +30,16 @@ from ...errors import LogError, LogFullError, LogLockedError, UnsupportedFormatE
 from ...wal.store import MIB, _ReadWriteGate
 from .codec import FORMAT, TN
 
-__all__ = ["LmdbStore"]
+__all__ = ["COMPACTION_HEADROOM", "LmdbStore"]
 
 log = logging.getLogger("dtc_wal.log")
 
 T = TypeVar("T")
 
 _TABLES = (b"records", b"txns", b"unfinished", b"meta")
+
+COMPACTION_HEADROOM = 4 * MIB
+"""How far past ``max_map_size`` compaction may grow the map to delete from a full log."""
 
 
 class LmdbStore:
@@ -131,11 +134,13 @@ class LmdbStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def write(self, body: Callable[[lmdb.Transaction], T]) -> T:
+    def write(self, body: Callable[[lmdb.Transaction], T], *, freeing: bool = False) -> T:
         """Run ``body`` in one write transaction, commit and sync; grow the map when full.
 
         ``body`` may run more than once (after a map growth) and must be repeatable; on
-        any error nothing of it is written.
+        any error nothing of it is written. A ``freeing`` body (compaction) may grow the
+        map up to COMPACTION_HEADROOM past ``max_map_size``: even deletes need fresh pages
+        in LMDB, and a full log must stay compactable.
         """
         # Invariant: the map is resized only under _write_mu with no write transaction
         # open, and _gate.exclusive() waits out this process's readers (LMDB's rule).
@@ -147,7 +152,7 @@ class LmdbStore:
                     txn.commit()
                 except lmdb.MapFullError as exc:
                     txn.abort()
-                    self._grow(exc)
+                    self._grow(exc, freeing)
                     continue
                 except lmdb.Error as exc:
                     txn.abort()
@@ -162,15 +167,16 @@ class LmdbStore:
                 self.last_sync = time.time()
                 return result
 
-    def _grow(self, cause: Exception) -> None:
+    def _grow(self, cause: Exception, freeing: bool = False) -> None:
         current = self.map_size
-        if current >= self.max_map_size:
+        limit = self.max_map_size + (COMPACTION_HEADROOM if freeing else 0)
+        if current >= limit:
             raise LogFullError(
                 f"the log at {self.path} is full at its maximum of {current / MIB:g} MiB; "
                 "nothing logged was lost. Compact finished transactions or reopen the log "
                 "with a larger max_map_size"
             ) from cause
-        new = min(self.max_map_size, current * 2)
+        new = min(limit, max(current * 2, self.max_map_size) if freeing else current * 2)
         with self._gate.exclusive():
             self.env.set_mapsize(new)
         level = logging.WARNING if new >= self.max_map_size else logging.INFO
