@@ -114,16 +114,17 @@ class LmdbLog:
         return self._commit
 
     def append(self, records: Sequence[Record], *, durable: bool = True) -> None:
-        writer = self._writer()
+        # The hot path: GroupCommit itself refuses appends after close.
+        commit = self._commit if self._commit is not None else self._writer()
         if records:
-            writer.append(encode(records), durable=durable)
+            commit.append(encode(records), durable=durable)
 
     def submit(
         self, records: Sequence[Record], *, durable: bool, on_done: OnDone | None = None
     ) -> None:
-        writer = self._writer()
+        commit = self._commit if self._commit is not None else self._writer()
         if records:
-            writer.submit(encode(records), durable=durable, on_done=on_done)
+            commit.submit(encode(records), durable=durable, on_done=on_done)
         elif on_done is not None:
             on_done(None)
 
