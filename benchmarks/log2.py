@@ -208,24 +208,26 @@ def payload_layouts(samples: int = 20_000) -> dict[str, float]:
         Ended(txid, time.time(), ACKS),
     ]
     packer = msgpack.Packer(use_bin_type=True)
+    # The same positional fields, packed as an array or as a map with one-letter keys.
+    fields = [msgpack.unpackb(ENCODERS[type(r)](r, packer.pack)) for r in records]
+    keys = [_MAP_KEYS[type(r)] for r in records]
 
     def arrays() -> None:
-        for r in records:
-            body = msgpack.unpackb(packer.pack(ENCODERS[type(r)](r)), use_list=True)
+        for values in fields:
+            body = msgpack.unpackb(packer.pack(values), use_list=True)
             DECODERS[body[0]](body, txid)
 
     def maps() -> None:
-        for r in records:
-            keys = _MAP_KEYS[type(r)]
-            packed = packer.pack(dict(zip(keys, ENCODERS[type(r)](r), strict=True)))
+        for values, names in zip(fields, keys, strict=True):
+            packed = packer.pack(dict(zip(names, values, strict=True)))
             body = msgpack.unpackb(packed, use_list=True, strict_map_key=False)
-            fields = [body[k] for k in keys]
-            DECODERS[fields[0]](fields, txid)
+            positional = [body[k] for k in names]
+            DECODERS[positional[0]](positional, txid)
 
-    size_array = sum(len(packer.pack(ENCODERS[type(r)](r))) for r in records)
+    size_array = sum(len(packer.pack(values)) for values in fields)
     size_map = sum(
-        len(packer.pack(dict(zip(_MAP_KEYS[type(r)], ENCODERS[type(r)](r), strict=True))))
-        for r in records
+        len(packer.pack(dict(zip(names, values, strict=True))))
+        for values, names in zip(fields, keys, strict=True)
     )
     return {
         "array_bytes": size_array,

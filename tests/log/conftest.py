@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -76,3 +79,18 @@ def open_log(backend: Backend, where: str) -> Iterator[Callable[..., Transaction
     yield make
     for log in reversed(opened_logs):
         log.close()
+
+
+CHILD = str(Path(__file__).with_name("child_log.py"))
+
+
+def child(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env.pop("DTC_CRASH_AT", None)
+    return subprocess.Popen(
+        [sys.executable, CHILD, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )

@@ -28,6 +28,7 @@ from dtc_wal.log.records import (
     StepDone,
     Vote,
 )
+from dtc_wal.log_values import encode_mapping
 
 TXID = "3f2a9c1e-5b7d-4e0f-9a8b-1c2d3e4f5a6b"
 
@@ -144,3 +145,36 @@ def test_txid_limits(txid: Any, ok: bool) -> None:
     else:
         with pytest.raises(InvalidTransactionIdError):
             txid_key(txid)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"items": [1, (2, 3)]}, "data['items'][1] is a tuple"),
+        ({7: "seven"}, "key of type int"),
+        ({"when": {1, 2}}, "set"),
+    ],
+    ids=["tuple", "int-key", "set"],
+)
+def test_data_follows_the_rule_of_what_the_log_accepts(data: Any, says: str) -> None:
+    with pytest.raises(UnencodableDataError) as info:
+        encode([Opened(TXID, 1.0, Mode.TWO_PHASE, (), data)])
+    assert says in str(info.value) and f"Opened record of transaction {TXID}" in str(info.value)
+
+
+def test_params_are_named_in_a_refusal() -> None:
+    member = MemberSpec("inventory", "inv", {"sku": ("A", 1)})
+    with pytest.raises(UnencodableDataError, match=r"params of 'inventory'\['sku'\]"):
+        encode([Opened(TXID, 1.0, Mode.TWO_PHASE, (member,))])
+
+
+def test_checked_maps_are_written_as_checked() -> None:
+    data = encode_mapping({"qty": 2}, "data", None)
+    params = encode_mapping({"sku": "A1"}, "params", None)
+    record = Opened(TXID, 1.0, Mode.SAGA, (MemberSpec("a", "f", params),), data)
+    payload = encode([record])[0][4]
+    data["qty"] = 99  # a participant changing the dict it was given, after the check
+    decoded = decode(RECORD_KEY.pack(1, 0), frame(RECORD_KEY.pack(1, 0), payload), TXID, 0)
+    assert isinstance(decoded, Opened)
+    assert decoded.data == {"qty": 2} and decoded.members[0].params == {"sku": "A1"}
+    assert data.packed in payload and params.packed in payload

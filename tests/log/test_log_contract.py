@@ -6,14 +6,10 @@ Real stores in temporary locations; crash tests kill a real child process with S
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -29,22 +25,9 @@ from dtc_wal.log import Compacted, Damage, StoredTransaction, TransactionLog
 from dtc_wal.log.records import Ack, Acked, Failed, MemberSpec, Mode, Op, Opened, StepDone
 
 from .backends import Backend
-from .conftest import MEMBERS, decided, ended, new_txid, opened
+from .conftest import MEMBERS, child, decided, ended, new_txid, opened
 
 OpenLog = Callable[..., TransactionLog]
-CHILD = str(Path(__file__).with_name("child_log.py"))
-
-
-def child(*args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.pop("DTC_CRASH_AT", None)
-    return subprocess.Popen(
-        [sys.executable, CHILD, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def test_it_is_a_transaction_log(open_log: OpenLog) -> None:

@@ -29,7 +29,7 @@ from dtc_wal.records import LogRecord
 from dtc_wal.states import RecordType
 from dtc_wal.wal import WriteAheadLog
 
-from .conftest import decided, ended, opened
+from .conftest import child, decided, ended, opened
 
 MakeLog = Callable[..., LmdbLog]
 
@@ -148,10 +148,22 @@ def test_an_lmdb_environment_that_is_not_a_log_is_refused(log_dir: Path) -> None
         LmdbLog(log_dir)
 
 
-def test_a_second_writer_is_refused(make_log: MakeLog, log_dir: Path) -> None:
+def test_a_second_writer_in_this_process_is_refused(make_log: MakeLog, log_dir: Path) -> None:
     make_log()
-    with pytest.raises(LogLockedError, match="another live coordinator"):
+    with pytest.raises(LogLockedError, match="held by this process"):
         LmdbLog(log_dir)
+
+
+def test_a_writer_in_another_process_is_refused(log_dir: Path) -> None:
+    proc = child("append", "lmdb", str(log_dir), "1000000")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        with pytest.raises(LogLockedError, match="another live coordinator"):
+            LmdbLog(log_dir)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    LmdbLog(log_dir).close()  # the kernel dropped the dead writer's lock
 
 
 def test_a_reader_in_the_writers_process_is_refused_clearly(

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ...errors import CoordinatorClosedError, InvalidTransactionIdError, LogError
-from ...wal.store import MIB, DirectoryLock
+from ...wal.directory import DirectoryLock, open_log_directory
+from ...wal.store import MIB
 from ..group_commit import GroupCommit
 from ..interface import Compacted, LogInfo, OnDone, StoredTransaction
 from ..records import Record
@@ -60,16 +61,7 @@ class LmdbLog:
         self._lock: DirectoryLock | None = None
         self._closed = False
         if not readonly:
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-                lock = DirectoryLock(self.path)
-                lock.acquire()
-            except OSError as exc:
-                raise LogError(
-                    f"cannot open the log directory {self.path} ({exc}); give a directory "
-                    "path this process can write"
-                ) from exc
-            self._lock = lock
+            self._lock = open_log_directory(path)  # LogError/LogLockedError say what is wrong
         try:
             self._store = LmdbStore(
                 self.path,

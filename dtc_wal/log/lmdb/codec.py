@@ -28,7 +28,7 @@ import msgpack
 from ...errors import InvalidTransactionIdError, RecordDamagedError, UnencodableDataError
 from ..interface import Damage
 from ..records import Record
-from .layout import DECODERS, ENCODERS, Refuse, WrongTransaction
+from .layout import DECODERS, ENCODERS, TYPE_CODES, Refuse, WrongTransaction
 
 __all__ = [
     "FORMAT",
@@ -114,8 +114,8 @@ def encode(records: Sequence[Record]) -> list[EncodedRecord]:
     last_txid: str | None = None
     key = b""
     for record in records:
-        encoder = ENCODERS.get(type(record))
-        if encoder is None:
+        code = TYPE_CODES.get(type(record))
+        if code is None:
             raise UnencodableDataError(
                 f"{type(record).__name__} is not a format-2 log record: append values of "
                 "dtc_wal.log.records"
@@ -125,17 +125,22 @@ def encode(records: Sequence[Record]) -> list[EncodedRecord]:
             key = txid_key(txid)
             last_txid = txid
         try:
-            body = encoder(record)
-            payload: bytes = pack(body)
+            at = float(record.at)
+            payload = ENCODERS[type(record)](record, pack)
+        except UnencodableDataError as exc:  # data or params, with the offending path
+            raise UnencodableDataError(
+                f"{type(record).__name__} record of transaction {txid}: {exc}"
+            ) from exc
         except (Refuse, KeyError, TypeError, ValueError, OverflowError) as exc:
             # msgpack's Packer resets its buffer on an error, so the next pack is clean.
             detail = f"unknown value {exc.args[0]!r}" if isinstance(exc, KeyError) else exc
             raise UnencodableDataError(
                 f"{type(record).__name__} record of transaction {txid} cannot be written to "
-                f"the log ({detail}); pass only None, bool, int, float, str, bytes, lists "
-                "and dicts of those, and the enums of dtc_wal.log.records"
+                f"the log ({detail}); pass str for text, ints >= 0 for positions and counts, "
+                "the enums of dtc_wal.log.records, and data and params the log accepts "
+                '(docs/protocol.md, "What the log accepts")'
             ) from exc
-        out.append((txid, key, body[0], body[1], payload))
+        out.append((txid, key, code, at, payload))
     return out
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ...log_values import encode_mapping
+from ...records import EncodedMap
 from ..records import (
     Ack,
     Acked,
@@ -38,9 +40,13 @@ __all__ = [
     "OPS",
     "TYPE_CODES",
     "VOTES",
+    "Pack",
     "Refuse",
     "WrongTransaction",
 ]
+
+Pack = Callable[[Any], bytes]
+"""A msgpack packer's ``pack`` (codec.py keeps one per thread)."""
 
 TYPE_CODES: dict[type[Any], int] = {
     Opened: 1,
@@ -85,10 +91,20 @@ def _index(value: object, what: str) -> int:
     raise Refuse(f"{what} is {value!r}, not an int >= 0")
 
 
-def _map(value: object, what: str) -> dict[Any, Any] | None:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise Refuse(f"{what} is a {type(value).__name__}, not a mapping")
+def _mapping(value: Mapping[str, Any] | None, what: str) -> bytes:
+    """The msgpack of ``data`` or ``params``: nil, or a map by the rule of what the log
+    accepts (docs/protocol.md), spliced as checked when the caller checked it already."""
+    if value is None:
+        return b"\xc0"
+    if type(value) is EncodedMap:
+        return value.packed  # checked by the coordinator: exactly those bytes are logged
+    return encode_mapping(value, what, None).packed
+
+
+def _array_head(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    return b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big")
 
 
 def _acks(acks: Sequence[tuple[int, Ack]]) -> list[list[int]]:
@@ -98,71 +114,83 @@ def _acks(acks: Sequence[tuple[int, Ack]]) -> list[list[int]]:
     return out
 
 
-def _opened(r: Opened) -> list[Any]:
-    members = []
+def _opened(r: Opened, pack: Pack) -> bytes:
+    if r.data is None and all(m.params is None for m in r.members):
+        members = []
+        for m in r.members:
+            if not isinstance(m.name, str) or not (m.factory is None or isinstance(m.factory, str)):
+                raise Refuse(f"member {m!r} needs a str name and a str or None factory")
+            members.append([m.name, m.factory, None])
+        return pack([1, float(r.at), r.txid, _MODE[r.mode], members, None])
+    # Built from parts so checked maps are spliced in; [1:] drops a fixarray header.
+    parts = [b"\x96", pack([1, float(r.at), r.txid, _MODE[r.mode]])[1:]]
+    parts.append(_array_head(len(r.members)))
     for m in r.members:
-        name, factory, params = m.name, m.factory, m.params
+        name, factory = m.name, m.factory
         if not isinstance(name, str) or not (factory is None or isinstance(factory, str)):
             raise Refuse(f"member {m!r} needs a str name and a str or None factory")
-        if params is not None and type(params) is not dict:
-            params = _map(params, "member params")
-        members.append([name, factory, params])
-    data = r.data
-    if data is not None and type(data) is not dict:
-        data = _map(data, "data")
-    return [1, float(r.at), r.txid, _MODE[r.mode], members, data]
+        params = _mapping(m.params, f"params of {name!r}")
+        parts.append(b"\x93" + pack([name, factory])[1:] + params)
+    parts.append(_mapping(r.data, "data"))
+    return b"".join(parts)
 
 
-def _step_done(r: StepDone) -> list[Any]:
-    return [2, float(r.at), _index(r.index, "the step index")]
+def _step_done(r: StepDone, pack: Pack) -> bytes:
+    return pack([2, float(r.at), _index(r.index, "the step index")])
 
 
-def _decided(r: Decided) -> list[Any]:
-    return [
-        3,
-        float(r.at),
-        _DECISION[r.decision],
-        [_VOTE[v] for v in r.votes],
-        _opt_text(r.reason, "the reason"),
-        _opt_text(r.actor, "the actor"),
-    ]
+def _decided(r: Decided, pack: Pack) -> bytes:
+    return pack(
+        [
+            3,
+            float(r.at),
+            _DECISION[r.decision],
+            [_VOTE[v] for v in r.votes],
+            _opt_text(r.reason, "the reason"),
+            _opt_text(r.actor, "the actor"),
+        ]
+    )
 
 
-def _acked(r: Acked) -> list[Any]:
-    return [4, float(r.at), _acks(r.acks)]
+def _acked(r: Acked, pack: Pack) -> bytes:
+    return pack([4, float(r.at), _acks(r.acks)])
 
 
-def _ended(r: Ended) -> list[Any]:
-    return [5, float(r.at), _acks(r.acks)]
+def _ended(r: Ended, pack: Pack) -> bytes:
+    return pack([5, float(r.at), _acks(r.acks)])
 
 
-def _failed(r: Failed) -> list[Any]:
+def _failed(r: Failed, pack: Pack) -> bytes:
     if not isinstance(r.error, str):
         raise Refuse(f"the error is a {type(r.error).__name__}, not a str")
-    return [
-        6,
-        float(r.at),
-        _index(r.member, "the member"),
-        _OP[r.op],
-        r.error,
-        _index(r.attempts, "attempts"),
-    ]
+    return pack(
+        [
+            6,
+            float(r.at),
+            _index(r.member, "the member"),
+            _OP[r.op],
+            r.error,
+            _index(r.attempts, "attempts"),
+        ]
+    )
 
 
-def _resolved(r: Resolved) -> list[Any]:
+def _resolved(r: Resolved, pack: Pack) -> bytes:
     if not isinstance(r.actor, str):
         raise Refuse(f"the actor is a {type(r.actor).__name__}, not a str")
-    return [
-        7,
-        float(r.at),
-        _index(r.member, "the member"),
-        _ACK[r.ack],
-        r.actor,
-        _opt_text(r.reason, "the reason"),
-    ]
+    return pack(
+        [
+            7,
+            float(r.at),
+            _index(r.member, "the member"),
+            _ACK[r.ack],
+            r.actor,
+            _opt_text(r.reason, "the reason"),
+        ]
+    )
 
 
-ENCODERS: dict[type[Any], Callable[[Any], list[Any]]] = {
+ENCODERS: dict[type[Any], Callable[[Any, Pack], bytes]] = {
     Opened: _opened,
     StepDone: _step_done,
     Decided: _decided,

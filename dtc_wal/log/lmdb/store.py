@@ -27,6 +27,7 @@ from typing import TypeVar
 import lmdb
 
 from ...errors import LogError, LogFullError, LogLockedError, UnsupportedFormatError
+from ...wal.read_only import check_readable
 from ...wal.store import MIB, _ReadWriteGate
 from .codec import FORMAT, TN
 
@@ -57,14 +58,15 @@ class LmdbStore:
         self.path = path
         self.readonly = readonly
         self.max_map_size = max(max_map_size, map_size)
-        if readonly and not (path / "data.mdb").exists():
-            raise LogError(f"no log at {path}: give the directory a log was opened on")
+        # A reader that may not write lock.mdb reads without it (and check_readable warns).
+        without_lock = check_readable(path) if readonly else False
         try:
             self.env = lmdb.open(
                 str(path),
                 map_size=map_size,
                 max_dbs=len(_TABLES) + 1,
                 readonly=readonly,
+                lock=not without_lock,
                 sync=sync,
                 metasync=sync,
                 readahead=False,
