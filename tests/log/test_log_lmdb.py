@@ -16,6 +16,7 @@ import msgpack
 import pytest
 
 from dtc_wal.errors import (
+    InvalidOptionError,
     LogError,
     LogLockedError,
     RecordDamagedError,
@@ -361,3 +362,21 @@ def test_crc_covers_key_header_and_payload() -> None:
     assert value[0] == 2 and struct.unpack(">I", value[1:5])[0] == len(payload)
     expected = zlib.crc32(payload, zlib.crc32(head, zlib.crc32(key)))
     assert struct.unpack(">I", value[5:9])[0] == expected
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"map_size": 0}, {"max_map_size": "8G"}, {"lazy_delay": -1}, {"map_size": True}],
+    ids=["zero-map", "str-max", "negative-delay", "bool-map"],
+)
+def test_bad_options_are_refused_before_the_directory_is_touched(
+    log_dir: Path, options: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidOptionError):
+        LmdbLog(log_dir, **options)  # type: ignore[arg-type]
+    assert not log_dir.exists()
+
+
+def test_a_prefix_that_is_not_a_str_is_refused(make_log: MakeLog) -> None:
+    with pytest.raises(InvalidOptionError):
+        make_log().transactions(b"tx")  # type: ignore[arg-type]

@@ -6,7 +6,12 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ...errors import CoordinatorClosedError, InvalidTransactionIdError, LogError
+from ...errors import (
+    CoordinatorClosedError,
+    InvalidOptionError,
+    InvalidTransactionIdError,
+    LogError,
+)
 from ...wal.directory import DirectoryLock, open_log_directory
 from ...wal.store import MIB
 from ..group_commit import GroupCommit
@@ -19,6 +24,14 @@ from .store import LmdbStore
 from .writer import Appender
 
 __all__ = ["LmdbLog"]
+
+
+def _check_options(map_size: object, max_map_size: object, lazy_delay: object) -> None:
+    for name, value in (("map_size", map_size), ("max_map_size", max_map_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidOptionError(f"{name} is a positive number of bytes, not {value!r}")
+    if isinstance(lazy_delay, bool) or not isinstance(lazy_delay, int | float) or lazy_delay < 0:
+        raise InvalidOptionError(f"lazy_delay is a number of seconds >= 0, not {lazy_delay!r}")
 
 
 def _describe(entry: Sequence[EncodedRecord]) -> str:
@@ -57,6 +70,7 @@ class LmdbLog:
         max_map_size: int = 8 * 1024 * MIB,
         lazy_delay: float = 0.002,
     ) -> None:
+        _check_options(map_size, max_map_size, lazy_delay)
         self.path = Path(path)
         self._lock: DirectoryLock | None = None
         self._closed = False
@@ -148,7 +162,7 @@ class LmdbLog:
 
     def transactions(self, prefix: str = "") -> Iterator[StoredTransaction]:
         if not isinstance(prefix, str):
-            raise TypeError(f"prefix is a str, not {type(prefix).__name__}")
+            raise InvalidOptionError(f"prefix is a str, not {type(prefix).__name__}")
         return iter_transactions(self._open(), prefix.encode("utf-8", "surrogatepass"))
 
     def info(self) -> LogInfo:

@@ -28,7 +28,7 @@ import msgpack
 from ...errors import InvalidTransactionIdError, RecordDamagedError, UnencodableDataError
 from ..interface import Damage
 from ..records import Record
-from .layout import DECODERS, ENCODERS, TYPE_CODES, Refuse, WrongTransaction
+from .layout import DECODERS, ENCODERS, TYPE_CODES, Malformed, Refuse, WrongTransaction
 
 __all__ = [
     "FORMAT",
@@ -213,16 +213,16 @@ def decode(key: bytes, value: bytes, txid: str | None, seq: int) -> Record:
     try:
         body = msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
         if type(body) is not list or not body:
-            raise TypeError("the payload is not a non-empty array")
+            raise Malformed("the payload is not a non-empty array")
         decoder = DECODERS.get(body[0])
         if decoder is None:
-            raise ValueError(f"unknown record type {body[0]!r}")
+            raise Malformed(f"unknown record type {body[0]!r}")
         if txid is None and body[0] != 1:
             raise WrongTransaction("without an index, only an Opened record names its txid")
         return decoder(body, txid)
     except WrongTransaction as exc:
         raise _damaged(where, seq, Damage.INDEX, f"is not this transaction's: {exc}") from exc
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+    except (Malformed, ValueError, TypeError, msgpack.UnpackException) as exc:
         raise _damaged(
             where, seq, Damage.BAD_PAYLOAD, f"passes its checksum but is not a valid record ({exc})"
         ) from exc

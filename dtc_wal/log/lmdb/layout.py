@@ -3,8 +3,9 @@
 Each record is one msgpack array, positional: ``[type code, at, fields...]``; enums are
 small ints (their position in the tables below: never reorder, only append). The
 encoders refuse (:class:`Refuse`) what the decoders would not accept back, so every
-record written reads back equal; a decoder raises ValueError/TypeError for a payload that
-is not a valid record, and :class:`WrongTransaction` for an ``Opened`` naming another txid.
+record written reads back equal; a decoder raises :class:`Malformed` (or the ValueError or
+TypeError of a field that does not unpack) for a payload that is not a valid record, and
+:class:`WrongTransaction` for an ``Opened`` naming another txid.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "OPS",
     "TYPE_CODES",
     "VOTES",
+    "Malformed",
     "Pack",
     "Refuse",
     "WrongTransaction",
@@ -203,7 +205,7 @@ ENCODERS: dict[type[Any], Callable[[Any, Pack], bytes]] = {
 
 def _str(value: Any) -> str:
     if type(value) is not str:
-        raise TypeError(f"{value!r} is not a str")
+        raise Malformed(f"{value!r} is not a str")
     return value
 
 
@@ -213,26 +215,30 @@ def _opt_str(value: Any) -> str | None:
 
 def _int(value: Any) -> int:
     if type(value) is not int or value < 0:
-        raise TypeError(f"{value!r} is not an int >= 0")
+        raise Malformed(f"{value!r} is not an int >= 0")
     return value
 
 
 def _time(value: Any) -> float:
     if type(value) is not float:
-        raise TypeError(f"time {value!r} is not a float")
+        raise Malformed(f"time {value!r} is not a float")
     return value
 
 
 def _opt_map(value: Any) -> dict[Any, Any] | None:
     if value is not None and type(value) is not dict:
-        raise TypeError(f"{value!r} is not a map")
+        raise Malformed(f"{value!r} is not a map")
     return value
 
 
 def _enum(table: tuple[Any, ...], value: Any) -> Any:
     if type(value) is not int or not 0 <= value < len(table):
-        raise ValueError(f"unknown code {value!r}")
+        raise Malformed(f"unknown code {value!r}")
     return table[value]
+
+
+class Malformed(Exception):
+    """A payload that is not a valid record; :func:`.codec.decode` reports it as damage."""
 
 
 class WrongTransaction(Exception):
@@ -245,7 +251,7 @@ def _dec_acks(value: Any) -> tuple[tuple[int, Ack], ...]:
 
 def _fields(body: list[Any], n: int) -> list[Any]:
     if len(body) != n:
-        raise ValueError(f"{len(body)} fields, expected {n}")
+        raise Malformed(f"{len(body)} fields, expected {n}")
     return body
 
 
