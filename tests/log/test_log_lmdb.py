@@ -377,6 +377,12 @@ def test_bad_options_are_refused_before_the_directory_is_touched(
     assert not log_dir.exists()
 
 
+@pytest.mark.parametrize("path", [None, 7, ""])
+def test_a_path_that_is_not_a_path_is_refused(path: object) -> None:
+    with pytest.raises(InvalidOptionError):
+        LmdbLog(path, readonly=True)  # type: ignore[arg-type]
+
+
 def test_a_prefix_that_is_not_a_str_is_refused(make_log: MakeLog) -> None:
     with pytest.raises(InvalidOptionError):
         make_log().transactions(b"tx")  # type: ignore[arg-type]

@@ -26,7 +26,11 @@ from .writer import Appender
 __all__ = ["LmdbLog"]
 
 
-def _check_options(map_size: object, max_map_size: object, lazy_delay: object) -> None:
+def _check_options(
+    path: object, map_size: object, max_map_size: object, lazy_delay: object
+) -> None:
+    if isinstance(path, bool) or not isinstance(path, str | os.PathLike) or not str(path):
+        raise InvalidOptionError(f"a log path is a directory's str or os.PathLike, not {path!r}")
     for name, value in (("map_size", map_size), ("max_map_size", max_map_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidOptionError(f"{name} is a positive number of bytes, not {value!r}")
@@ -70,7 +74,7 @@ class LmdbLog:
         max_map_size: int = 8 * 1024 * MIB,
         lazy_delay: float = 0.002,
     ) -> None:
-        _check_options(map_size, max_map_size, lazy_delay)
+        _check_options(path, map_size, max_map_size, lazy_delay)
         self.path = Path(path)
         self._lock: DirectoryLock | None = None
         self._closed = False
