@@ -1,7 +1,7 @@
 """Log format 2 (dtc_wal.log.lmdb) beside today's format-1 log, in the same run.
 
     python -m benchmarks.log2 [--seconds 2] [--callers 1,64] [--transactions 5000]
-                              [--profile] [--json PATH]
+                              [--repeat 3] [--cpus N] [--profile] [--json PATH]
 
 Each transaction is shaped like a 3-participant two-phase commit as the protocol appends
 it: format 2 writes Opened (3 members, durable), Decided (durable) and Ended (lazy);
@@ -19,6 +19,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import resource
 import statistics
@@ -261,11 +262,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--repeat", type=int, default=3, help="durable runs per cell, alternating formats"
     )
+    parser.add_argument(
+        "--cpus", type=int, default=0, help="run on the first N CPUs only (sched_setaffinity)"
+    )
     parser.add_argument("--profile", action="store_true", help="print a cProfile of format 2")
     parser.add_argument("--json", dest="json_path", help="also write the numbers here")
     args = parser.parse_args(argv)
-    out: dict[str, Any] = {"cpu": {}, "durable": [], "payload": payload_layouts()}
+    if args.cpus:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cpus])
+    out: dict[str, Any] = {
+        "cpus_used": len(os.sched_getaffinity(0)),
+        "cpu": {},
+        "durable": [],
+        "payload": payload_layouts(),
+    }
 
+    print(f"On {out['cpus_used']} CPU(s).")
     print("CPU per transaction, 1 caller, sync off (min of 5 rounds; user + kernel):")
     for kind in FORMATS:
         cpu = out["cpu"][kind] = cpu_per_tx(kind, args.transactions)
