@@ -1,0 +1,405 @@
+"""The transaction machine: events in, commands out (docs/architecture.md).
+
+One :class:`Machine` per transaction, created at begin; members join with
+:meth:`Machine.enlist`; :meth:`Machine.handle` takes an event and returns the commands it
+leads to. It does no I/O, reads no clock, starts no thread and draws no random number: the
+same events give the same commands. A machine seeded from a folded transaction
+(:meth:`Machine.recover`) is the same machine after a restart.
+
+The forward phase (prepare, saga actions, one-phase commit) and the decision are here; the
+delivery of a decided outcome and operator resolutions are in :mod:`.delivery`.
+
+Answers that come late are ignored: an answer counts only while its ``(member, op)`` call
+is in flight. After an abort decision a prepare still in flight is not a vote any more;
+its answer, whatever it is, only frees that member for its rollback (a member never has two
+calls in flight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .commands import Call, Command
+from .delivery import Delivery, Phase
+from .errors import DuplicateMemberError, InvalidEventError, MixedModeError
+from .events import (
+    Acknowledged,
+    AppendFailed,
+    CallFailed,
+    Commit,
+    Durable,
+    Event,
+    Recover,
+    Resolve,
+    Rollback,
+    Voted,
+)
+from .options import Options
+from .records import Decided, Ended, MemberSpec, Opened, Record, StepDone
+from .transaction import Transaction
+from .vocabulary import MemberState, Mode, Op, Outcome, Retry, Vote
+
+__all__ = ["PRESUMED_ABORT", "Machine"]
+
+PRESUMED_ABORT = "presumed abort: no decision in the log when recovery found it"
+
+_Then = Callable[[float], list[Command]]
+
+
+class Machine(Delivery):
+    """The protocol of one transaction: 2PC (with one-phase commit), or an ordered saga."""
+
+    __slots__ = (
+        "_data",
+        "_lists",
+        "_one_phase",
+        "_specs",
+        "_step",
+        "_then",
+        "_voted",
+        "_votes",
+        "opened_at",
+        "txid",
+    )
+
+    def __init__(self, txid: str, now: float, options: Options | None = None) -> None:
+        super().__init__(options or Options())
+        self.txid = txid
+        self.opened_at = now
+        self._specs: list[MemberSpec] = []
+        self._lists: list[bool] = []
+        self._one_phase: list[bool] = []
+        self._data: Mapping[str, Any] | None = None
+        self._votes: list[Vote | None] = []
+        self._voted = 0
+        self._step = 0  # saga: the step whose action is in flight or awaits its record
+        self._then: _Then | None = None  # what follows the awaited sync
+
+    @classmethod
+    def recover(cls, transaction: Transaction, options: Options | None = None) -> Machine:
+        """A machine for a transaction read from the log (it works on a copy). It is idle
+        until :class:`~.events.Recover` (deliver the outcome the records imply, presuming
+        abort when undecided), :class:`~.events.Rollback` (an operator's abort decision)
+        or :class:`~.events.Resolve`."""
+        if transaction.ended:
+            raise InvalidEventError(f"transaction {transaction.txid} has ended: nothing to recover")
+        machine = cls(transaction.txid, transaction.opened_at, options)
+        machine._seed = transaction.copy()
+        machine.tx = transaction.copy()
+        machine.mode = transaction.mode
+        machine._specs = [MemberSpec(m.name, m.factory, m.params) for m in transaction.members]
+        machine._votes = [None] * len(machine._specs)
+        machine._data = transaction.data
+        machine.outcome = transaction.outcome
+        machine.phase = Phase.IDLE
+        machine.may_have_run = True  # the log cannot say whether the first action started
+        return machine
+
+    # -- queries -------------------------------------------------------------------------
+
+    @property
+    def members(self) -> tuple[MemberSpec, ...]:
+        return tuple(self._specs)
+
+    @property
+    def data(self) -> Mapping[str, Any] | None:
+        """The commit data (None before commit, or when there was none)."""
+        return self._data
+
+    @property
+    def running(self) -> bool:
+        """True while a run has calls in flight or waits for a sync."""
+        return self.phase is not Phase.OPEN and self.phase is not Phase.IDLE
+
+    # -- joining -------------------------------------------------------------------------
+
+    def enlist(
+        self,
+        spec: MemberSpec,
+        mode: Mode,
+        *,
+        lists_prepared: bool = False,
+        commit_one_phase: bool = False,
+    ) -> int:
+        """Add a member; return its position. The first member fixes the mode.
+
+        ``lists_prepared`` and ``commit_one_phase`` are a 2PC member's abilities: a
+        registered resource can list its prepared work (so the opening record need not be
+        forced before prepare), and it can commit in one call when it is alone.
+        """
+        if self.phase is not Phase.OPEN:
+            raise InvalidEventError(
+                f"transaction {self.txid}: members join before commit or rollback"
+            )
+        if self.mode is not None and mode is not self.mode:
+            raise MixedModeError(
+                f"transaction {self.txid} is a {self.mode.value} transaction; it cannot take "
+                f"a {mode.value} member too"
+            )
+        if mode is Mode.SAGA and (lists_prepared or commit_one_phase):
+            raise ValueError("lists_prepared and commit_one_phase are abilities of 2PC members")
+        if not isinstance(spec.name, str) or not spec.name:
+            raise ValueError("a member name is a non-empty string")
+        if any(s.name == spec.name for s in self._specs):
+            raise DuplicateMemberError(
+                f"transaction {self.txid} already has a member named {spec.name!r}"
+            )
+        self.mode = mode
+        self._specs.append(spec)
+        self._lists.append(lists_prepared)
+        self._one_phase.append(commit_one_phase)
+        self._votes.append(None)
+        return len(self._specs) - 1
+
+    # -- events --------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Command]:
+        """Take one event; return the commands it leads to, in order.
+
+        Raises :class:`~.errors.InvalidEventError`, changing nothing, for an event the
+        machine cannot take now. Answers to calls no longer in flight are ignored.
+        """
+        return _HANDLERS[type(event)](self, event)
+
+    def _await(self, records: tuple[Record, ...], phase: Phase, then: _Then) -> list[Command]:
+        self.phase = phase
+        self._then = then
+        return [self.append(records, True)]
+
+    def _opened(self, data: Mapping[str, Any] | None) -> Opened:
+        self.mode = mode = self.mode or Mode.TWO_PHASE
+        return Opened(self.txid, self.opened_at, mode, tuple(self._specs), data)
+
+    def _on_commit(self, event: Commit) -> list[Command]:
+        if self.phase is not Phase.OPEN:
+            raise InvalidEventError(f"transaction {self.txid} is already committing or finished")
+        self._data = event.data
+        self.may_have_run = True
+        if self.options.one_phase and len(self._specs) == 1 and self._one_phase[0]:
+            # Nothing is forced: the member's own commit is the decision.
+            self.phase = Phase.FORWARD
+            return [self._forward(event.now, 0, Op.COMMIT_ONE_PHASE)]
+        opened = self._opened(event.data)
+        if self.mode is Mode.SAGA:
+            return self._await((opened,), Phase.OPENING, self._act)
+        if all(self._lists):
+            # Every member's prepared work can be listed, and recovery rolls back what has
+            # no commit decision: the opening record may ride the decision's sync.
+            if not self._specs:
+                return self._decide_commit(event.now, (opened,))
+            return [self.append((opened,), False), *self._prepare_all(event.now)]
+        return self._await((opened,), Phase.OPENING, self._prepare_all)
+
+    def _forward(self, now: float, member: int, op: Op) -> Call:
+        timeout = self.options.prepare_timeout
+        self.outstanding[member] = op
+        return Call(member, op, None if timeout is None else now + timeout, Retry.TRANSIENT)
+
+    def _prepare_all(self, now: float) -> list[Command]:
+        self.phase = Phase.FORWARD
+        return [self._forward(now, i, Op.PREPARE) for i in range(len(self._specs))]
+
+    def _act(self, now: float) -> list[Command]:
+        self.phase = Phase.FORWARD
+        return [self._forward(now, self._step, Op.ACTION)]
+
+    def _next_step(self, now: float) -> list[Command]:
+        self._step += 1
+        return self._act(now)
+
+    def _on_durable(self, event: Durable) -> list[Command]:
+        then = self._then
+        if event.append != self._waiting or then is None:
+            raise InvalidEventError(
+                f"transaction {self.txid}: append {event.append} is not awaited"
+            )
+        self._then = self._waiting = None
+        return then(event.now)
+
+    def _on_voted(self, event: Voted) -> list[Command]:
+        i = event.member
+        if self.outstanding.get(i) is not Op.PREPARE:
+            return []  # late or repeated: not a vote
+        del self.outstanding[i]
+        if self.phase is not Phase.FORWARD:
+            return self.forward_ended(event.now, i)
+        self._votes[i] = event.vote
+        self._voted += 1
+        if self._voted < len(self._specs):
+            return []
+        return self._decide_commit(event.now, ())
+
+    def _on_acknowledged(self, event: Acknowledged) -> list[Command]:
+        i, op = event.member, event.op
+        if op is Op.PREPARE:
+            raise InvalidEventError("a prepare is answered with Voted, not Acknowledged")
+        if self.outstanding.get(i) is not op:
+            return []  # late or repeated
+        del self.outstanding[i]
+        if not op.forward:
+            return self.delivered(event.now, i, op)
+        if self.phase is not Phase.FORWARD:
+            return self.forward_ended(event.now, i)
+        if op is Op.COMMIT_ONE_PHASE:
+            return self._one_phase_committed(event.now)
+        if i == len(self._specs) - 1:
+            return self._decide_commit(event.now, ())  # the last step's record: the decision
+        if self.log_failed is not None:
+            reason = f"a saga step could not be logged ({self.log_failed})"
+            return self._decide_abort(event.now, reason, None, None, self.log_failed)
+        # Invariant: step i is on disk before step i+1 starts, so after a crash at most the
+        # first step without a StepDone record may have run.
+        return self._await((StepDone(self.txid, event.now, i),), Phase.STEPPING, self._next_step)
+
+    def _one_phase_committed(self, now: float) -> list[Command]:
+        self.outcome = Outcome.COMMIT
+        self.phase = Phase.IDLE
+        if self.log_failed is not None:
+            return self.finish_commands()
+        records = (
+            self._opened(self._data),
+            Decided(self.txid, now, Outcome.COMMIT, ((0, Vote.YES),)),
+            Ended(self.txid, now, ((0, MemberState.COMMITTED),)),
+        )
+        return [self.append(records, False), *self.finish_commands()]
+
+    def _on_call_failed(self, event: CallFailed) -> list[Command]:
+        i, op = event.member, event.op
+        if self.outstanding.get(i) is not op:
+            return []  # late or repeated
+        del self.outstanding[i]
+        if not op.forward:
+            return self.delivery_failed(event, i)
+        if self.phase is not Phase.FORWARD:
+            return self.forward_ended(event.now, i)
+        name = self._specs[i].name
+        before: tuple[Record, ...] = ()
+        if op is Op.PREPARE:
+            reason = f"{name} voted no in prepare ({event.error})"
+        elif op is Op.COMMIT_ONE_PHASE:
+            reason = f"{name} refused the one-phase commit ({event.error})"
+            before = (self._opened(self._data),)
+        else:
+            reason = f"saga step {name} failed ({event.error})"
+        return self._decide_abort(event.now, reason, None, i, event.error, before)
+
+    def _decide_commit(self, now: float, before: tuple[Record, ...]) -> list[Command]:
+        if self.log_failed is not None:
+            reason = f"the commit decision could not be logged ({self.log_failed})"
+            return self._decide_abort(now, reason, None, None, self.log_failed)
+        votes: tuple[tuple[int, Vote], ...] = ()
+        if self.mode is Mode.TWO_PHASE:
+            votes = tuple((i, v) for i, v in enumerate(self._votes) if v is not None)
+        records = (*before, Decided(self.txid, now, Outcome.COMMIT, votes))
+        if self.mode is Mode.SAGA or Vote.YES not in self._votes:
+            records = (*records, Ended(self.txid, now))  # nothing to deliver
+        return self._await(records, Phase.DECIDING, self._commit_durable)
+
+    def _commit_durable(self, now: float) -> list[Command]:
+        self.outcome = Outcome.COMMIT
+        return self.deliver(now)
+
+    def _decide_abort(
+        self,
+        now: float,
+        reason: str,
+        actor: str | None,
+        member: int | None,
+        error: str | None,
+        before: tuple[Record, ...] = (),
+    ) -> list[Command]:
+        """Decide abort -- lazily: presumed abort covers its loss -- and start the round."""
+        self.outcome = Outcome.ABORT
+        self.abort = (reason, member, error)
+        read_only = frozenset(i for i, v in enumerate(self._votes) if v is Vote.READ_ONLY)
+        if self.log_failed is not None:
+            return self.deliver(now, read_only)  # nothing more is written
+        votes: tuple[tuple[int, Vote], ...] = ()
+        if self.mode is Mode.TWO_PHASE:
+            votes = tuple((i, v) for i, v in enumerate(self._votes) if v is not None)
+        decided = Decided(self.txid, now, Outcome.ABORT, votes, reason, actor)
+        append = self.append((*before, decided), False)
+        return [append, *self.deliver(now, read_only)]
+
+    def _on_rollback(self, event: Rollback) -> list[Command]:
+        if self.phase is Phase.OPEN:
+            self.may_have_run = False  # no action ran: a saga compensates nothing
+            opened = self._opened(None)
+            return self._decide_abort(event.now, event.reason, event.actor, None, None, (opened,))
+        if self.phase is Phase.IDLE and self.tx is not None and self.outcome is None:
+            self._check_log()
+            # An operator decides a transaction found undecided in the log: on disk first;
+            # it is delivered by a later Recover.
+            decided = Decided(self.txid, event.now, Outcome.ABORT, (), event.reason, event.actor)
+            self.abort = (event.reason, None, None)
+            return self._await((decided,), Phase.RECORDING, self._operator_decided)
+        raise InvalidEventError(
+            f"transaction {self.txid} is committing or decided: it cannot be rolled back now"
+        )
+
+    def _operator_decided(self, now: float) -> list[Command]:
+        self.outcome = Outcome.ABORT
+        return self.idle_finish()
+
+    def _check_log(self) -> None:
+        if self.log_failed is not None:
+            raise InvalidEventError(
+                f"transaction {self.txid}: an append failed ({self.log_failed}); seed a new "
+                "machine from the log"
+            )
+
+    def _on_recover(self, event: Recover) -> list[Command]:
+        if self.phase is not Phase.IDLE or self.tx is None or self.tx.ended:
+            raise InvalidEventError(f"transaction {self.txid} has nothing to recover now")
+        self._check_log()
+        if self.outcome is None:
+            return self._decide_abort(event.now, PRESUMED_ABORT, None, None, None)
+        return self.deliver(event.now)
+
+    def _on_resolve(self, event: Resolve) -> list[Command]:
+        if self.phase is not Phase.IDLE:
+            raise InvalidEventError(
+                f"transaction {self.txid} is being driven: resolve it once that run finished"
+            )
+        self._check_log()
+        records = self.resolutions(event)
+        return self._await(records, Phase.RECORDING, self._resolved)
+
+    def _resolved(self, now: float) -> list[Command]:
+        return self.idle_finish()
+
+    def _on_append_failed(self, event: AppendFailed) -> list[Command]:
+        if not self.forget_appends(event.append):
+            raise InvalidEventError(f"transaction {self.txid}: no append {event.append}")
+        self.log_failed = error = event.error
+        if event.append != self._waiting:
+            # A lazy append: nothing waits for it. The run goes on, appending nothing more
+            # (later records would not fold on what the log holds).
+            return []
+        phase = self.phase
+        self._then = self._waiting = None
+        if phase is Phase.RECORDING:  # an operator's record was not written
+            if self.outcome is None:  # an abort decision: still abort, by presumption
+                self.outcome = Outcome.ABORT
+                self.abort = (self.abort[0], None, error)
+            return self.idle_finish()
+        what = {
+            Phase.OPENING: "the transaction could not be logged",
+            Phase.DECIDING: "the commit decision could not be logged",
+            Phase.STEPPING: "a saga step could not be logged",
+        }[phase]
+        return self._decide_abort(event.now, f"{what} ({error})", None, None, error)
+
+
+_HANDLERS: dict[type, Callable[[Machine, Any], list[Command]]] = {
+    Commit: Machine._on_commit,
+    Rollback: Machine._on_rollback,
+    Recover: Machine._on_recover,
+    Durable: Machine._on_durable,
+    AppendFailed: Machine._on_append_failed,
+    Voted: Machine._on_voted,
+    Acknowledged: Machine._on_acknowledged,
+    CallFailed: Machine._on_call_failed,
+    Resolve: Machine._on_resolve,
+}
