@@ -24,6 +24,7 @@ log or a driver. Not wired into the coordinator yet.
 """
 
 from .commands import Append, Call, Command, Decision, Finish
+from .delivery import PRESUMED_ABORT
 from .errors import (
     DuplicateMemberError,
     InvalidEventError,
@@ -43,7 +44,7 @@ from .events import (
     Rollback,
     Voted,
 )
-from .machine import PRESUMED_ABORT, Machine
+from .machine import Machine
 from .options import Options
 from .records import (
     Acked,

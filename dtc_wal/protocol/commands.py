@@ -22,7 +22,7 @@ from .vocabulary import Op, Outcome, Retry
 __all__ = ["Append", "Call", "Command", "Decision", "Finish"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Append:
     """Append ``records`` to the log in this order, after every earlier append."""
 
@@ -31,7 +31,7 @@ class Append:
     durable: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Call:
     """Call ``op`` on member ``member``. ``deadline`` is absolute (the event's ``now`` plus
     the configured timeout; None: no limit): a call not answered by then is reported as
@@ -43,7 +43,7 @@ class Call:
     retry: Retry
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Decision:
     """The transaction's outcome is fixed: a commit decision is durable, or an abort was
     decided (abort decisions are lazy: presumed abort covers their loss)."""
@@ -51,7 +51,7 @@ class Decision:
     outcome: Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Finish:
     """The run ended.
 

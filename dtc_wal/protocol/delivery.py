@@ -1,158 +1,101 @@
-"""The half of a machine after the decision: delivering the outcome in rounds, operator
-resolutions, finishing -- and the log bookkeeping both halves share.
+"""After the decision: delivering the outcome in rounds, recovery, operators.
 
 A *round* sends the outcome to every member that is not settled: 2PC members all at once
-(commit to the prepared, rollback to all but read-only voters), saga steps one by one in
-reverse order (compensate every step whose action completed, and the first step without a
-StepDone record -- it may have run, or failed half-way; skip every step after it). A failed
-call is recorded and the round goes on. When the last call of a round has answered, one
-lazy append carries the round's Failed records and its acknowledgements (Ended when nothing
-is left pending, Acked otherwise), and a Finish reports the result. Another
+(commit to the prepared; rollback to all but read-only voters), saga steps one at a time in
+reverse order (compensate every step whose action completed and the first step without a
+StepDone record -- it may have run, or failed half-way -- and skip every step after it).
+A failed call is recorded and the round goes on without it. When the round's last call has
+answered, one lazy append carries the round's Failed records and its acknowledgements
+(Ended when nothing is left pending, Acked otherwise), and Finish reports the result.
 :class:`~.events.Recover` on the idle machine starts another round for what is pending.
 """
 
 from __future__ import annotations
 
-import enum
-
-from .commands import Append, Call, Command, Decision, Finish
+from .commands import Call, Command, Decision
+from .core import Core, Phase
 from .errors import InvalidEventError
-from .events import CallFailed, Resolve
-from .options import Options
-from .records import Acked, Ended, Failed, Record, Resolved
-from .transaction import Member, Transaction
-from .vocabulary import MemberState, Mode, Op, Outcome, Retry
+from .events import CallFailed, Recover, Resolve, Rollback
+from .records import Acked, Decided, Ended, Failed, Record, Resolved
+from .vocabulary import SETTLED, MemberState, Mode, Op, Outcome, Retry, Vote
 
-__all__ = ["Delivery", "Phase"]
+__all__ = ["PRESUMED_ABORT", "Delivery"]
 
-
-class Phase(enum.Enum):
-    """Where a machine's run stands (internal; ``Machine.running`` is the public part)."""
-
-    OPEN = "open"  # live, members may join
-    OPENING = "opening"  # waiting for the opening record's sync
-    FORWARD = "forward"  # prepare / action / one-phase calls in flight
-    STEPPING = "stepping"  # saga: waiting for a StepDone sync
-    DECIDING = "deciding"  # waiting for the commit decision's sync
-    DELIVERING = "delivering"  # phase two or compensations in flight
-    RECORDING = "recording"  # waiting for an operator's record to sync
-    IDLE = "idle"  # no run: seeded, or a run finished
+PRESUMED_ABORT = "presumed abort: no decision in the log when recovery found it"
 
 
-class Delivery:
-    """State shared by the whole machine, and the rules after the decision."""
+class Delivery(Core):
+    """The rules after the decision (the layer under :class:`~.machine.Machine`)."""
 
-    __slots__ = (
-        "_acks",
-        "_appended",
-        "_errors",
-        "_failures",
-        "_next_id",
-        "_queue",
-        "_seed",
-        "_targets",
-        "_waiting",
-        "abort",
-        "decision_sent",
-        "log_failed",
-        "may_have_run",
-        "mode",
-        "options",
-        "outcome",
-        "outstanding",
-        "phase",
-        "tx",
-    )
+    __slots__ = ()
 
-    txid: str
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
-        self.mode: Mode | None = None
-        self.tx: Transaction | None = None
-        self._seed: Transaction | None = None  # what a seeded machine started from
-        self.outcome: Outcome | None = None
-        self.phase = Phase.OPEN
-        self.outstanding: dict[int, Op] = {}  # member -> the op of its call in flight
-        self.may_have_run = False  # saga: the first step without StepDone may have run
-        self.log_failed: str | None = None  # the log's error once an append failed
-        self.abort: tuple[str | None, int | None, str | None] = (None, None, None)
-        self.decision_sent = False
-        self._next_id = 0
-        self._appended: list[tuple[int, tuple[Record, ...]]] = []  # for a refold
-        self._waiting: int | None = None
-        self._targets: list[int] = []
-        self._queue: list[int] = []
-        self._acks: list[tuple[int, MemberState]] = []
-        self._failures: list[Failed] = []
-        self._errors: dict[int, str] = {}
-
-    @property
-    def transaction(self) -> Transaction | None:
-        """What this machine's records say (None before it wrote its opening record). It
-        equals ``fold`` of the records it appended -- with a seeded machine's records first
-        -- until an append fails; then it is what the log holds without the failed ones."""
-        return self.tx
-
-    def pending(self) -> list[int]:
-        return self.tx.pending() if self.tx is not None else []
-
-    def forget_appends(self, append: int) -> bool:
-        """Append ``append`` failed: it and every later append are not in the log. Rebuild
-        the transaction without them; False when no such append was made."""
-        ids = [i for i, _ in self._appended]
-        if append not in ids:
-            return False
-        self._appended = kept = self._appended[: ids.index(append)]
-        tx = self._seed.copy() if self._seed is not None else None
-        for record in (r for _, records in kept for r in records):
-            if tx is None:
-                tx = Transaction.open(record)  # type: ignore[arg-type]
-            else:
-                tx.apply(record)
-        self.tx = tx
-        return True
-
-    # -- rounds ----------------------------------------------------------------------------
+    def decide_abort(
+        self,
+        now: float,
+        reason: str,
+        actor: str | None,
+        member: int | None,
+        error: str | None,
+        before: tuple[Record, ...] = (),
+    ) -> list[Command]:
+        """Decide abort -- lazily: presumed abort covers its loss -- and start the round.
+        ``member``/``error``: whose failure decided it."""
+        self.outcome = Outcome.ABORT
+        self.abort = (reason, member, error)
+        votes = self._votes
+        read_only = frozenset(i for i, v in enumerate(votes) if v is Vote.READ_ONLY)
+        if self.log_failed is not None:
+            return self.deliver(now, read_only)  # nothing more is written
+        cast = tuple((i, v) for i, v in enumerate(votes) if v is not None)
+        decided = Decided(self.txid, now, Outcome.ABORT, cast, reason, actor)
+        return [self.append((*before, decided), False), *self.deliver(now, read_only)]
 
     def deliver(self, now: float, read_only: frozenset[int] = frozenset()) -> list[Command]:
-        """Start a round for the decided outcome (members in ``read_only`` are left out)."""
+        """Start a round for the decided outcome (``read_only`` voters are left out)."""
         outcome = self.outcome
         assert outcome is not None
         commands: list[Command] = []
         if not self.decision_sent:
             self.decision_sent = True
             commands.append(Decision(outcome))
-        if self.tx is not None and self.tx.ended:  # its Ended went with the decision
-            self.phase = Phase.IDLE
-            return commands + self.finish_commands()
+        tx = self.tx
+        if tx is not None and tx.ended:  # its Ended went with the decision
+            return commands + self.finish()
         self.phase = Phase.DELIVERING
         self._targets, self._queue, self._acks, self._failures = [], [], [], []
         self._errors = {}
-        members = self.tx.members if self.tx is not None else []
+        if tx is not None:
+            states = [m.state for m in tx.members]
+        else:  # the opening record was not written: were prepares sent all the same?
+            states = [MemberState.ENLISTED] * len(self._votes) if self.may_have_run else []
+        timeout = self.options.phase2_timeout
+        deadline = None if timeout is None else now + timeout
         if self.mode is Mode.SAGA:
             if outcome is Outcome.ABORT:
-                self._plan_compensation(members)
+                self._plan_compensation(states)
                 if self._queue:
-                    commands.append(self._phase_two(now, self._queue.pop(0), Op.COMPENSATE))
+                    i = self._queue.pop()
+                    self.outstanding[i] = Op.COMPENSATE
+                    commands.append(Call(i, Op.COMPENSATE, deadline, Retry.ANY))
         else:
             op = Op.COMMIT if outcome is Outcome.COMMIT else Op.ROLLBACK
-            for i, m in enumerate(members):
-                if m.state.settled or i in read_only:
-                    continue
-                self._targets.append(i)
-                if i not in self.outstanding:  # else: its prepare is in flight; see below
-                    commands.append(self._phase_two(now, i, op))
+            targets = self._targets = [
+                i for i, state in enumerate(states) if state not in SETTLED and i not in read_only
+            ]
+            outstanding = self.outstanding
+            for i in targets:
+                if i not in outstanding:  # else its prepare is in flight: see forward_ended
+                    outstanding[i] = op
+                    commands.append(Call(i, op, deadline, Retry.ANY))
         if not self.outstanding:
-            commands += self._end_round(now)
+            return commands + self._end_round(now)
         return commands
 
-    def _plan_compensation(self, members: list[Member]) -> None:
+    def _plan_compensation(self, states: list[MemberState]) -> None:
         """Compensate, last first, every unsettled step whose action completed, and the first
         step not known done if an action may have started; skip every other step."""
         boundary = True
-        for i, m in enumerate(members):
-            state = m.state
+        for i, state in enumerate(states):
             if state is MemberState.STEP_DONE:
                 self._targets.append(i)
             elif state is MemberState.ENLISTED:
@@ -163,108 +106,97 @@ class Delivery:
                 boundary = False
             elif state is MemberState.SKIPPED:
                 boundary = False
-        self._queue = self._targets[::-1]
+        self._queue = list(self._targets)  # popped from the end: last step first
 
-    def _phase_two(self, now: float, member: int, op: Op) -> Call:
+    def _call(self, now: float, member: int, op: Op) -> list[Command]:
         timeout = self.options.phase2_timeout
         self.outstanding[member] = op
-        return Call(member, op, None if timeout is None else now + timeout, Retry.ANY)
+        return [Call(member, op, None if timeout is None else now + timeout, Retry.ANY)]
 
     def forward_ended(self, now: float, member: int) -> list[Command]:
-        """A prepare in flight at the abort decision ended (its answer is not a vote: the
-        decision is taken). The member may hold prepared work now: roll it back."""
-        if self.phase is not Phase.DELIVERING or member not in self._targets:
-            return self._maybe_end(now)
-        return [self._phase_two(now, member, Op.ROLLBACK)]
+        """A prepare in flight at the abort decision ended. Its answer is not a vote (the
+        decision is taken), but the member may hold prepared work now: roll it back."""
+        if self.phase is Phase.DELIVERING and member in self._targets:
+            return self._call(now, member, Op.ROLLBACK)
+        return []
 
     def delivered(self, now: float, member: int, op: Op) -> list[Command]:
         state = MemberState.COMMITTED if op is Op.COMMIT else MemberState.ROLLED_BACK
         self._acks.append((member, state))
-        return self._next(now)
+        if self._queue:
+            return self._call(now, self._queue.pop(), Op.COMPENSATE)
+        if self.outstanding:
+            return []
+        return self._end_round(now)
 
     def delivery_failed(self, event: CallFailed, member: int) -> list[Command]:
         """Recorded; the member stays pending and the round goes on without it."""
-        self._failures.append(
-            Failed(self.txid, event.now, member, event.op, event.error, event.attempts)
-        )
+        now = event.now
+        self._failures.append(Failed(self.txid, now, member, event.op, event.error, event.attempts))
         self._errors[member] = event.error
-        return self._next(event.now)
-
-    def _next(self, now: float) -> list[Command]:
         if self._queue:
-            return [self._phase_two(now, self._queue.pop(0), Op.COMPENSATE)]
-        return self._maybe_end(now)
-
-    def _maybe_end(self, now: float) -> list[Command]:
-        if self.outstanding or self._queue or self.phase is not Phase.DELIVERING:
+            return self._call(now, self._queue.pop(), Op.COMPENSATE)
+        if self.outstanding:
             return []
         return self._end_round(now)
 
     def _end_round(self, now: float) -> list[Command]:
-        acked = {i for i, _ in self._acks}
-        pending = tuple(i for i in self._targets if i not in acked)
-        records: tuple[Record, ...] = tuple(self._failures)
         acks = tuple(self._acks)
+        pending: tuple[int, ...] = ()  # every target answered: failed ones are pending
+        if self._failures:
+            acked = {i for i, _ in acks}
+            pending = tuple(i for i in self._targets if i not in acked)
+        records: tuple[Record, ...] = tuple(self._failures)
         if not pending:
             records += (Ended(self.txid, now, acks),)
         elif acks:
             records += (Acked(self.txid, now, acks),)
-        commands: list[Command] = []
+        errors = tuple(self.last_error(i) for i in pending)
         if records and self.log_failed is None:
-            commands.append(self.append(records, False))
-        self.phase = Phase.IDLE
-        errors = tuple(self._errors.get(i) or self._last_error(i) for i in pending)
-        return commands + self.finish_commands(pending, errors)
+            return [self.append(records, False), *self.finish(pending, errors)]
+        return self.finish(pending, errors)
 
-    def _last_error(self, member: int) -> str:
-        tx = self.tx
-        return (tx.members[member].error or "") if tx is not None else ""
+    # -- recovery and operators ------------------------------------------------------------
 
-    def finish_commands(
-        self, pending: tuple[int, ...] = (), errors: tuple[str, ...] = ()
-    ) -> list[Command]:
-        """Finish the run (with the Decision first, if not sent yet)."""
-        outcome = self.outcome
-        assert outcome is not None
-        commands: list[Command] = []
-        if not self.decision_sent:
-            self.decision_sent = True
-            commands.append(Decision(outcome))
-        if outcome is Outcome.COMMIT:
-            commands.append(Finish(outcome, pending, errors))
-            return commands
-        reason, member, error = self.abort
-        if reason is None and self.tx is not None:
-            reason = self.tx.reason
-        commands.append(Finish(outcome, pending, errors, reason, member, error))
-        return commands
+    def check_log(self) -> None:
+        if self.log_failed is not None:
+            raise InvalidEventError(
+                f"transaction {self.txid}: an append failed ({self.log_failed}); seed a new "
+                "machine from what the log holds"
+            )
 
-    def idle_finish(self) -> list[Command]:
-        self.phase = Phase.IDLE
-        pending = tuple(self.pending())
-        return self.finish_commands(pending, tuple(self._last_error(i) for i in pending))
+    def on_recover(self, event: Recover) -> list[Command]:
+        if self.phase is not Phase.IDLE or self.tx is None or self.tx.ended:
+            raise InvalidEventError(f"transaction {self.txid} has nothing to recover now")
+        self.check_log()
+        if self.outcome is None:
+            return self.decide_abort(event.now, PRESUMED_ABORT, None, None, None)
+        return self.deliver(event.now)
 
-    # -- the log ---------------------------------------------------------------------------
+    def operator_abort(self, event: Rollback) -> list[Command]:
+        """An operator decides a transaction found undecided in the log: on disk first, and
+        delivered by a later Recover."""
+        self.check_log()
+        decided = Decided(self.txid, event.now, Outcome.ABORT, (), event.reason, event.actor)
+        self.abort = (event.reason, None, None)
+        return self.wait((decided,), Phase.RECORDING, self._operator_decided)
 
-    def append(self, records: tuple[Record, ...], durable: bool) -> Append:
-        """Fold ``records`` into the transaction and hand them to the log; a durable append
-        is awaited (``Durable``) before anything that depends on it."""
-        tx = self.tx
-        for record in records:
-            if tx is None:
-                tx = self.tx = Transaction.open(record)  # type: ignore[arg-type]
-            else:
-                tx.apply(record)
-        self._next_id += 1
-        self._appended.append((self._next_id, records))
-        if durable:
-            self._waiting = self._next_id
-        return Append(self._next_id, records, durable)
+    def _operator_decided(self, now: float) -> list[Command]:
+        self.outcome = Outcome.ABORT
+        return self.finish_pending()
 
-    # -- operators -------------------------------------------------------------------------
+    def on_resolve(self, event: Resolve) -> list[Command]:
+        if self.phase is not Phase.IDLE:
+            raise InvalidEventError(
+                f"transaction {self.txid} is being driven: resolve it once that run finished"
+            )
+        self.check_log()
+        return self.wait(self._resolutions(event), Phase.RECORDING, self._resolved)
 
-    def resolutions(self, event: Resolve) -> tuple[Record, ...]:
-        """The records of an operator's resolution (and Ended when nothing is left)."""
+    def _resolved(self, now: float) -> list[Command]:
+        return self.finish_pending()
+
+    def _resolutions(self, event: Resolve) -> tuple[Record, ...]:
         tx = self.tx
         if tx is None or tx.outcome is None:
             raise InvalidEventError(

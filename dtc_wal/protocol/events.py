@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Commit:
     """The caller commits with ``data`` (None: no data). Once per live machine."""
 
@@ -37,7 +37,7 @@ class Commit:
     data: Mapping[str, Any] | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Rollback:
     """Abort an open transaction (``reason`` for the log; ``actor`` when an operator or the
     zombie reaper, not the caller, asks). On a seeded, undecided machine: an operator's
@@ -48,7 +48,7 @@ class Rollback:
     actor: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Recover:
     """Drive a seeded machine (:meth:`~.machine.Machine.recover`) to the outcome its
     records imply: re-send a decided outcome to the pending members, or presume abort."""
@@ -56,7 +56,7 @@ class Recover:
     now: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Durable:
     """The durable append ``append`` (an :attr:`~.commands.Append.id`) is synced, and with
     it every record appended before it."""
@@ -65,7 +65,7 @@ class Durable:
     append: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class AppendFailed:
     """Append ``append`` was not written (the log's error text in ``error``). The machine
     appends nothing more: without a durable decision the outcome is abort."""
@@ -75,7 +75,7 @@ class AppendFailed:
     error: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Voted:
     """Member ``member`` answered ``prepare`` with ``vote``."""
 
@@ -84,7 +84,7 @@ class Voted:
     vote: Vote = Vote.YES
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Acknowledged:
     """Member ``member`` completed ``op`` (any op but ``prepare``, which is :class:`Voted`)."""
 
@@ -93,7 +93,7 @@ class Acknowledged:
     op: Op
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class CallFailed:
     """The call of ``op`` on ``member`` ended without success after ``attempts`` tries;
     ``error`` is the last error's text (it goes into reasons and Failed records)."""
@@ -106,7 +106,7 @@ class CallFailed:
     kind: FailureKind = FailureKind.ERROR
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Resolve:
     """An operator settled ``member`` (None: every pending member) by hand: ``outcome`` is
     what happened to it. Only on a decided machine with nothing in flight; against the

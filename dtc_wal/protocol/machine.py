@@ -6,13 +6,13 @@ leads to. It does no I/O, reads no clock, starts no thread and draws no random n
 same events give the same commands. A machine seeded from a folded transaction
 (:meth:`Machine.recover`) is the same machine after a restart.
 
-The forward phase (prepare, saga actions, one-phase commit) and the decision are here; the
-delivery of a decided outcome and operator resolutions are in :mod:`.delivery`.
+Here: joining, the forward phase (prepare, saga actions, one-phase commit) and the commit
+decision. After the decision: :mod:`.delivery`.
 
 Answers that come late are ignored: an answer counts only while its ``(member, op)`` call
-is in flight. After an abort decision a prepare still in flight is not a vote any more;
-its answer, whatever it is, only frees that member for its rollback (a member never has two
-calls in flight).
+is in flight, and a driver reports each call once. After an abort decision a prepare still
+in flight is no vote any more; its answer, whatever it says, only frees that member for its
+rollback (a member never has two calls in flight).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .commands import Call, Command
-from .delivery import Delivery, Phase
+from .core import Phase
+from .delivery import PRESUMED_ABORT, Delivery
 from .errors import DuplicateMemberError, InvalidEventError, MixedModeError
 from .events import (
     Acknowledged,
@@ -38,13 +39,11 @@ from .events import (
 from .options import Options
 from .records import Decided, Ended, MemberSpec, Opened, Record, StepDone
 from .transaction import Transaction
-from .vocabulary import MemberState, Mode, Op, Outcome, Retry, Vote
+from .vocabulary import FORWARD_OPS, MemberState, Mode, Op, Outcome, Retry, Vote
 
 __all__ = ["PRESUMED_ABORT", "Machine"]
 
-PRESUMED_ABORT = "presumed abort: no decision in the log when recovery found it"
-
-_Then = Callable[[float], list[Command]]
+_DEFAULTS = Options()
 
 
 class Machine(Delivery):
@@ -53,50 +52,45 @@ class Machine(Delivery):
     __slots__ = (
         "_data",
         "_lists",
+        "_names",
         "_one_phase",
         "_specs",
         "_step",
-        "_then",
         "_voted",
-        "_votes",
         "opened_at",
-        "txid",
     )
 
     def __init__(self, txid: str, now: float, options: Options | None = None) -> None:
-        super().__init__(options or Options())
-        self.txid = txid
+        super().__init__(txid, options or _DEFAULTS)
         self.opened_at = now
         self._specs: list[MemberSpec] = []
-        self._lists: list[bool] = []
-        self._one_phase: list[bool] = []
+        self._names: set[str] = set()
+        self._lists: list[bool] = []  # lists_prepared, by position
+        self._one_phase: list[bool] = []  # commit_one_phase, by position
         self._data: Mapping[str, Any] | None = None
-        self._votes: list[Vote | None] = []
         self._voted = 0
         self._step = 0  # saga: the step whose action is in flight or awaits its record
-        self._then: _Then | None = None  # what follows the awaited sync
 
     @classmethod
     def recover(cls, transaction: Transaction, options: Options | None = None) -> Machine:
-        """A machine for a transaction read from the log (it works on a copy). It is idle
-        until :class:`~.events.Recover` (deliver the outcome the records imply, presuming
-        abort when undecided), :class:`~.events.Rollback` (an operator's abort decision)
-        or :class:`~.events.Resolve`."""
+        """A machine for a transaction read from the log (it works on a copy). Idle until
+        :class:`~.events.Recover` (deliver the outcome the records imply, presuming abort
+        when undecided), :class:`~.events.Rollback` (an operator's abort decision) or
+        :class:`~.events.Resolve`."""
         if transaction.ended:
-            raise InvalidEventError(f"transaction {transaction.txid} has ended: nothing to recover")
+            raise InvalidEventError(f"transaction {transaction.txid} has ended: nothing to do")
         machine = cls(transaction.txid, transaction.opened_at, options)
         machine._seed = transaction.copy()
         machine.tx = transaction.copy()
         machine.mode = transaction.mode
         machine._specs = [MemberSpec(m.name, m.factory, m.params) for m in transaction.members]
+        machine._names = {m.name for m in transaction.members}
         machine._votes = [None] * len(machine._specs)
         machine._data = transaction.data
         machine.outcome = transaction.outcome
         machine.phase = Phase.IDLE
         machine.may_have_run = True  # the log cannot say whether the first action started
         return machine
-
-    # -- queries -------------------------------------------------------------------------
 
     @property
     def members(self) -> tuple[MemberSpec, ...]:
@@ -111,8 +105,6 @@ class Machine(Delivery):
     def running(self) -> bool:
         """True while a run has calls in flight or waits for a sync."""
         return self.phase is not Phase.OPEN and self.phase is not Phase.IDLE
-
-    # -- joining -------------------------------------------------------------------------
 
     def enlist(
         self,
@@ -129,9 +121,7 @@ class Machine(Delivery):
         forced before prepare), and it can commit in one call when it is alone.
         """
         if self.phase is not Phase.OPEN:
-            raise InvalidEventError(
-                f"transaction {self.txid}: members join before commit or rollback"
-            )
+            raise InvalidEventError(f"transaction {self.txid}: members join before commit")
         if self.mode is not None and mode is not self.mode:
             raise MixedModeError(
                 f"transaction {self.txid} is a {self.mode.value} transaction; it cannot take "
@@ -139,20 +129,18 @@ class Machine(Delivery):
             )
         if mode is Mode.SAGA and (lists_prepared or commit_one_phase):
             raise ValueError("lists_prepared and commit_one_phase are abilities of 2PC members")
-        if not isinstance(spec.name, str) or not spec.name:
+        name = spec.name
+        if not isinstance(name, str) or not name:
             raise ValueError("a member name is a non-empty string")
-        if any(s.name == spec.name for s in self._specs):
-            raise DuplicateMemberError(
-                f"transaction {self.txid} already has a member named {spec.name!r}"
-            )
+        if name in self._names:
+            raise DuplicateMemberError(f"transaction {self.txid} already has a member {name!r}")
         self.mode = mode
+        self._names.add(name)
         self._specs.append(spec)
         self._lists.append(lists_prepared)
         self._one_phase.append(commit_one_phase)
         self._votes.append(None)
         return len(self._specs) - 1
-
-    # -- events --------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Command]:
         """Take one event; return the commands it leads to, in order.
@@ -162,10 +150,7 @@ class Machine(Delivery):
         """
         return _HANDLERS[type(event)](self, event)
 
-    def _await(self, records: tuple[Record, ...], phase: Phase, then: _Then) -> list[Command]:
-        self.phase = phase
-        self._then = then
-        return [self.append(records, True)]
+    # -- the forward phase -----------------------------------------------------------------
 
     def _opened(self, data: Mapping[str, Any] | None) -> Opened:
         self.mode = mode = self.mode or Mode.TWO_PHASE
@@ -174,46 +159,48 @@ class Machine(Delivery):
     def _on_commit(self, event: Commit) -> list[Command]:
         if self.phase is not Phase.OPEN:
             raise InvalidEventError(f"transaction {self.txid} is already committing or finished")
+        now = event.now
         self._data = event.data
-        self.may_have_run = True
         if self.options.one_phase and len(self._specs) == 1 and self._one_phase[0]:
-            # Nothing is forced: the member's own commit is the decision.
-            self.phase = Phase.FORWARD
-            return [self._forward(event.now, 0, Op.COMMIT_ONE_PHASE)]
+            return self._forward(now, Op.COMMIT_ONE_PHASE, 0)  # the member's commit decides
         opened = self._opened(event.data)
         if self.mode is Mode.SAGA:
-            return self._await((opened,), Phase.OPENING, self._act)
+            return self.wait((opened,), Phase.OPENING, self._act)
         if all(self._lists):
             # Every member's prepared work can be listed, and recovery rolls back what has
             # no commit decision: the opening record may ride the decision's sync.
             if not self._specs:
-                return self._decide_commit(event.now, (opened,))
-            return [self.append((opened,), False), *self._prepare_all(event.now)]
-        return self._await((opened,), Phase.OPENING, self._prepare_all)
+                return self._decide_commit(now, (opened,))
+            return [self.append((opened,), False), *self._prepare(now)]
+        return self.wait((opened,), Phase.OPENING, self._prepare)
 
-    def _forward(self, now: float, member: int, op: Op) -> Call:
+    def _forward(self, now: float, op: Op, member: int) -> list[Command]:
         timeout = self.options.prepare_timeout
-        self.outstanding[member] = op
-        return Call(member, op, None if timeout is None else now + timeout, Retry.TRANSIENT)
-
-    def _prepare_all(self, now: float) -> list[Command]:
         self.phase = Phase.FORWARD
-        return [self._forward(now, i, Op.PREPARE) for i in range(len(self._specs))]
+        self.may_have_run = True
+        self.outstanding[member] = op
+        return [Call(member, op, None if timeout is None else now + timeout, Retry.TRANSIENT)]
+
+    def _prepare(self, now: float) -> list[Command]:
+        timeout = self.options.prepare_timeout
+        deadline = None if timeout is None else now + timeout
+        self.phase = Phase.FORWARD
+        self.may_have_run = True
+        n = len(self._specs)
+        self.outstanding = dict.fromkeys(range(n), Op.PREPARE)
+        return [Call(i, Op.PREPARE, deadline, Retry.TRANSIENT) for i in range(n)]
 
     def _act(self, now: float) -> list[Command]:
-        self.phase = Phase.FORWARD
-        return [self._forward(now, self._step, Op.ACTION)]
+        return self._forward(now, Op.ACTION, self._step)
 
     def _next_step(self, now: float) -> list[Command]:
         self._step += 1
-        return self._act(now)
+        return self._forward(now, Op.ACTION, self._step)
 
     def _on_durable(self, event: Durable) -> list[Command]:
         then = self._then
         if event.append != self._waiting or then is None:
-            raise InvalidEventError(
-                f"transaction {self.txid}: append {event.append} is not awaited"
-            )
+            raise InvalidEventError(f"transaction {self.txid}: append {event.append} not awaited")
         self._then = self._waiting = None
         return then(event.now)
 
@@ -237,7 +224,7 @@ class Machine(Delivery):
         if self.outstanding.get(i) is not op:
             return []  # late or repeated
         del self.outstanding[i]
-        if not op.forward:
+        if op not in FORWARD_OPS:
             return self.delivered(event.now, i, op)
         if self.phase is not Phase.FORWARD:
             return self.forward_ended(event.now, i)
@@ -247,29 +234,28 @@ class Machine(Delivery):
             return self._decide_commit(event.now, ())  # the last step's record: the decision
         if self.log_failed is not None:
             reason = f"a saga step could not be logged ({self.log_failed})"
-            return self._decide_abort(event.now, reason, None, None, self.log_failed)
+            return self.decide_abort(event.now, reason, None, None, self.log_failed)
         # Invariant: step i is on disk before step i+1 starts, so after a crash at most the
         # first step without a StepDone record may have run.
-        return self._await((StepDone(self.txid, event.now, i),), Phase.STEPPING, self._next_step)
+        return self.wait((StepDone(self.txid, event.now, i),), Phase.STEPPING, self._next_step)
 
     def _one_phase_committed(self, now: float) -> list[Command]:
         self.outcome = Outcome.COMMIT
-        self.phase = Phase.IDLE
         if self.log_failed is not None:
-            return self.finish_commands()
+            return self.finish()
         records = (
             self._opened(self._data),
             Decided(self.txid, now, Outcome.COMMIT, ((0, Vote.YES),)),
             Ended(self.txid, now, ((0, MemberState.COMMITTED),)),
         )
-        return [self.append(records, False), *self.finish_commands()]
+        return [self.append(records, False), *self.finish()]
 
     def _on_call_failed(self, event: CallFailed) -> list[Command]:
         i, op = event.member, event.op
         if self.outstanding.get(i) is not op:
             return []  # late or repeated
         del self.outstanding[i]
-        if not op.forward:
+        if op not in FORWARD_OPS:
             return self.delivery_failed(event, i)
         if self.phase is not Phase.FORWARD:
             return self.forward_ended(event.now, i)
@@ -282,99 +268,45 @@ class Machine(Delivery):
             before = (self._opened(self._data),)
         else:
             reason = f"saga step {name} failed ({event.error})"
-        return self._decide_abort(event.now, reason, None, i, event.error, before)
+        return self.decide_abort(event.now, reason, None, i, event.error, before)
+
+    # -- the decision ----------------------------------------------------------------------
 
     def _decide_commit(self, now: float, before: tuple[Record, ...]) -> list[Command]:
         if self.log_failed is not None:
             reason = f"the commit decision could not be logged ({self.log_failed})"
-            return self._decide_abort(now, reason, None, None, self.log_failed)
-        votes: tuple[tuple[int, Vote], ...] = ()
+            return self.decide_abort(now, reason, None, None, self.log_failed)
+        votes = self._votes
+        cast: tuple[tuple[int, Vote], ...] = ()
         if self.mode is Mode.TWO_PHASE:
-            votes = tuple((i, v) for i, v in enumerate(self._votes) if v is not None)
-        records = (*before, Decided(self.txid, now, Outcome.COMMIT, votes))
-        if self.mode is Mode.SAGA or Vote.YES not in self._votes:
-            records = (*records, Ended(self.txid, now))  # nothing to deliver
-        return self._await(records, Phase.DECIDING, self._commit_durable)
+            cast = tuple(enumerate(votes))  # type: ignore[arg-type]  # every member voted
+        decided = Decided(self.txid, now, Outcome.COMMIT, cast)
+        if self.mode is Mode.SAGA or Vote.YES not in votes:  # nothing to deliver
+            records: tuple[Record, ...] = (*before, decided, Ended(self.txid, now))
+        else:
+            records = (*before, decided)
+        return self.wait(records, Phase.DECIDING, self._commit_durable)
 
     def _commit_durable(self, now: float) -> list[Command]:
         self.outcome = Outcome.COMMIT
         return self.deliver(now)
 
-    def _decide_abort(
-        self,
-        now: float,
-        reason: str,
-        actor: str | None,
-        member: int | None,
-        error: str | None,
-        before: tuple[Record, ...] = (),
-    ) -> list[Command]:
-        """Decide abort -- lazily: presumed abort covers its loss -- and start the round."""
-        self.outcome = Outcome.ABORT
-        self.abort = (reason, member, error)
-        read_only = frozenset(i for i, v in enumerate(self._votes) if v is Vote.READ_ONLY)
-        if self.log_failed is not None:
-            return self.deliver(now, read_only)  # nothing more is written
-        votes: tuple[tuple[int, Vote], ...] = ()
-        if self.mode is Mode.TWO_PHASE:
-            votes = tuple((i, v) for i, v in enumerate(self._votes) if v is not None)
-        decided = Decided(self.txid, now, Outcome.ABORT, votes, reason, actor)
-        append = self.append((*before, decided), False)
-        return [append, *self.deliver(now, read_only)]
-
     def _on_rollback(self, event: Rollback) -> list[Command]:
         if self.phase is Phase.OPEN:
-            self.may_have_run = False  # no action ran: a saga compensates nothing
             opened = self._opened(None)
-            return self._decide_abort(event.now, event.reason, event.actor, None, None, (opened,))
+            return self.decide_abort(event.now, event.reason, event.actor, None, None, (opened,))
         if self.phase is Phase.IDLE and self.tx is not None and self.outcome is None:
-            self._check_log()
-            # An operator decides a transaction found undecided in the log: on disk first;
-            # it is delivered by a later Recover.
-            decided = Decided(self.txid, event.now, Outcome.ABORT, (), event.reason, event.actor)
-            self.abort = (event.reason, None, None)
-            return self._await((decided,), Phase.RECORDING, self._operator_decided)
+            return self.operator_abort(event)
         raise InvalidEventError(
             f"transaction {self.txid} is committing or decided: it cannot be rolled back now"
         )
-
-    def _operator_decided(self, now: float) -> list[Command]:
-        self.outcome = Outcome.ABORT
-        return self.idle_finish()
-
-    def _check_log(self) -> None:
-        if self.log_failed is not None:
-            raise InvalidEventError(
-                f"transaction {self.txid}: an append failed ({self.log_failed}); seed a new "
-                "machine from the log"
-            )
-
-    def _on_recover(self, event: Recover) -> list[Command]:
-        if self.phase is not Phase.IDLE or self.tx is None or self.tx.ended:
-            raise InvalidEventError(f"transaction {self.txid} has nothing to recover now")
-        self._check_log()
-        if self.outcome is None:
-            return self._decide_abort(event.now, PRESUMED_ABORT, None, None, None)
-        return self.deliver(event.now)
-
-    def _on_resolve(self, event: Resolve) -> list[Command]:
-        if self.phase is not Phase.IDLE:
-            raise InvalidEventError(
-                f"transaction {self.txid} is being driven: resolve it once that run finished"
-            )
-        self._check_log()
-        records = self.resolutions(event)
-        return self._await(records, Phase.RECORDING, self._resolved)
-
-    def _resolved(self, now: float) -> list[Command]:
-        return self.idle_finish()
 
     def _on_append_failed(self, event: AppendFailed) -> list[Command]:
         if not self.forget_appends(event.append):
             raise InvalidEventError(f"transaction {self.txid}: no append {event.append}")
         self.log_failed = error = event.error
         if event.append != self._waiting:
-            # A lazy append: nothing waits for it. The run goes on, appending nothing more
+            # A lazy append: nothing waits for it. The run goes on and appends nothing more
             # (later records would not fold on what the log holds).
             return []
         phase = self.phase
@@ -383,23 +315,23 @@ class Machine(Delivery):
             if self.outcome is None:  # an abort decision: still abort, by presumption
                 self.outcome = Outcome.ABORT
                 self.abort = (self.abort[0], None, error)
-            return self.idle_finish()
+            return self.finish_pending()
         what = {
             Phase.OPENING: "the transaction could not be logged",
             Phase.DECIDING: "the commit decision could not be logged",
             Phase.STEPPING: "a saga step could not be logged",
         }[phase]
-        return self._decide_abort(event.now, f"{what} ({error})", None, None, error)
+        return self.decide_abort(event.now, f"{what} ({error})", None, None, error)
 
 
 _HANDLERS: dict[type, Callable[[Machine, Any], list[Command]]] = {
     Commit: Machine._on_commit,
     Rollback: Machine._on_rollback,
-    Recover: Machine._on_recover,
+    Recover: Machine.on_recover,
     Durable: Machine._on_durable,
     AppendFailed: Machine._on_append_failed,
     Voted: Machine._on_voted,
     Acknowledged: Machine._on_acknowledged,
     CallFailed: Machine._on_call_failed,
-    Resolve: Machine._on_resolve,
+    Resolve: Machine.on_resolve,
 }

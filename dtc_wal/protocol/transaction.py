@@ -11,12 +11,12 @@ folds each record it appends, so its :attr:`~.machine.Machine.transaction` alway
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 from .errors import OutOfOrderError
 from .records import Acked, Decided, Ended, Failed, Opened, Record, Resolved, StepDone
-from .vocabulary import MemberState, Mode, Outcome, TxState, Vote
+from .vocabulary import SETTLED, MemberState, Mode, Outcome, TxState, Vote
 
 __all__ = ["Member", "Transaction", "fold"]
 
@@ -109,7 +109,7 @@ class Transaction:
 
     def pending(self) -> list[int]:
         """Positions of the members not settled yet, in order."""
-        return [i for i, m in enumerate(self.members) if not m.state.settled]
+        return [i for i, m in enumerate(self.members) if m.state not in SETTLED]
 
     # -- the transition table ----------------------------------------------------------------
 
@@ -137,12 +137,9 @@ class Transaction:
             self._refuse(record, f"no member at position {index}")
         return self.members[index]
 
-    def _undecided(self, record: Record) -> None:
-        if self.outcome is not None:
-            self._refuse(record, "the outcome is decided once")
-
     def _on_step_done(self, record: StepDone) -> None:
-        self._undecided(record)
+        if self.outcome is not None:
+            self._refuse(record, "steps complete before the decision")
         if self.mode is not Mode.SAGA:
             self._refuse(record, "only saga steps complete one by one")
         member = self._member(record, record.index)
@@ -153,74 +150,73 @@ class Transaction:
         member.state = MemberState.STEP_DONE
 
     def _on_decided(self, record: Decided) -> None:
-        self._undecided(record)
-        votes = dict(record.votes)
-        if len(votes) != len(record.votes):
-            self._refuse(record, "one vote per member")
-        for index in votes:
-            if self._member(record, index).state is not MemberState.ENLISTED:
-                self._refuse(record, f"member {index} cannot vote once {self.members[index].state}")
+        if self.outcome is not None:
+            self._refuse(record, "the outcome is decided once")
+        members = self.members
+        n = len(members)
+        seen = {index for index, _ in record.votes}
+        if len(seen) != len(record.votes) or not seen <= set(range(n)):
+            self._refuse(record, "one vote per member, each at a member's position")
         if self.mode is Mode.SAGA:
-            if votes:
+            if seen:
                 self._refuse(record, "saga steps do not vote")
             if record.outcome is Outcome.COMMIT:
-                undone = [m.name for m in self.members[:-1] if m.state is not MemberState.STEP_DONE]
+                undone = [m.name for m in members[:-1] if m.state is not MemberState.STEP_DONE]
                 if undone:
                     self._refuse(record, f"steps not done: {', '.join(undone)}")
-        elif record.outcome is Outcome.COMMIT and len(votes) != len(self.members):
-            missing = [m.name for i, m in enumerate(self.members) if i not in votes]
-            self._refuse(record, f"commit needs every vote; none from {', '.join(missing)}")
+                for m in members:
+                    m.state = MemberState.COMMITTED
+        else:
+            if record.outcome is Outcome.COMMIT and len(seen) != n:
+                missing = [m.name for i, m in enumerate(members) if i not in seen]
+                self._refuse(record, f"commit needs every vote; none from {', '.join(missing)}")
+            for index, vote in record.votes:
+                members[index].state = _VOTE_STATE[vote]
         self.outcome = record.outcome
         self.decided_at = record.at
         self.reason = record.reason
         self.actor = record.actor
-        if self.mode is Mode.SAGA:
-            if record.outcome is Outcome.COMMIT:
-                for m in self.members:
-                    m.state = MemberState.COMMITTED
-        else:
-            for index, vote in record.votes:
-                self.members[index].state = _VOTE_STATE[vote]
 
     def _check_acks(self, record: Acked | Ended) -> None:
         outcome = self.outcome
         if outcome is None:
             self._refuse(record, "acknowledgements follow the decision")
         allowed = _ACKS[self.mode, outcome]
-        seen: set[int] = set()
+        members = self.members
+        seen = {index for index, _ in record.acks}
+        if len(seen) != len(record.acks) or not seen <= set(range(len(members))):
+            self._refuse(record, "one acknowledgement per member, each at a member's position")
         for index, state in record.acks:
-            member = self._member(record, index)
-            if index in seen:
-                self._refuse(record, f"{member.name} acknowledged twice")
-            seen.add(index)
-            if member.state.settled:
-                self._refuse(record, f"{member.name} is already {member.state.value}")
             sources = allowed.get(state)
             if sources is None:
                 self._refuse(record, f"{state.value} contradicts outcome {outcome.value}")
+            member = members[index]
             if member.state not in sources:
                 self._refuse(record, f"{member.name} cannot be {state.value} once {member.state}")
 
     def _on_acked(self, record: Acked) -> None:
         self._check_acks(record)
+        members = self.members
         for index, state in record.acks:
-            self.members[index].state = state
+            members[index].state = state
 
     def _on_ended(self, record: Ended) -> None:
         self._check_acks(record)
-        acked = {index for index, _ in record.acks}
-        left = [
-            m.name for i, m in enumerate(self.members) if i not in acked and not m.state.settled
-        ]
-        if left:
-            self._refuse(record, f"still pending: {', '.join(left)}")
+        members = self.members
+        if len(record.acks) != len(members):  # members not acknowledged here: settled?
+            acked = {index for index, _ in record.acks}
+            left = [
+                m.name for i, m in enumerate(members) if i not in acked and m.state not in SETTLED
+            ]
+            if left:
+                self._refuse(record, f"still pending: {', '.join(left)}")
         for index, state in record.acks:
-            self.members[index].state = state
+            members[index].state = state
         self.ended = True
 
     def _on_failed(self, record: Failed) -> None:
         member = self._member(record, record.member)
-        if member.state.settled:
+        if member.state in SETTLED:
             self._refuse(record, f"{member.name} is already {member.state.value}")
         if record.attempts < 0:
             self._refuse(record, "attempts cannot be negative")
@@ -231,13 +227,13 @@ class Transaction:
         member = self._member(record, record.member)
         if self.outcome is None:
             self._refuse(record, "decide the transaction before resolving members")
-        if member.state.settled:
+        if member.state in SETTLED:
             self._refuse(record, f"{member.name} is already {member.state.value}")
         member.state = MemberState.RESOLVED
         member.resolution = record
 
 
-_HANDLERS: dict[type, Any] = {
+_HANDLERS: dict[type, Callable[[Transaction, Any], None]] = {
     StepDone: Transaction._on_step_done,
     Decided: Transaction._on_decided,
     Acked: Transaction._on_acked,

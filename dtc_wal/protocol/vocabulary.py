@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FailureKind", "MemberState", "Mode", "Op", "Outcome", "Retry", "TxState", "Vote"]
+__all__ = [
+    "FORWARD_OPS",
+    "SETTLED",
+    "FailureKind",
+    "MemberState",
+    "Mode",
+    "Op",
+    "Outcome",
+    "Retry",
+    "TxState",
+    "Vote",
+]
 
 
 class Mode(enum.StrEnum):
@@ -62,11 +73,11 @@ class MemberState(enum.StrEnum):
 
     @property
     def settled(self) -> bool:
-        """True once nothing more needs to be sent to the member."""
-        return self in _SETTLED
+        """True once nothing more needs to be sent to the member (in :data:`SETTLED`)."""
+        return self in SETTLED
 
 
-_SETTLED = frozenset(
+SETTLED = frozenset(
     {
         MemberState.READ_ONLY,
         MemberState.COMMITTED,
@@ -75,6 +86,7 @@ _SETTLED = frozenset(
         MemberState.RESOLVED,
     }
 )
+"""The member states after which nothing more is sent to a member."""
 
 
 class TxState(enum.StrEnum):
@@ -104,8 +116,12 @@ class Op(enum.StrEnum):
 
     @property
     def forward(self) -> bool:
-        """True for the ops that run before the decision (a failure decides abort)."""
-        return self in (Op.PREPARE, Op.COMMIT_ONE_PHASE, Op.ACTION)
+        """True for the ops that run before the decision (in :data:`FORWARD_OPS`)."""
+        return self in FORWARD_OPS
+
+
+FORWARD_OPS = frozenset({Op.PREPARE, Op.COMMIT_ONE_PHASE, Op.ACTION})
+"""The ops that run before the decision: a failure of one decides abort."""
 
 
 class Retry(enum.StrEnum):
