@@ -1,4 +1,4 @@
-"""After the decision: delivering the outcome in rounds, recovery, operators.
+"""After the decision: delivering the outcome in rounds, recovery, operators, failed appends.
 
 A *round* sends the outcome to every member that is not settled: 2PC members all at once
 (commit to the prepared; rollback to all but read-only voters), saga steps one at a time in
@@ -15,7 +15,7 @@ from __future__ import annotations
 from .commands import Call, Command, Decision
 from .core import Core, Phase
 from .errors import InvalidEventError
-from .events import CallFailed, Recover, Resolve, Rollback
+from .events import AppendFailed, CallFailed, Recover, Resolve, Rollback
 from .records import Acked, Decided, Ended, Failed, Record, Resolved
 from .vocabulary import SETTLED, MemberState, Mode, Op, Outcome, Retry, Vote
 
@@ -230,3 +230,26 @@ class Delivery(Core):
         if len(targets) == len(pending):
             records += (Ended(self.txid, event.now),)
         return records
+
+    def on_append_failed(self, event: AppendFailed) -> list[Command]:
+        """Append ``event.append`` was not written (nor any later one)."""
+        if not self.forget_appends(event.append):
+            raise InvalidEventError(f"transaction {self.txid}: no append {event.append}")
+        self.log_failed = error = event.error
+        if event.append != self._waiting:
+            # A lazy append: nothing waits for it. The run goes on and appends nothing more
+            # (later records would not fold on what the log holds).
+            return []
+        phase = self.phase
+        self._then = self._waiting = None
+        if phase is Phase.RECORDING:  # an operator's record was not written
+            if self.outcome is None:  # an abort decision: still abort, by presumption
+                self.outcome = Outcome.ABORT
+                self.abort = (self.abort[0], None, error)
+            return self.finish_pending()
+        what = {
+            Phase.OPENING: "the transaction could not be logged",
+            Phase.DECIDING: "the commit decision could not be logged",
+            Phase.STEPPING: "a saga step could not be logged",
+        }[phase]
+        return self.decide_abort(event.now, f"{what} ({error})", None, None, error)

@@ -301,35 +301,13 @@ class Machine(Delivery):
             f"transaction {self.txid} is committing or decided: it cannot be rolled back now"
         )
 
-    def _on_append_failed(self, event: AppendFailed) -> list[Command]:
-        if not self.forget_appends(event.append):
-            raise InvalidEventError(f"transaction {self.txid}: no append {event.append}")
-        self.log_failed = error = event.error
-        if event.append != self._waiting:
-            # A lazy append: nothing waits for it. The run goes on and appends nothing more
-            # (later records would not fold on what the log holds).
-            return []
-        phase = self.phase
-        self._then = self._waiting = None
-        if phase is Phase.RECORDING:  # an operator's record was not written
-            if self.outcome is None:  # an abort decision: still abort, by presumption
-                self.outcome = Outcome.ABORT
-                self.abort = (self.abort[0], None, error)
-            return self.finish_pending()
-        what = {
-            Phase.OPENING: "the transaction could not be logged",
-            Phase.DECIDING: "the commit decision could not be logged",
-            Phase.STEPPING: "a saga step could not be logged",
-        }[phase]
-        return self.decide_abort(event.now, f"{what} ({error})", None, None, error)
-
 
 _HANDLERS: dict[type, Callable[[Machine, Any], list[Command]]] = {
     Commit: Machine._on_commit,
     Rollback: Machine._on_rollback,
     Recover: Machine.on_recover,
     Durable: Machine._on_durable,
-    AppendFailed: Machine._on_append_failed,
+    AppendFailed: Machine.on_append_failed,
     Voted: Machine._on_voted,
     Acknowledged: Machine._on_acknowledged,
     CallFailed: Machine._on_call_failed,
