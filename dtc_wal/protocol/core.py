@@ -43,27 +43,27 @@ class Core:
     """A machine's state. ``tx`` is what its records say; the rest is its own progress."""
 
     __slots__ = (
+        "_abort",
         "_acks",
         "_appended",
+        "_decision_sent",
         "_errors",
         "_failures",
+        "_log_failed",
+        "_may_have_run",
         "_next_id",
+        "_outstanding",
+        "_phase",
         "_queue",
         "_seed",
         "_targets",
         "_then",
+        "_tx",
         "_votes",
         "_waiting",
-        "abort",
-        "decision_sent",
-        "log_failed",
-        "may_have_run",
         "mode",
         "options",
         "outcome",
-        "outstanding",
-        "phase",
-        "tx",
         "txid",
     )
 
@@ -71,16 +71,16 @@ class Core:
         self.txid = txid
         self.options = options
         self.mode: Mode | None = None
-        self.tx: Transaction | None = None
+        self._tx: Transaction | None = None
         self._seed: Transaction | None = None  # what a seeded machine started from
         self.outcome: Outcome | None = None  # the machine's: differs from tx's after a log error
-        self.phase = Phase.OPEN
-        self.outstanding: dict[int, Op] = {}  # member -> the op of its call in flight
+        self._phase = Phase.OPEN
+        self._outstanding: dict[int, Op] = {}  # member -> the op of its call in flight
         self._votes: list[Vote | None] = []  # 2PC votes before the decision, by position
-        self.may_have_run = False  # a forward call was sent (a seeded machine: maybe)
-        self.log_failed: str | None = None  # the log's error, once an append failed
-        self.abort: tuple[str | None, int | None, str | None] = (None, None, None)
-        self.decision_sent = False
+        self._may_have_run = False  # a forward call was sent (a seeded machine: maybe)
+        self._log_failed: str | None = None  # the log's error, once an append failed
+        self._abort: tuple[str | None, int | None, str | None] = (None, None, None)
+        self._decision_sent = False
         self._next_id = 0
         self._appended: list[tuple[int, tuple[Record, ...]]] = []
         self._waiting: int | None = None  # the durable append awaited
@@ -99,20 +99,20 @@ class Core:
         It equals ``fold`` of the records it appended (after a seeded machine's own) -- until
         an append fails; then it is what the log holds without the failed ones.
         """
-        return self.tx
+        return self._tx
 
     def pending(self) -> list[int]:
-        return self.tx.pending() if self.tx is not None else []
+        return self._tx.pending() if self._tx is not None else []
 
     # -- the log ---------------------------------------------------------------------------
 
     def append(self, records: tuple[Record, ...], durable: bool) -> Append:
         """Fold ``records`` into the transaction and hand them to the log. A machine issues
         nothing that depends on a durable append before its ``Durable`` arrives."""
-        tx = self.tx
+        tx = self._tx
         for record in records:
             if tx is None:
-                tx = self.tx = Transaction.open(record)  # type: ignore[arg-type]
+                tx = self._tx = Transaction.open(record)  # type: ignore[arg-type]
             else:
                 tx.apply(record)
         self._next_id = n = self._next_id + 1
@@ -123,7 +123,7 @@ class Core:
 
     def wait(self, records: tuple[Record, ...], phase: Phase, then: Then) -> list[Command]:
         """Append ``records`` durably; ``then`` runs when their sync is reported."""
-        self.phase = phase
+        self._phase = phase
         self._then = then
         return [self.append(records, True)]
 
@@ -140,7 +140,7 @@ class Core:
                 tx = Transaction.open(record)  # type: ignore[arg-type]
             else:
                 tx.apply(record)
-        self.tx = tx
+        self._tx = tx
         return True
 
     # -- finishing ---------------------------------------------------------------------------
@@ -152,14 +152,14 @@ class Core:
         if outcome is Outcome.COMMIT:
             finish = Finish(outcome, pending, errors)
         else:
-            reason, member, error = self.abort
-            if reason is None and self.tx is not None:
-                reason = self.tx.reason
+            reason, member, error = self._abort
+            if reason is None and self._tx is not None:
+                reason = self._tx.reason
             finish = Finish(outcome, pending, errors, reason, member, error)
-        self.phase = Phase.IDLE
-        if self.decision_sent:
+        self._phase = Phase.IDLE
+        if self._decision_sent:
             return [finish]
-        self.decision_sent = True
+        self._decision_sent = True
         return [Decision(outcome), finish]
 
     def finish_pending(self) -> list[Command]:
@@ -169,6 +169,6 @@ class Core:
 
     def last_error(self, member: int) -> str:
         error = self._errors.get(member)
-        if error is None and self.tx is not None:
-            error = self.tx.members[member].error
+        if error is None and self._tx is not None:
+            error = self._tx.members[member].error
         return error or ""

@@ -41,10 +41,10 @@ class Delivery(Core):
         """Decide abort -- lazily: presumed abort covers its loss -- and start the round.
         ``member``/``error``: whose failure decided it."""
         self.outcome = Outcome.ABORT
-        self.abort = (reason, member, error)
+        self._abort = (reason, member, error)
         votes = self._votes
         read_only = frozenset(i for i, v in enumerate(votes) if v is Vote.READ_ONLY)
-        if self.log_failed is not None:
+        if self._log_failed is not None:
             return self.deliver(now, read_only)  # nothing more is written
         cast = tuple((i, v) for i, v in enumerate(votes) if v is not None)
         decided = Decided(self.txid, now, Outcome.ABORT, cast, reason, actor)
@@ -55,19 +55,19 @@ class Delivery(Core):
         outcome = self.outcome
         assert outcome is not None
         commands: list[Command] = []
-        if not self.decision_sent:
-            self.decision_sent = True
+        if not self._decision_sent:
+            self._decision_sent = True
             commands.append(Decision(outcome))
-        tx = self.tx
+        tx = self._tx
         if tx is not None and tx.ended:  # its Ended went with the decision
             return commands + self.finish()
-        self.phase = Phase.DELIVERING
+        self._phase = Phase.DELIVERING
         self._targets, self._queue, self._acks, self._failures = [], [], [], []
         self._errors = {}
         if tx is not None:
             states = [m.state for m in tx.members]
         else:  # the opening record was not written: were prepares sent all the same?
-            states = [MemberState.ENLISTED] * len(self._votes) if self.may_have_run else []
+            states = [MemberState.ENLISTED] * len(self._votes) if self._may_have_run else []
         timeout = self.options.phase2_timeout
         deadline = None if timeout is None else now + timeout
         if self.mode is Mode.SAGA:
@@ -75,19 +75,19 @@ class Delivery(Core):
                 self._plan_compensation(states)
                 if self._queue:
                     i = self._queue.pop()
-                    self.outstanding[i] = Op.COMPENSATE
+                    self._outstanding[i] = Op.COMPENSATE
                     commands.append(Call(i, Op.COMPENSATE, deadline, Retry.ANY))
         else:
             op = Op.COMMIT if outcome is Outcome.COMMIT else Op.ROLLBACK
             targets = self._targets = [
                 i for i, state in enumerate(states) if state not in SETTLED and i not in read_only
             ]
-            outstanding = self.outstanding
+            outstanding = self._outstanding
             for i in targets:
                 if i not in outstanding:  # else its prepare is in flight: see forward_ended
                     outstanding[i] = op
                     commands.append(Call(i, op, deadline, Retry.ANY))
-        if not self.outstanding:
+        if not self._outstanding:
             return commands + self._end_round(now)
         return commands
 
@@ -99,7 +99,7 @@ class Delivery(Core):
             if state is MemberState.STEP_DONE:
                 self._targets.append(i)
             elif state is MemberState.ENLISTED:
-                if boundary and self.may_have_run:
+                if boundary and self._may_have_run:
                     self._targets.append(i)
                 else:
                     self._acks.append((i, MemberState.SKIPPED))
@@ -110,13 +110,13 @@ class Delivery(Core):
 
     def _call(self, now: float, member: int, op: Op) -> list[Command]:
         timeout = self.options.phase2_timeout
-        self.outstanding[member] = op
+        self._outstanding[member] = op
         return [Call(member, op, None if timeout is None else now + timeout, Retry.ANY)]
 
     def forward_ended(self, now: float, member: int) -> list[Command]:
         """A prepare in flight at the abort decision ended. Its answer is not a vote (the
         decision is taken), but the member may hold prepared work now: roll it back."""
-        if self.phase is Phase.DELIVERING and member in self._targets:
+        if self._phase is Phase.DELIVERING and member in self._targets:
             return self._call(now, member, Op.ROLLBACK)
         return []
 
@@ -125,7 +125,7 @@ class Delivery(Core):
         self._acks.append((member, state))
         if self._queue:
             return self._call(now, self._queue.pop(), Op.COMPENSATE)
-        if self.outstanding:
+        if self._outstanding:
             return []
         return self._end_round(now)
 
@@ -136,7 +136,7 @@ class Delivery(Core):
         self._errors[member] = event.error
         if self._queue:
             return self._call(now, self._queue.pop(), Op.COMPENSATE)
-        if self.outstanding:
+        if self._outstanding:
             return []
         return self._end_round(now)
 
@@ -152,21 +152,21 @@ class Delivery(Core):
         elif acks:
             records += (Acked(self.txid, now, acks),)
         errors = tuple(self.last_error(i) for i in pending)
-        if records and self.log_failed is None:
+        if records and self._log_failed is None:
             return [self.append(records, False), *self.finish(pending, errors)]
         return self.finish(pending, errors)
 
     # -- recovery and operators ------------------------------------------------------------
 
     def check_log(self) -> None:
-        if self.log_failed is not None:
+        if self._log_failed is not None:
             raise InvalidEventError(
-                f"transaction {self.txid}: an append failed ({self.log_failed}); seed a new "
+                f"transaction {self.txid}: an append failed ({self._log_failed}); seed a new "
                 "machine from what the log holds"
             )
 
     def on_recover(self, event: Recover) -> list[Command]:
-        if self.phase is not Phase.IDLE or self.tx is None or self.tx.ended:
+        if self._phase is not Phase.IDLE or self._tx is None or self._tx.ended:
             raise InvalidEventError(f"transaction {self.txid} has nothing to recover now")
         self.check_log()
         if self.outcome is None:
@@ -178,7 +178,7 @@ class Delivery(Core):
         delivered by a later Recover."""
         self.check_log()
         decided = Decided(self.txid, event.now, Outcome.ABORT, (), event.reason, event.actor)
-        self.abort = (event.reason, None, None)
+        self._abort = (event.reason, None, None)
         return self.wait((decided,), Phase.RECORDING, self._operator_decided)
 
     def _operator_decided(self, now: float) -> list[Command]:
@@ -186,7 +186,7 @@ class Delivery(Core):
         return self.finish_pending()
 
     def on_resolve(self, event: Resolve) -> list[Command]:
-        if self.phase is not Phase.IDLE:
+        if self._phase is not Phase.IDLE:
             raise InvalidEventError(
                 f"transaction {self.txid} is being driven: resolve it once that run finished"
             )
@@ -197,7 +197,7 @@ class Delivery(Core):
         return self.finish_pending()
 
     def _resolutions(self, event: Resolve) -> tuple[Record, ...]:
-        tx = self.tx
+        tx = self._tx
         if tx is None or tx.outcome is None:
             raise InvalidEventError(
                 f"transaction {self.txid} has no decision yet: decide it (Rollback) before "
@@ -235,17 +235,17 @@ class Delivery(Core):
         """Append ``event.append`` was not written (nor any later one)."""
         if not self.forget_appends(event.append):
             raise InvalidEventError(f"transaction {self.txid}: no append {event.append}")
-        self.log_failed = error = event.error
+        self._log_failed = error = event.error
         if event.append != self._waiting:
             # A lazy append: nothing waits for it. The run goes on and appends nothing more
             # (later records would not fold on what the log holds).
             return []
-        phase = self.phase
+        phase = self._phase
         self._then = self._waiting = None
         if phase is Phase.RECORDING:  # an operator's record was not written
             if self.outcome is None:  # an abort decision: still abort, by presumption
                 self.outcome = Outcome.ABORT
-                self.abort = (self.abort[0], None, error)
+                self._abort = (self._abort[0], None, error)
             return self.finish_pending()
         what = {
             Phase.OPENING: "the transaction could not be logged",

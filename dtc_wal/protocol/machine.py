@@ -47,7 +47,13 @@ _DEFAULTS = Options()
 
 
 class Machine(Delivery):
-    """The protocol of one transaction: 2PC (with one-phase commit), or an ordered saga."""
+    """The protocol of one transaction: 2PC (with one-phase commit), or an ordered saga.
+
+    Read-only attributes: ``txid``; ``opened_at`` (when it began); ``options``; ``mode``
+    (None until the first member joins); ``outcome`` (None until decided -- after a failed
+    append it may be abort while the records show no decision); ``members``, ``data``,
+    ``transaction`` and ``running`` (properties).
+    """
 
     __slots__ = (
         "_data",
@@ -81,15 +87,15 @@ class Machine(Delivery):
             raise InvalidEventError(f"transaction {transaction.txid} has ended: nothing to do")
         machine = cls(transaction.txid, transaction.opened_at, options)
         machine._seed = transaction.copy()
-        machine.tx = transaction.copy()
+        machine._tx = transaction.copy()
         machine.mode = transaction.mode
         machine._specs = [MemberSpec(m.name, m.factory, m.params) for m in transaction.members]
         machine._names = {m.name for m in transaction.members}
         machine._votes = [None] * len(machine._specs)
         machine._data = transaction.data
         machine.outcome = transaction.outcome
-        machine.phase = Phase.IDLE
-        machine.may_have_run = True  # the log cannot say whether the first action started
+        machine._phase = Phase.IDLE
+        machine._may_have_run = True  # the log cannot say whether the first action started
         return machine
 
     @property
@@ -104,7 +110,7 @@ class Machine(Delivery):
     @property
     def running(self) -> bool:
         """True while a run has calls in flight or waits for a sync."""
-        return self.phase is not Phase.OPEN and self.phase is not Phase.IDLE
+        return self._phase is not Phase.OPEN and self._phase is not Phase.IDLE
 
     def enlist(
         self,
@@ -120,7 +126,7 @@ class Machine(Delivery):
         registered resource can list its prepared work (so the opening record need not be
         forced before prepare), and it can commit in one call when it is alone.
         """
-        if self.phase is not Phase.OPEN:
+        if self._phase is not Phase.OPEN:
             raise InvalidEventError(f"transaction {self.txid}: members join before commit")
         if self.mode is not None and mode is not self.mode:
             raise MixedModeError(
@@ -157,7 +163,7 @@ class Machine(Delivery):
         return Opened(self.txid, self.opened_at, mode, tuple(self._specs), data)
 
     def _on_commit(self, event: Commit) -> list[Command]:
-        if self.phase is not Phase.OPEN:
+        if self._phase is not Phase.OPEN:
             raise InvalidEventError(f"transaction {self.txid} is already committing or finished")
         now = event.now
         self._data = event.data
@@ -176,18 +182,18 @@ class Machine(Delivery):
 
     def _forward(self, now: float, op: Op, member: int) -> list[Command]:
         timeout = self.options.prepare_timeout
-        self.phase = Phase.FORWARD
-        self.may_have_run = True
-        self.outstanding[member] = op
+        self._phase = Phase.FORWARD
+        self._may_have_run = True
+        self._outstanding[member] = op
         return [Call(member, op, None if timeout is None else now + timeout, Retry.TRANSIENT)]
 
     def _prepare(self, now: float) -> list[Command]:
         timeout = self.options.prepare_timeout
         deadline = None if timeout is None else now + timeout
-        self.phase = Phase.FORWARD
-        self.may_have_run = True
+        self._phase = Phase.FORWARD
+        self._may_have_run = True
         n = len(self._specs)
-        self.outstanding = dict.fromkeys(range(n), Op.PREPARE)
+        self._outstanding = dict.fromkeys(range(n), Op.PREPARE)
         return [Call(i, Op.PREPARE, deadline, Retry.TRANSIENT) for i in range(n)]
 
     def _act(self, now: float) -> list[Command]:
@@ -206,10 +212,10 @@ class Machine(Delivery):
 
     def _on_voted(self, event: Voted) -> list[Command]:
         i = event.member
-        if self.outstanding.get(i) is not Op.PREPARE:
+        if self._outstanding.get(i) is not Op.PREPARE:
             return []  # late or repeated: not a vote
-        del self.outstanding[i]
-        if self.phase is not Phase.FORWARD:
+        del self._outstanding[i]
+        if self._phase is not Phase.FORWARD:
             return self.forward_ended(event.now, i)
         self._votes[i] = event.vote
         self._voted += 1
@@ -221,27 +227,27 @@ class Machine(Delivery):
         i, op = event.member, event.op
         if op is Op.PREPARE:
             raise InvalidEventError("a prepare is answered with Voted, not Acknowledged")
-        if self.outstanding.get(i) is not op:
+        if self._outstanding.get(i) is not op:
             return []  # late or repeated
-        del self.outstanding[i]
+        del self._outstanding[i]
         if op not in FORWARD_OPS:
             return self.delivered(event.now, i, op)
-        if self.phase is not Phase.FORWARD:
+        if self._phase is not Phase.FORWARD:
             return self.forward_ended(event.now, i)
         if op is Op.COMMIT_ONE_PHASE:
             return self._one_phase_committed(event.now)
         if i == len(self._specs) - 1:
             return self._decide_commit(event.now, ())  # the last step's record: the decision
-        if self.log_failed is not None:
-            reason = f"a saga step could not be logged ({self.log_failed})"
-            return self.decide_abort(event.now, reason, None, None, self.log_failed)
+        if self._log_failed is not None:
+            reason = f"a saga step could not be logged ({self._log_failed})"
+            return self.decide_abort(event.now, reason, None, None, self._log_failed)
         # Invariant: step i is on disk before step i+1 starts, so after a crash at most the
         # first step without a StepDone record may have run.
         return self.wait((StepDone(self.txid, event.now, i),), Phase.STEPPING, self._next_step)
 
     def _one_phase_committed(self, now: float) -> list[Command]:
         self.outcome = Outcome.COMMIT
-        if self.log_failed is not None:
+        if self._log_failed is not None:
             return self.finish()
         records = (
             self._opened(self._data),
@@ -252,12 +258,12 @@ class Machine(Delivery):
 
     def _on_call_failed(self, event: CallFailed) -> list[Command]:
         i, op = event.member, event.op
-        if self.outstanding.get(i) is not op:
+        if self._outstanding.get(i) is not op:
             return []  # late or repeated
-        del self.outstanding[i]
+        del self._outstanding[i]
         if op not in FORWARD_OPS:
             return self.delivery_failed(event, i)
-        if self.phase is not Phase.FORWARD:
+        if self._phase is not Phase.FORWARD:
             return self.forward_ended(event.now, i)
         name = self._specs[i].name
         before: tuple[Record, ...] = ()
@@ -273,9 +279,9 @@ class Machine(Delivery):
     # -- the decision ----------------------------------------------------------------------
 
     def _decide_commit(self, now: float, before: tuple[Record, ...]) -> list[Command]:
-        if self.log_failed is not None:
-            reason = f"the commit decision could not be logged ({self.log_failed})"
-            return self.decide_abort(now, reason, None, None, self.log_failed)
+        if self._log_failed is not None:
+            reason = f"the commit decision could not be logged ({self._log_failed})"
+            return self.decide_abort(now, reason, None, None, self._log_failed)
         votes = self._votes
         cast: tuple[tuple[int, Vote], ...] = ()
         if self.mode is Mode.TWO_PHASE:
@@ -292,10 +298,10 @@ class Machine(Delivery):
         return self.deliver(now)
 
     def _on_rollback(self, event: Rollback) -> list[Command]:
-        if self.phase is Phase.OPEN:
+        if self._phase is Phase.OPEN:
             opened = self._opened(None)
             return self.decide_abort(event.now, event.reason, event.actor, None, None, (opened,))
-        if self.phase is Phase.IDLE and self.tx is not None and self.outcome is None:
+        if self._phase is Phase.IDLE and self._tx is not None and self.outcome is None:
             return self.operator_abort(event)
         raise InvalidEventError(
             f"transaction {self.txid} is committing or decided: it cannot be rolled back now"
