@@ -28,6 +28,8 @@ from .delivery import PRESUMED_ABORT
 from .errors import (
     DuplicateMemberError,
     InvalidEventError,
+    InvalidMemberError,
+    InvalidOptionError,
     MixedModeError,
     OutOfOrderError,
     ProtocolError,
@@ -80,6 +82,8 @@ __all__ = [
     "FailureKind",
     "Finish",
     "InvalidEventError",
+    "InvalidMemberError",
+    "InvalidOptionError",
     "Machine",
     "Member",
     "MemberSpec",

@@ -116,9 +116,11 @@ class Delivery(Core):
     def forward_ended(self, now: float, member: int) -> list[Command]:
         """A prepare in flight at the abort decision ended. Its answer is not a vote (the
         decision is taken), but the member may hold prepared work now: roll it back."""
-        if self._phase is Phase.DELIVERING and member in self._targets:
+        if self._phase is not Phase.DELIVERING:
+            return []
+        if member in self._targets:
             return self._call(now, member, Op.ROLLBACK)
-        return []
+        return [] if self._outstanding or self._queue else self._end_round(now)
 
     def delivered(self, now: float, member: int, op: Op) -> list[Command]:
         state = MemberState.COMMITTED if op is Op.COMMIT else MemberState.ROLLED_BACK

@@ -23,7 +23,7 @@ from typing import Any
 from .commands import Call, Command
 from .core import Phase
 from .delivery import PRESUMED_ABORT, Delivery
-from .errors import DuplicateMemberError, InvalidEventError, MixedModeError
+from .errors import DuplicateMemberError, InvalidEventError, InvalidMemberError, MixedModeError
 from .events import (
     Acknowledged,
     AppendFailed,
@@ -134,10 +134,13 @@ class Machine(Delivery):
                 f"a {mode.value} member too"
             )
         if mode is Mode.SAGA and (lists_prepared or commit_one_phase):
-            raise ValueError("lists_prepared and commit_one_phase are abilities of 2PC members")
+            raise InvalidMemberError(
+                "lists_prepared and commit_one_phase are abilities of 2PC members, not of saga "
+                "steps"
+            )
         name = spec.name
         if not isinstance(name, str) or not name:
-            raise ValueError("a member name is a non-empty string")
+            raise InvalidMemberError("a member name is a non-empty string")
         if name in self._names:
             raise DuplicateMemberError(f"transaction {self.txid} already has a member {name!r}")
         self.mode = mode

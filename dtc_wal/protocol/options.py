@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .errors import InvalidOptionError
+
 __all__ = ["Options"]
 
 
@@ -22,4 +24,4 @@ class Options:
         for name in ("prepare_timeout", "phase2_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive seconds (or None for no limit)")
+                raise InvalidOptionError(f"{name} must be positive seconds (or None for no limit)")

@@ -5,6 +5,8 @@ after every step, and atomicity at the end)."""
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +14,11 @@ from dtc_wal.protocol import Mode
 
 from .world import Setup, World
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# DTC_PROTOCOL_EXAMPLES=5000 for a longer hunt (docs/testing.md)
+EXAMPLES = int(os.environ.get("DTC_PROTOCOL_EXAMPLES", "300"))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def drive(world: World, data: st.DataObject, max_steps: int = 40) -> None:

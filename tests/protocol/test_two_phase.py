@@ -20,6 +20,8 @@ from dtc_wal.protocol import (
     FailureKind,
     Finish,
     InvalidEventError,
+    InvalidMemberError,
+    InvalidOptionError,
     MemberSpec,
     MemberState,
     MixedModeError,
@@ -230,10 +232,10 @@ def test_joining_rules() -> None:
         m.enlist(MemberSpec("m0"), Mode.TWO_PHASE)
     with pytest.raises(MixedModeError, match="2pc transaction"):
         m.enlist(MemberSpec("step"), Mode.SAGA)
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(InvalidMemberError, match="non-empty"):
         m.enlist(MemberSpec(""), Mode.TWO_PHASE)
     saga = machine(Mode.SAGA, n=0)
-    with pytest.raises(ValueError, match="abilities of 2PC"):
+    with pytest.raises(InvalidMemberError, match="abilities of 2PC"):
         saga.enlist(MemberSpec("s"), Mode.SAGA, lists_prepared=True)
     assert m.enlist(MemberSpec("m1"), Mode.TWO_PHASE) == 1
     assert [s.name for s in m.members] == ["m0", "m1"]
@@ -290,3 +292,11 @@ def test_presumed_abort_reason_is_the_documented_text() -> None:
     assert PRESUMED_ABORT == "presumed abort: no decision in the log when recovery found it"
     assert MemberState.READ_ONLY.settled and not MemberState.PREPARED.settled
     assert Ended("t", 1.0).acks == ()
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(InvalidOptionError, match="prepare_timeout must be positive"):
+        Options(prepare_timeout=0)
+    with pytest.raises(InvalidOptionError, match="phase2_timeout"):
+        Options(phase2_timeout=-1.0)
+    assert Options(prepare_timeout=None).prepare_timeout is None
