@@ -36,26 +36,27 @@ import msgpack
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.layout import DECODERS, ENCODERS
 from dtc_wal.log.records import (
-    Ack,
     Decided,
-    Decision,
     Ended,
     MemberSpec,
+    MemberState,
     Mode,
     Opened,
+    Outcome,
     Record,
     Vote,
 )
 from dtc_wal.records import LogRecord
 from dtc_wal.states import Mode as Mode1
-from dtc_wal.states import Outcome, RecordType
+from dtc_wal.states import Outcome as Outcome1
+from dtc_wal.states import RecordType
 from dtc_wal.wal import WriteAheadLog
 
 from .workloads import run_threads
 
 MEMBERS = tuple(MemberSpec(name, "noop", None) for name in ("a", "b", "c"))
-VOTES = (Vote.YES, Vote.YES, Vote.YES)
-ACKS = ((0, Ack.COMMITTED), (1, Ack.COMMITTED), (2, Ack.COMMITTED))
+VOTES = ((0, Vote.YES), (1, Vote.YES), (2, Vote.YES))
+ACKS = ((0, MemberState.COMMITTED), (1, MemberState.COMMITTED), (2, MemberState.COMMITTED))
 
 
 class Log(Protocol):
@@ -76,7 +77,7 @@ class Format2:
     def once(self, txid: str) -> None:
         t = time.time()
         self.log.append([Opened(txid, t, Mode.TWO_PHASE, MEMBERS)])
-        self.log.append([Decided(txid, t, Decision.COMMIT, VOTES)])
+        self.log.append([Decided(txid, t, Outcome.COMMIT, VOTES)])
         self.log.append([Ended(txid, t, ACKS)], durable=False)
 
     def syncs(self) -> int:
@@ -119,7 +120,7 @@ class Format1:
         )
         self.wal.append(
             [
-                LogRecord(RecordType.ACKNOWLEDGED, txid, t, participant=p, outcome=Outcome.COMMIT)
+                LogRecord(RecordType.ACKNOWLEDGED, txid, t, participant=p, outcome=Outcome1.COMMIT)
                 for p in names
             ]
             + [LogRecord(RecordType.COMPLETED, txid, t)],
@@ -205,7 +206,7 @@ def payload_layouts(samples: int = 20_000) -> dict[str, float]:
     txid = str(uuid.uuid4())
     records: list[Record] = [
         Opened(txid, time.time(), Mode.TWO_PHASE, MEMBERS),
-        Decided(txid, time.time(), Decision.COMMIT, VOTES),
+        Decided(txid, time.time(), Outcome.COMMIT, VOTES),
         Ended(txid, time.time(), ACKS),
     ]
     packer = msgpack.Packer(use_bin_type=True)

@@ -23,6 +23,17 @@ log or a driver. Not wired into the coordinator yet.
 <TxState.COMMITTED: 'committed'>
 """
 
+from ..log.records import (
+    Acked,
+    Decided,
+    Ended,
+    Failed,
+    MemberSpec,
+    Opened,
+    Record,
+    Resolved,
+    StepDone,
+)
 from .commands import Append, Call, Command, Decision, Finish
 from .delivery import PRESUMED_ABORT
 from .errors import (
@@ -48,17 +59,6 @@ from .events import (
 )
 from .machine import Machine
 from .options import Options
-from .records import (
-    Acked,
-    Decided,
-    Ended,
-    Failed,
-    MemberSpec,
-    Opened,
-    Record,
-    Resolved,
-    StepDone,
-)
 from .transaction import Member, Transaction, fold
 from .vocabulary import FailureKind, MemberState, Mode, Op, Outcome, Retry, TxState, Vote
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 
+from ..log.records import FORWARD_OPS, SETTLED, MemberState, Mode, Op, Outcome, Vote
+
 __all__ = [
     "FORWARD_OPS",
     "SETTLED",
@@ -25,70 +27,6 @@ __all__ = [
 ]
 
 
-class Mode(enum.StrEnum):
-    """How a transaction drives its members; fixed by the first member that joins."""
-
-    TWO_PHASE = "2pc"
-    """Two-phase commit: every member votes in ``prepare``, then all commit or roll back.
-    One-phase commit is a path of this mode (a lone member that can), not a mode."""
-    SAGA = "saga"
-    """Ordered saga: actions in order, compensations in reverse order after a failure."""
-
-
-class Outcome(enum.StrEnum):
-    """What a transaction decided. Presumed abort: no decision in the log means ABORT."""
-
-    COMMIT = "commit"
-    ABORT = "abort"
-
-
-class Vote(enum.StrEnum):
-    """A member's answer to ``prepare`` when it does not refuse."""
-
-    YES = "yes"
-    """It holds its work prepared and can commit it, even after its own crash."""
-    READ_ONLY = "read-only"
-    """It changed nothing: it takes no part in phase two (no commit, no rollback)."""
-
-
-class MemberState(enum.StrEnum):
-    """Where one member stands in its transaction."""
-
-    ENLISTED = "enlisted"
-    """Joined; nothing it did is known to the log."""
-    PREPARED = "prepared"
-    """2PC: voted yes (known from the decision record)."""
-    READ_ONLY = "read-only"
-    """2PC: voted read-only. Settled: nothing more is sent to it."""
-    STEP_DONE = "step-done"
-    """Saga: its action completed (a StepDone record, or the commit decision)."""
-    COMMITTED = "committed"
-    """Acknowledged commit (2PC), or a saga step of a committed saga."""
-    ROLLED_BACK = "rolled-back"
-    """Acknowledged rollback (2PC) or compensation (saga)."""
-    SKIPPED = "skipped"
-    """Saga: the step never ran, so there was nothing to compensate."""
-    RESOLVED = "resolved"
-    """An operator settled it by hand (see the member's resolution)."""
-
-    @property
-    def settled(self) -> bool:
-        """True once nothing more needs to be sent to the member (in :data:`SETTLED`)."""
-        return self in SETTLED
-
-
-SETTLED = frozenset(
-    {
-        MemberState.READ_ONLY,
-        MemberState.COMMITTED,
-        MemberState.ROLLED_BACK,
-        MemberState.SKIPPED,
-        MemberState.RESOLVED,
-    }
-)
-"""The member states after which nothing more is sent to a member."""
-
-
 class TxState(enum.StrEnum):
     """A transaction's state as its records say (derived from outcome and end)."""
 
@@ -100,28 +38,6 @@ class TxState(enum.StrEnum):
     """Ended with outcome commit."""
     ABORTED = "aborted"
     """Ended with outcome abort."""
-
-
-class Op(enum.StrEnum):
-    """The participant operation a call runs; the value is the method's name."""
-
-    PREPARE = "prepare"
-    COMMIT = "commit"
-    ROLLBACK = "rollback"
-    COMMIT_ONE_PHASE = "commit_one_phase"
-    ACTION = "action"
-    """Saga: the step's forward work (``commit_function`` of the seed API)."""
-    COMPENSATE = "compensate"
-    """Saga: undo the step (``rollback_function`` of the seed API)."""
-
-    @property
-    def forward(self) -> bool:
-        """True for the ops that run before the decision (in :data:`FORWARD_OPS`)."""
-        return self in FORWARD_OPS
-
-
-FORWARD_OPS = frozenset({Op.PREPARE, Op.COMMIT_ONE_PHASE, Op.ACTION})
-"""The ops that run before the decision: a failure of one decides abort."""
 
 
 class Retry(enum.StrEnum):

@@ -20,13 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backends import BACKENDS  # type: ignore[import-not-found]
 
 from dtc_wal.log.records import (
-    Ack,
     Decided,
-    Decision,
     Ended,
     MemberSpec,
+    MemberState,
     Mode,
     Opened,
+    Outcome,
     Vote,
 )
 
@@ -39,9 +39,15 @@ def append(backend: str, location: str, count: int) -> None:
     for i in range(count):
         txid = f"child-{i:06d}"
         log.append([Opened(txid, time.time(), Mode.TWO_PHASE, MEMBERS)])
-        log.append([Decided(txid, time.time(), Decision.COMMIT, (Vote.YES,) * 3)])
+        log.append(
+            [
+                Decided(
+                    txid, time.time(), Outcome.COMMIT, ((0, Vote.YES), (1, Vote.YES), (2, Vote.YES))
+                )
+            ]
+        )
         print(f"durable {txid}", flush=True)
-        log.append([Ended(txid, time.time(), ((0, Ack.COMMITTED),))], durable=False)
+        log.append([Ended(txid, time.time(), ((0, MemberState.COMMITTED),))], durable=False)
     log.close()
     print("done", flush=True)
 

@@ -16,13 +16,13 @@ import pytest
 
 from dtc_wal.log import TransactionLog
 from dtc_wal.log.records import (
-    Ack,
     Decided,
-    Decision,
     Ended,
     MemberSpec,
+    MemberState,
     Mode,
     Opened,
+    Outcome,
     Vote,
 )
 
@@ -47,12 +47,12 @@ def opened(txid: str, at: float | None = None) -> Opened:
 
 def decided(txid: str, at: float | None = None) -> Decided:
     at = time.time() if at is None else at
-    return Decided(txid, at, Decision.COMMIT, (Vote.YES, Vote.YES, Vote.READ_ONLY))
+    return Decided(txid, at, Outcome.COMMIT, ((0, Vote.YES), (1, Vote.YES), (2, Vote.READ_ONLY)))
 
 
 def ended(txid: str, at: float | None = None) -> Ended:
     at = time.time() if at is None else at
-    return Ended(txid, at, ((0, Ack.COMMITTED), (1, Ack.COMMITTED)))
+    return Ended(txid, at, ((0, MemberState.COMMITTED), (1, MemberState.COMMITTED)))
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -13,16 +13,16 @@ from hypothesis import strategies as st
 from dtc_wal.errors import InvalidTransactionIdError, UnencodableDataError
 from dtc_wal.log.lmdb.codec import MAX_TXID_BYTES, RECORD_KEY, decode, encode, frame, txid_key
 from dtc_wal.log.records import (
-    Ack,
     Acked,
     Decided,
-    Decision,
     Ended,
     Failed,
     MemberSpec,
+    MemberState,
     Mode,
     Op,
     Opened,
+    Outcome,
     Record,
     Resolved,
     StepDone,
@@ -42,7 +42,8 @@ values = st.recursive(
     max_leaves=8,
 )
 maps = st.none() | st.dictionaries(text, values, max_size=4)
-acks = st.lists(st.tuples(small, st.sampled_from(Ack)), max_size=4).map(tuple)
+ACK_STATES = (MemberState.COMMITTED, MemberState.ROLLED_BACK, MemberState.SKIPPED)
+acks = st.lists(st.tuples(small, st.sampled_from(ACK_STATES)), max_size=4).map(tuple)
 
 records: st.SearchStrategy[Record] = st.one_of(
     st.builds(
@@ -58,15 +59,15 @@ records: st.SearchStrategy[Record] = st.one_of(
         Decided,
         st.just(TXID),
         times,
-        st.sampled_from(Decision),
-        st.lists(st.none() | st.sampled_from(Vote), max_size=4).map(tuple),
+        st.sampled_from(Outcome),
+        st.lists(st.tuples(small, st.sampled_from(Vote)), max_size=4).map(tuple),
         opt_text,
         opt_text,
     ),
     st.builds(Acked, st.just(TXID), times, acks),
     st.builds(Ended, st.just(TXID), times, acks),
     st.builds(Failed, st.just(TXID), times, small, st.sampled_from(Op), text, small),
-    st.builds(Resolved, st.just(TXID), times, small, st.sampled_from(Ack), text, opt_text),
+    st.builds(Resolved, st.just(TXID), times, small, st.sampled_from(Outcome), text, text),
 )
 
 
@@ -103,13 +104,13 @@ def test_any_mapping_is_stored_as_a_map() -> None:
         Opened(TXID, 1.0, "3pc", ()),  # type: ignore[arg-type]
         Opened(TXID, 1.0, Mode.SAGA, (), {"d": object()}),
         Opened(TXID, "noon", Mode.SAGA, ()),  # type: ignore[arg-type]
-        Decided(TXID, 1.0, Decision.COMMIT, ("maybe",)),  # type: ignore[arg-type]
-        Decided(TXID, 1.0, Decision.COMMIT, reason=5),  # type: ignore[arg-type]
-        Ended(TXID, 1.0, ((-1, Ack.COMMITTED),)),
-        Ended(TXID, 1.0, ((True, Ack.COMMITTED),)),
+        Decided(TXID, 1.0, Outcome.COMMIT, ((0, "maybe"),)),  # type: ignore[arg-type]
+        Decided(TXID, 1.0, Outcome.COMMIT, reason=5),  # type: ignore[arg-type]
+        Ended(TXID, 1.0, ((-1, MemberState.COMMITTED),)),
+        Ended(TXID, 1.0, ((True, MemberState.COMMITTED),)),
         Ended(TXID, 1.0, ((0, "done"),)),  # type: ignore[arg-type]
         Failed(TXID, 1.0, 0, Op.COMMIT, ValueError("x"), 1),  # type: ignore[arg-type]
-        Resolved(TXID, 1.0, 0, Ack.COMMITTED, None),  # type: ignore[arg-type]
+        Resolved(TXID, 1.0, 0, Outcome.COMMIT, None, "why"),  # type: ignore[arg-type]
         StepDone(TXID, 1.0, 2**70),
     ],
     ids=lambda r: type(r).__name__,

@@ -22,7 +22,7 @@ from dtc_wal.errors import (
     UnencodableDataError,
 )
 from dtc_wal.log import Compacted, Damage, StoredTransaction, TransactionLog
-from dtc_wal.log.records import Ack, Acked, Failed, MemberSpec, Mode, Op, Opened, StepDone
+from dtc_wal.log.records import Acked, Failed, MemberSpec, MemberState, Mode, Op, Opened, StepDone
 
 from .backends import Backend
 from .conftest import MEMBERS, child, decided, ended, new_txid, opened
@@ -313,7 +313,7 @@ def test_every_record_type_round_trips(open_log: OpenLog) -> None:
         Opened(txid, 1.0, Mode.SAGA, MEMBERS, {"order": [1, 2], "bin": b"\x00\xff"}),
         StepDone(txid, 2.0, 0),
         Failed(txid, 3.0, 1, Op.ACTION, "RuntimeError: boom", 4),
-        Acked(txid, 4.0, ((0, Ack.ROLLED_BACK),)),
+        Acked(txid, 4.0, ((0, MemberState.ROLLED_BACK),)),
     )
     for record in records:
         log.append([record])

@@ -10,15 +10,15 @@ import lmdb
 
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, VERSION, encode, frame
-from dtc_wal.log.lmdb.layout import ACKS, DECISIONS, MODES, OPS, TYPE_CODES, VOTES
+from dtc_wal.log.lmdb.layout import ACKS, MODES, OPS, OUTCOMES, TYPE_CODES, VOTES
 from dtc_wal.log.records import (
-    Ack,
     Decided,
-    Decision,
     Ended,
     MemberSpec,
+    MemberState,
     Mode,
     Opened,
+    Outcome,
     Record,
     Vote,
 )
@@ -32,8 +32,8 @@ EXAMPLE: tuple[Record, ...] = (
         Mode.TWO_PHASE,
         (MemberSpec("payment", "pay", {"amount": 5}), MemberSpec("stock")),
     ),
-    Decided("tx-1", 1700000001.25, Decision.COMMIT, (Vote.YES, Vote.READ_ONLY)),
-    Ended("tx-1", 1700000002.0, ((0, Ack.COMMITTED),)),
+    Decided("tx-1", 1700000001.25, Outcome.COMMIT, ((0, Vote.YES), (1, Vote.READ_ONLY))),
+    Ended("tx-1", 1700000002.0, ((0, MemberState.COMMITTED),)),
 )
 
 _HEX = re.compile(r"^[0-9a-f]{2}$")
@@ -122,7 +122,7 @@ def test_the_code_tables_are_the_codecs() -> None:
         assert re.search(rf"\| {code}\s+\| `{kind.__name__}`", text), kind
     rows = {
         "mode": MODES,
-        "decision": DECISIONS,
+        "outcome": OUTCOMES,
         "vote": VOTES,
         "ack": ACKS,
         "op": OPS,

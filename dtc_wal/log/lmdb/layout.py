@@ -16,16 +16,16 @@ from typing import Any
 from ...log_values import encode_mapping
 from ...records import EncodedMap
 from ..records import (
-    Ack,
     Acked,
     Decided,
-    Decision,
     Ended,
     Failed,
     MemberSpec,
+    MemberState,
     Mode,
     Op,
     Opened,
+    Outcome,
     Record,
     Resolved,
     StepDone,
@@ -34,11 +34,11 @@ from ..records import (
 
 __all__ = [
     "ACKS",
-    "DECISIONS",
     "DECODERS",
     "ENCODERS",
     "MODES",
     "OPS",
+    "OUTCOMES",
     "TYPE_CODES",
     "VOTES",
     "Malformed",
@@ -61,14 +61,13 @@ TYPE_CODES: dict[type[Any], int] = {
 }
 # Enum values by their code (the position); never reorder, only append.
 MODES = (Mode.TWO_PHASE, Mode.SAGA)
-DECISIONS = (Decision.COMMIT, Decision.ABORT)
+OUTCOMES = (Outcome.COMMIT, Outcome.ABORT)
 VOTES = (Vote.YES, Vote.READ_ONLY)
-ACKS = (Ack.COMMITTED, Ack.ROLLED_BACK, Ack.SKIPPED)
-OPS = (Op.PREPARE, Op.COMMIT, Op.ROLLBACK, Op.ONE_PHASE, Op.ACTION, Op.COMPENSATE)
+ACKS = (MemberState.COMMITTED, MemberState.ROLLED_BACK, MemberState.SKIPPED)
+OPS = (Op.PREPARE, Op.COMMIT, Op.ROLLBACK, Op.COMMIT_ONE_PHASE, Op.ACTION, Op.COMPENSATE)
 _MODE = {v: i for i, v in enumerate(MODES)}
-_DECISION = {v: i for i, v in enumerate(DECISIONS)}
-_VOTE: dict[Vote | None, int | None] = {v: i for i, v in enumerate(VOTES)}
-_VOTE[None] = None
+_OUTCOME = {v: i for i, v in enumerate(OUTCOMES)}
+_VOTE = {v: i for i, v in enumerate(VOTES)}
 _ACK = {v: i for i, v in enumerate(ACKS)}
 _OP = {v: i for i, v in enumerate(OPS)}
 
@@ -83,6 +82,12 @@ class Refuse(Exception):
 
 def _opt_text(value: object, what: str) -> object:
     if value is None or isinstance(value, str):
+        return value
+    raise Refuse(f"{what} is a {type(value).__name__}, not a str")
+
+
+def _text(value: object, what: str) -> str:
+    if isinstance(value, str):
         return value
     raise Refuse(f"{what} is a {type(value).__name__}, not a str")
 
@@ -109,7 +114,7 @@ def _array_head(n: int) -> bytes:
     return b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big")
 
 
-def _acks(acks: Sequence[tuple[int, Ack]]) -> list[list[int]]:
+def _acks(acks: Sequence[tuple[int, MemberState]]) -> list[list[int]]:
     out = []
     for member, ack in acks:
         out.append([_index(member, "an acknowledging member"), _ACK[ack]])
@@ -146,8 +151,8 @@ def _decided(r: Decided, pack: Pack) -> bytes:
         [
             3,
             float(r.at),
-            _DECISION[r.decision],
-            [_VOTE[v] for v in r.votes],
+            _OUTCOME[r.outcome],
+            [[_index(m, "a voting member"), _VOTE[v]] for m, v in r.votes],
             _opt_text(r.reason, "the reason"),
             _opt_text(r.actor, "the actor"),
         ]
@@ -185,9 +190,9 @@ def _resolved(r: Resolved, pack: Pack) -> bytes:
             7,
             float(r.at),
             _index(r.member, "the member"),
-            _ACK[r.ack],
+            _OUTCOME[r.outcome],
             r.actor,
-            _opt_text(r.reason, "the reason"),
+            _text(r.reason, "the reason"),
         ]
     )
 
@@ -245,7 +250,7 @@ class WrongTransaction(Exception):
     """An Opened record naming another txid than the index that led to it."""
 
 
-def _dec_acks(value: Any) -> tuple[tuple[int, Ack], ...]:
+def _dec_acks(value: Any) -> tuple[tuple[int, MemberState], ...]:
     return tuple((_int(m), _enum(ACKS, a)) for m, a in value)
 
 
@@ -274,12 +279,12 @@ def _dec_step_done(b: list[Any], txid: Any) -> StepDone:
 
 
 def _dec_decided(b: list[Any], txid: Any) -> Decided:
-    _, at, decision, votes, reason, actor = _fields(b, 6)
+    _, at, outcome, votes, reason, actor = _fields(b, 6)
     return Decided(
         txid,
         _time(at),
-        _enum(DECISIONS, decision),
-        tuple(None if v is None else _enum(VOTES, v) for v in votes),
+        _enum(OUTCOMES, outcome),
+        tuple((_int(m), _enum(VOTES, v)) for m, v in votes),
         _opt_str(reason),
         _opt_str(actor),
     )
@@ -301,8 +306,10 @@ def _dec_failed(b: list[Any], txid: Any) -> Failed:
 
 
 def _dec_resolved(b: list[Any], txid: Any) -> Resolved:
-    _, at, member, ack, actor, reason = _fields(b, 6)
-    return Resolved(txid, _time(at), _int(member), _enum(ACKS, ack), _str(actor), _opt_str(reason))
+    _, at, member, outcome, actor, reason = _fields(b, 6)
+    return Resolved(
+        txid, _time(at), _int(member), _enum(OUTCOMES, outcome), _str(actor), _str(reason)
+    )
 
 
 DECODERS: dict[int, Callable[[list[Any], Any], Record]] = {
