@@ -14,6 +14,7 @@ MODULES = [
     "dtc_wal.log_values",
     "dtc_wal.registry",
     "dtc_wal.testing.crash_at",
+    "dtc_wal.testing.participants",
     "dtc_wal.wal.writer",
 ]
 
