@@ -12,7 +12,7 @@ process such as ``dtc recover`` -- can see what each one was told:
 Run as a script it drives a coordinator in its own process (the tests start it with
 ``subprocess``)::
 
-    python tests/cli_registry.py crash LOG JOURNAL     # one 2PC commit; set DTC_CRASH_AT
+    python tests/cli_registry.py crash LOG JOURNAL     # one 2PC commit (crash it, below)
     python tests/cli_registry.py hold LOG JOURNAL      # a live coordinator, see hold()
 """
 
@@ -32,6 +32,7 @@ import lmdb
 from dtc_wal import Clock, Mode, ParticipantRegistry, RecordType, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted, VoteNo
 from dtc_wal.records import LogRecord
+from dtc_wal.testing.crash_at import command
 from dtc_wal.wal import WriteAheadLog
 
 
@@ -102,8 +103,8 @@ def _enlist(
 def crash(log: str, journal: str) -> None:
     """Commit one 2PC transaction of two participants; print its txid first.
 
-    With ``DTC_CRASH_AT=decision.after-commit-log`` the process SIGKILLs itself once the
-    commit decision is durable, before any participant hears commit.
+    Under ``python -m dtc_wal.testing.crash_at decision.after-commit-log`` the process
+    SIGKILLs itself once the commit decision is durable, before any participant hears commit.
     """
     coord = TransactionCoordinator(log, registry=registry, recovery_interval=None)
     txid = coord.begin_transaction()
@@ -112,6 +113,11 @@ def crash(log: str, journal: str) -> None:
     print(txid, flush=True)
     coord.commit_transaction(txid, {"order": 17, "blob": b"\x00\xffraw"})
     coord.close()
+
+
+def crash_command(log: Path, journal: Path, point: str = "decision.after-commit-log") -> list[str]:
+    """The command line of :func:`crash` as a process SIGKILLed at ``point``."""
+    return command(point, __file__, "crash", str(log), str(journal))
 
 
 def hold(log: str, journal: str) -> None:

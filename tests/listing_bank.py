@@ -1,7 +1,8 @@
 """A resource manager that lists what it holds prepared, with its state in SQLite, so a
 test can kill the coordinator process and read the truth afterwards.
 
-Run as a script, it is the coordinator process: ``python listing_bank.py LOG DB``.
+Run as a script, it is the coordinator process: ``python listing_bank.py LOG DB`` (the test
+runs it under ``python -m dtc_wal.testing.crash_at POINT``).
 """
 
 from __future__ import annotations
@@ -88,5 +89,5 @@ if __name__ == "__main__":
     print(txid, flush=True)
     coord.enlist_participant(txid, "bank", name="a", params={"name": "a"})
     coord.enlist_participant(txid, "bank", name="b", params={"name": "b"})
-    coord.commit_transaction(txid)  # DTC_CRASH_AT kills the process in here
+    coord.commit_transaction(txid)  # an armed crash point (the test's crash_at) kills it here
     coord.close()

@@ -11,9 +11,10 @@ As a program (the crash tests' child)::
         LOG [--lambda] [--fail STEP]
 
 opens a coordinator on LOG, prints the txid, registers order, payment (charge/refund),
-[audit, a lambda], shipping and commits with ``DATA`` (plus ``fail``); crash points come
-from ``DTC_CRASH_AT``. ``python -m saga_steps paths`` prints the import paths of this
-module's functions as seen from ``__main__``.
+[audit, a lambda], shipping and commits with ``DATA`` (plus ``fail``); the crash tests'
+child arms a crash point before it calls ``main`` (``dtc_wal.testing.arm_spec``).
+``python -m saga_steps paths`` prints the import paths of this module's functions as seen
+from ``__main__``.
 """
 
 from __future__ import annotations

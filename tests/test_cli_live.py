@@ -50,7 +50,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     base = tmp_path_factory.mktemp("live")
     log, journal = base / "log", base / "journal"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
-    env.pop("DTC_CRASH_AT", None)
     proc = subprocess.Popen(
         [sys.executable, str(TESTS / "cli_registry.py"), "hold", str(log), str(journal)],
         stdin=subprocess.PIPE,

@@ -1,10 +1,10 @@
 """The installed ``dtc`` as a real process, against a log left by a SIGKILLed coordinator.
 
-The coordinator (``tests/cli_registry.py crash``) runs with
-``DTC_CRASH_AT=decision.after-commit-log``: it kills itself with SIGKILL once the commit
-decision is durable and before any participant hears commit. Then ``dtc`` (or
-``python -m dtc_wal`` when no ``dtc`` is installed next to this Python) must show the
-stuck transaction, verify the log, and recover it with the test registry.
+The coordinator (``tests/cli_registry.py crash``) runs under
+``python -m dtc_wal.testing.crash_at decision.after-commit-log``: it kills itself with
+SIGKILL once the commit decision is durable and before any participant hears commit.
+Then ``dtc`` (or ``python -m dtc_wal`` when no ``dtc`` is installed next to this Python)
+must show the stuck transaction, verify the log, and recover it with the test registry.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_registry import journal_lines
+from cli_registry import crash_command, journal_lines
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -34,9 +34,7 @@ def dtc_command() -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # dtc_wal, when it is not installed
-    env.pop("DTC_CRASH_AT", None)
-    return env
+    return {**os.environ, "PYTHONPATH": str(ROOT)}  # dtc_wal, when it is not installed
 
 
 def dtc(*args: object) -> subprocess.CompletedProcess[str]:
@@ -54,10 +52,9 @@ def dtc(*args: object) -> subprocess.CompletedProcess[str]:
 def crashed(tmp_path: Path) -> tuple[Path, Path, str]:
     """A log whose coordinator was killed right after logging its commit decision."""
     log, journal = tmp_path / "log", tmp_path / "journal"
-    env = {**environment(), "DTC_CRASH_AT": "decision.after-commit-log"}
     proc = subprocess.run(
-        [sys.executable, str(TESTS / "cli_registry.py"), "crash", str(log), str(journal)],
-        env=env,
+        crash_command(log, journal),
+        env=environment(),
         capture_output=True,
         text=True,
         timeout=60,

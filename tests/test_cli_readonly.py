@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_registry import journal_lines
+from cli_registry import crash_command, journal_lines
 
 from dtc_wal.wal.store import LogStore
 
@@ -42,7 +42,6 @@ def _without_dac_override() -> None:  # runs in the child, between fork and exec
 def unprivileged(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``args`` as this user, but unable to write what permission bits forbid."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
-    env.pop("DTC_CRASH_AT", None)
     return subprocess.run(
         args,
         cwd=cwd,
@@ -66,9 +65,9 @@ def digest(log: Path) -> dict[str, str]:
 def readonly_log(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     """A crashed coordinator's log, read-only; made writable again afterwards."""
     log, journal = tmp_path / "log", tmp_path / "journal"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DTC_CRASH_AT": "decision.after-commit-log"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(TESTS / "cli_registry.py"), "crash", str(log), str(journal)],
+        crash_command(log, journal),
         env=env,
         capture_output=True,
         text=True,

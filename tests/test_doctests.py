@@ -13,6 +13,8 @@ MODULES = [
     "dtc_wal.import_paths",
     "dtc_wal.log_values",
     "dtc_wal.registry",
+    "dtc_wal.testing.crash_at",
+    "dtc_wal.testing.participants",
     "dtc_wal.wal.writer",
 ]
 

@@ -24,9 +24,9 @@ from dtc_wal import errors as E
 from dtc_wal.cli.durations import parse_duration
 from dtc_wal.cli.registry_spec import load_registry
 from dtc_wal.coordinator.calls import CallPolicy
-from dtc_wal.fault_injection import points
-from dtc_wal.fault_injection.participants import FailTimes
 from dtc_wal.participants.barrier import IdempotencyBarrier
+from dtc_wal.testing import points
+from dtc_wal.testing.participants import FailTimes
 from dtc_wal.wal import WriteAheadLog, compact_log
 
 PACKAGE = Path(dtc_wal.__file__).resolve().parent
@@ -36,15 +36,15 @@ ALLOWED = {
     ("cli/output.py", "AssertionError"): "an unreachable branch, not input",
     ("coordinator/completer.py", "TimeoutError"): "CommitHandle.wait(timeout), documented",
     ("participants/postgres/__init__.py", "ImportError"): "the postgres extra is missing",
-    ("fault_injection/participants.py", "ConnectionError"): "an injected participant failure",
-    ("fault_injection/participants.py", "TimeoutError"): "an injected participant hang",
-    ("fault_injection/durable_participants.py", "ConnectionError"): "an injected failure",
-    ("fault_injection/durable_participants.py", "RuntimeError"): "an injected failure",
-    ("fault_injection/durable_store.py", "ConnectionError"): "an injected unreachable service",
-    ("fault_injection/durable_store.py", "RuntimeError"): "a protocol violation detected",
-    ("fault_injection/harness.py", "RuntimeError"): "the crash harness's child failed",
-    ("fault_injection/harness.py", "TimeoutError"): "the crash harness's child hung",
-    ("fault_injection/workload.py", "SystemExit"): "the workload process's exit",
+    ("testing/participants.py", "ConnectionError"): "an injected participant failure",
+    ("testing/participants.py", "TimeoutError"): "an injected participant hang",
+    ("testing/durable_participants.py", "ConnectionError"): "an injected failure",
+    ("testing/durable_participants.py", "RuntimeError"): "an injected failure",
+    ("testing/durable_store.py", "ConnectionError"): "an injected unreachable service",
+    ("testing/durable_store.py", "RuntimeError"): "a protocol violation detected",
+    ("testing/harness.py", "RuntimeError"): "the crash harness's child failed",
+    ("testing/harness.py", "TimeoutError"): "the crash harness's child hung",
+    ("testing/workload.py", "SystemExit"): "the workload process's exit",
     ("import_paths.py", "ImportError"): "a logged import path that no longer imports: "
     "recovery's rebuild catches it and reports the step in doubt",
     ("import_paths.py", "TypeError"): "a logged import path naming a non-callable (the same)",

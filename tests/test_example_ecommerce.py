@@ -24,7 +24,6 @@ ENV = {
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     "PYTHONUNBUFFERED": "1",
 }
-ENV.pop("DTC_CRASH_AT", None)
 
 #: The checks that say the example shows what issue 6 asks for.
 KEY_CHECKS = [

@@ -14,6 +14,7 @@ import listing_bank
 import pytest
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator
+from dtc_wal.testing.crash_at import command as crash_at_command
 
 
 class Bank:
@@ -115,9 +116,11 @@ def test_killed_before_the_decision_rolls_the_prepared_branches_back(
     rolls back what the log knows (presumed abort) and the resource's orphans (what the log
     does not know)."""
     log_dir, db = tmp_path / "log", tmp_path / "bank.db"
-    env = dict(os.environ, DTC_CRASH_AT=point, PYTHONPATH=os.pathsep.join(sys.path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     child = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("listing_bank.py")), log_dir, db],
+        crash_at_command(
+            point, str(Path(__file__).with_name("listing_bank.py")), str(log_dir), str(db)
+        ),
         env=env,
         capture_output=True,
         text=True,

@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
+from .. import _crash_hooks as points
 from ..clock import Clock
-from ..fault_injection import points
 from ..records import LogRecord
 from ..states import RecordType
 from ..wal.writer import WriteAheadLog

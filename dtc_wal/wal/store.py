@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import lmdb
 
+from .. import _crash_hooks as points
 from ..errors import LogCorruptError, LogError, LogFullError
-from ..fault_injection import points
 from ..records import (
     FORMAT_VERSION,
     LogRecord,

@@ -24,13 +24,13 @@ from collections.abc import Iterable, Sequence
 
 import lmdb
 
+from .. import _crash_hooks as points
 from ..errors import (
     CoordinatorClosedError,
     DtcError,
     InvalidTransitionError,
     TransactionDamagedError,
 )
-from ..fault_injection import points
 from ..history import ParticipantView, TransactionView, replay
 from ..options import one_of
 from ..records import LogRecord, encode_record, lsn_key

@@ -2,9 +2,10 @@
 
     python -m examples.ecommerce.crash_child WORKDIR ORDERS_CONNINFO INVENTORY_CONNINFO
 
-Run with ``DTC_CRASH_AT=decision.after-commit-log`` (or another crash point): it prints the
-transaction id, starts one checkout, and SIGKILLs itself when the coordinator passes that
-point (dtc_wal/fault_injection/points.py). What it leaves behind is what a power cut would:
+Run it under ``python -m dtc_wal.testing.crash_at decision.after-commit-log -m
+examples.ecommerce.crash_child ...`` (or another crash point): it prints the transaction id,
+starts one checkout, and SIGKILLs itself when the coordinator passes that point
+(dtc_wal/testing/points.py). What it leaves behind is what a power cut would:
 the log, the prepared PostgreSQL branches, the payment hold.
 """
 

@@ -30,8 +30,8 @@ from typing import Any
 import psycopg
 
 from dtc_wal import TransactionAborted, TxState
-from dtc_wal.fault_injection import points
 from dtc_wal.participants import BarrierState
+from dtc_wal.testing.crash_at import command as crash_at_command
 from dtc_wal.wal import WriteAheadLog
 
 from . import pg
@@ -188,16 +188,15 @@ def run_child(places: Places, crash_at: str) -> subprocess.CompletedProcess[str]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(pg.REPO), os.environ.get("PYTHONPATH")])),
-        "DTC_CRASH_AT": crash_at,
     }
-    argv = [
-        sys.executable,
+    argv = crash_at_command(  # the child arms the point in its own process, then runs
+        crash_at,
         "-m",
         "examples.ecommerce.crash_child",
         str(places.workdir),
         places.orders_conninfo,
         places.inventory_conninfo,
-    ]
+    )
     return subprocess.run(
         argv, cwd=pg.REPO, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT
     )
@@ -224,7 +223,7 @@ def logged_state(places: Places, txid: str) -> str:
 def scenario_crash(places: Places, world: World, check: Checks, crash_at: str) -> None:
     section(f"Scenario 3: the coordinator is killed mid-commit ({crash_at})")
     say("bob (balance 100.00) checks out 1 x teapot at 42.00 in a child coordinator process")
-    say(f"with DTC_CRASH_AT={crash_at}: it SIGKILLs itself at that point")
+    say(f"armed at {crash_at} (python -m dtc_wal.testing.crash_at): it SIGKILLs itself there")
     child = run_child(places, crash_at)
     lines = child.stdout.split()
     txid = lines[0] if lines else ""
@@ -358,9 +357,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkdirError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if os.environ.pop("DTC_CRASH_AT", None):  # meant for the child of scenario 3 only
-        points.disarm()
-        print("note: DTC_CRASH_AT ignored here; use --crash-at", flush=True)
     print(f"dtc-wal e-commerce example -- work dir {workdir}", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

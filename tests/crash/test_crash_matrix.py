@@ -2,7 +2,7 @@
 every path (2PC commit, 2PC abort, saga success, saga compensation, 2PC commit with an
 asynchronous phase two, 2PC commit on participants that list what they hold prepared,
 one-phase commit), a coordinator restarts on its log, and the invariants of
-dtc_wal.fault_injection.checks must hold.
+dtc_wal.testing.checks must hold.
 
 Each cell kills at the n-th pass of its point, for every pass one transaction makes, and
 once more at the first pass of the workload's second transaction (so the first one's
@@ -26,9 +26,9 @@ from matrix_table import (
     WAL_SYNCS_AT_LEAST,
 )
 
-from dtc_wal.fault_injection import CRASH_POINTS
-from dtc_wal.fault_injection.checks import CheckResult, read_acks
-from dtc_wal.fault_injection.harness import Case, Recovered, Run
+from dtc_wal.testing import CRASH_POINTS
+from dtc_wal.testing.checks import CheckResult, read_acks
+from dtc_wal.testing.harness import Case, Recovered, Run
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,10 @@ import lmdb
 import pytest
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, VoteNo
-from dtc_wal.fault_injection.checks import check_invariants, read_acks
-from dtc_wal.fault_injection.durable import (
+from dtc_wal.participant import PreparedResource
+from dtc_wal.records import lsn_key
+from dtc_wal.testing.checks import check_invariants, read_acks
+from dtc_wal.testing.durable import (
     APPLIED,
     COMMITTED,
     COMMITTED_ONE_PHASE,
@@ -33,10 +35,8 @@ from dtc_wal.fault_injection.durable import (
     register_durable,
     set_unreachable,
 )
-from dtc_wal.fault_injection.harness import Case
-from dtc_wal.fault_injection.workload import coordinator_options, make_registry, run_transaction
-from dtc_wal.participant import PreparedResource
-from dtc_wal.records import lsn_key
+from dtc_wal.testing.harness import Case
+from dtc_wal.testing.workload import coordinator_options, make_registry, run_transaction
 
 
 def test_two_phase_states_and_idempotence(tmp_path: Path) -> None:

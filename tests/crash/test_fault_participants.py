@@ -10,7 +10,7 @@ from helpers import Journal, RecordingParticipant, RecordingStep
 
 from dtc_wal import ManualClock, TransactionAborted, TransactionCoordinator, TxState, VoteNo
 from dtc_wal.errors import ParticipantTimeoutError
-from dtc_wal.fault_injection.participants import (
+from dtc_wal.testing.participants import (
     FOREVER,
     AlwaysFail,
     FailTimes,

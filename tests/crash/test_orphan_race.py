@@ -21,7 +21,7 @@ from typing import Any
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, TransactionAborted
-from dtc_wal.fault_injection.durable import (
+from dtc_wal.testing.durable import (
     LISTING_FACTORY,
     PREPARED,
     RESOURCE_NAME,
@@ -29,7 +29,7 @@ from dtc_wal.fault_injection.durable import (
     read_states,
     register_durable,
 )
-from dtc_wal.fault_injection.workload import coordinator_options
+from dtc_wal.testing.workload import coordinator_options
 
 
 class Gate:

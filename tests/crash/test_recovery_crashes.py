@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dtc_wal.fault_injection.harness import Case
+from dtc_wal.testing.harness import Case
 
 pytestmark = pytest.mark.slow
 

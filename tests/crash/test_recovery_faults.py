@@ -2,7 +2,7 @@
 a full disk, a damaged record, stale LMDB readers of a killed process, zombie transactions.
 
 Every test kills or drives real processes and a real LMDB log; participants keep their
-state in their own SQLite files (dtc_wal.fault_injection.durable).
+state in their own SQLite files (dtc_wal.testing.durable).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from dtc_wal.errors import (
     TransactionStateError,
     UnknownTransactionError,
 )
-from dtc_wal.fault_injection.durable import (
+from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
+from dtc_wal.states import Outcome, RecordType
+from dtc_wal.testing.durable import (
     COMMITTED,
     NULL_ROLLBACK,
     PREPARED,
@@ -40,10 +42,8 @@ from dtc_wal.fault_injection.durable import (
     register_durable,
     set_unreachable,
 )
-from dtc_wal.fault_injection.harness import Case, workload_command
-from dtc_wal.fault_injection.workload import coordinator_options, make_registry
-from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
-from dtc_wal.states import Outcome, RecordType
+from dtc_wal.testing.harness import Case, workload_command
+from dtc_wal.testing.workload import coordinator_options, make_registry
 from dtc_wal.wal.repair import drop_transaction
 from dtc_wal.wal.store import MIB
 from dtc_wal.wal.verify import verify_log

@@ -21,15 +21,16 @@ from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-CHILD = "import sys, saga_steps; sys.exit(saga_steps.main(sys.argv[1:]))"
+CHILD = (  # argv: CRASH_AT LOG [OPTION...]; the child arms its crash point itself
+    "import sys, saga_steps; from dtc_wal.testing import arm_spec; arm_spec(sys.argv[1]); "
+    "sys.exit(saga_steps.main(sys.argv[2:]))"
+)
 
 
-def _env(journal: Path, *, importable: bool = True, crash_at: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DTC_CRASH_AT", "PYTHONPATH")}
+def _env(journal: Path, *, importable: bool = True) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env[saga_steps.JOURNAL] = str(journal)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS)] if importable else [str(ROOT)])
-    if crash_at:
-        env["DTC_CRASH_AT"] = crash_at
     return env
 
 
@@ -37,8 +38,8 @@ def _run_saga(tmp_path: Path, crash_at: str, *options: str) -> tuple[Path, Path,
     """Run the child saga until the crash point SIGKILLs it; return log, journal, txid."""
     log, journal = tmp_path / "log", tmp_path / "journal"
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(log), *options],
-        env=_env(journal, crash_at=crash_at),
+        [sys.executable, "-c", CHILD, crash_at, str(log), *options],
+        env=_env(journal),
         cwd=tmp_path,
         capture_output=True,
         text=True,

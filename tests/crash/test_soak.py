@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from dtc_wal.fault_injection.checks import read_acks
-from dtc_wal.fault_injection.harness import Case
+from dtc_wal.testing.checks import read_acks
+from dtc_wal.testing.harness import Case
 
 pytestmark = pytest.mark.slow
 

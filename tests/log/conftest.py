@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 import sys
 import time
@@ -85,12 +84,9 @@ CHILD = str(Path(__file__).with_name("child_log.py"))
 
 
 def child(*args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.pop("DTC_CRASH_AT", None)
     return subprocess.Popen(
         [sys.executable, CHILD, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )

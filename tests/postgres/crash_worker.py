@@ -3,8 +3,8 @@
     python crash_worker.py LOG_DIR CONNINFO_A CONNINFO_B COORDINATOR_ID
 
 Moves 30 from account 1 of database A to account 2 of database B in one two-phase
-transaction, after printing its txid. Run it with ``DTC_CRASH_AT=<crash point>`` and it
-SIGKILLs itself at that point (dtc_wal/fault_injection/points.py).
+transaction, after printing its txid. Run it under ``python -m dtc_wal.testing.crash_at
+<crash point>`` and it SIGKILLs itself at that point (dtc_wal/testing/points.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from conftest import Bank
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
 from dtc_wal.errors import UnknownTransactionError
 from dtc_wal.participants.postgres import PostgresResource
+from dtc_wal.testing.crash_at import command as crash_at_command
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -62,16 +62,16 @@ def wait_until_sessions_gone(bank: Bank) -> None:
 
 def run_worker(bank: Bank, log_dir: Path, crash_at: str) -> str:
     proc = subprocess.run(
-        [
-            sys.executable,
+        crash_at_command(
+            crash_at,
             str(WORKER),
             str(log_dir),
             bank.conninfo_a,
             bank.conninfo_b,
             bank.coordinator_id,
-        ],
+        ),
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "DTC_CRASH_AT": crash_at},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,

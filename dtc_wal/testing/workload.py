@@ -1,4 +1,4 @@
-"""The process the crash harness kills: ``python -m dtc_wal.fault_injection.workload``.
+"""The process the crash harness kills: ``python -m dtc_wal.testing.workload``.
 
 Subcommands::
 
@@ -15,9 +15,10 @@ Scenarios (``--scenario``): ``2pc-commit``, ``2pc-abort`` (the last participant 
 (``commit_transaction(wait=False)``, then ``handle.wait()``), ``2pc-listing`` (participants
 l0.. with ``lists_prepared``, their PreparedResource registered: no forced opening write),
 ``1pc`` (one participant with ``commit_one_phase``, whatever --width says: nothing forced)
-and ``mixed`` (a seeded random choice per transaction). Crash points are armed through
-``DTC_CRASH_AT`` as usual; ``--census FILE`` instead arms every point without killing and
-writes the hit counts there.
+and ``mixed`` (a seeded random choice per transaction). ``--crash-at NAME[:N][,...]``
+(``run`` and ``recover``) arms crash points in this process (:func:`.points.arm_spec`; the
+harness passes it); ``--census FILE`` instead arms every point without killing and writes
+the hit counts there.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..coordinator.core import TransactionCoordinator
-from ..errors import CommitIncompleteError, TransactionAborted
+from ..errors import CommitIncompleteError, InvalidOptionError, TransactionAborted
 from ..registry import ParticipantRegistry
 from . import points
 from .durable import LISTING_FACTORY, ONE_PHASE_FACTORY, PARTICIPANT_FACTORY, register_durable
@@ -148,7 +149,9 @@ class _Acks:
             os.fsync(self._fd)
 
 
-def _arm_census(args: argparse.Namespace) -> None:
+def _arm(args: argparse.Namespace) -> None:
+    for name, on_hit in args.crash_at or ():
+        points.arm(name, on_hit)
     if args.census:
         for name in points.CRASH_POINTS:
             points.arm(name, 10**12)
@@ -173,7 +176,7 @@ def _exit_with_parent() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _exit_with_parent()
-    _arm_census(args)
+    _arm(args)
     if not 1 <= args.width <= MAX_WIDTH:
         raise SystemExit(f"--width must be 1..{MAX_WIDTH}")
     registry = make_registry(args.state)
@@ -227,7 +230,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    _arm_census(args)
+    _arm(args)
     coord = TransactionCoordinator(
         args.log, registry=make_registry(args.state), **coordinator_options()
     )
@@ -253,8 +256,18 @@ def _hold_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crash_at(spec: str) -> list[tuple[str, int]]:
+    try:
+        return points.parse_spec(spec)
+    except InvalidOptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+CRASH_AT_HELP = "arm crash points in this process: NAME[:N][,NAME[:N]...] (kill at the N-th hit)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dtc_wal.fault_injection.workload")
+    parser = argparse.ArgumentParser(prog="python -m dtc_wal.testing.workload")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run transactions until done or killed")
     run.add_argument("--log", required=True)
@@ -271,11 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--lazy-delay", type=float, default=None, help="seconds lazy records wait for a batch"
     )
+    run.add_argument("--crash-at", type=_crash_at, help=CRASH_AT_HELP)
     run.add_argument("--census", help="arm every point without killing; write hits here")
     rec = sub.add_parser("recover", help="open (recover) and close; report as JSON")
     rec.add_argument("--log", required=True)
     rec.add_argument("--state", required=True)
     rec.add_argument("--report", required=True)
+    rec.add_argument("--crash-at", type=_crash_at, help=CRASH_AT_HELP)
     rec.add_argument("--census", help="arm every point without killing; write hits here")
     hold = sub.add_parser("hold-reader", help="hold an LMDB read transaction until killed")
     hold.add_argument("--log", required=True)

@@ -1,11 +1,13 @@
-"""Named crash points: real SIGKILL of the current process, no-ops unless switched on.
+"""The crash points' hook: what the library's hot paths call, and nothing else.
 
-The library calls them as ``if points.ARMED: points.hit("name")`` so that a disabled point
-costs one attribute lookup and a dict truth test. Switch them on with the environment
-variable ``DTC_CRASH_AT=name[:n]`` (kill on the n-th hit, default 1; several separated by
-commas) or with :func:`arm`. A hit sends SIGKILL to its own process: no atexit handlers, no
-``finally`` blocks, no flush -- what is on disk is all that survives, as in a power cut of
-the process.
+The library passes named points as ``if points.ARMED: points.hit("name")`` (this module
+imported as ``points``), so a disarmed point costs one attribute lookup and a dict truth
+test. Nothing here reads the environment or arms a point: only an explicit call does
+(:func:`dtc_wal.testing.arm`, which a test process makes), so a production process is
+never killed by a point, whatever its environment holds.
+
+A hit of an armed point sends SIGKILL to its own process: no atexit handlers, no
+``finally`` blocks, no flush -- what is on disk is all that survives, as in a power cut.
 """
 
 from __future__ import annotations
@@ -15,11 +17,9 @@ import os
 import signal
 import threading
 
-from ..errors import InvalidOptionError
+__all__ = ["ARMED", "CRASH_POINTS", "HITS", "LOCK", "hit"]
 
-__all__ = ["ARMED", "CRASH_POINTS", "arm", "disarm", "hit", "hits"]
-
-log = logging.getLogger("dtc_wal.fault_injection")
+log = logging.getLogger("dtc_wal.testing")
 
 #: Every crash point the library passes, in protocol order. The crash matrix kills at each.
 CRASH_POINTS: tuple[str, ...] = (
@@ -43,27 +43,10 @@ CRASH_POINTS: tuple[str, ...] = (
 )
 
 ARMED: dict[str, int] = {}
-_hits: dict[str, int] = {}
-_lock = threading.Lock()
-
-
-def arm(name: str, on_hit: int = 1) -> None:
-    """Kill this process the ``on_hit``-th time ``name`` is passed."""
-    if name not in CRASH_POINTS:
-        raise InvalidOptionError(f"unknown crash point {name!r}; known: {', '.join(CRASH_POINTS)}")
-    if on_hit < 1:
-        raise InvalidOptionError("on_hit counts from 1")
-    ARMED[name] = on_hit
-
-
-def disarm() -> None:
-    ARMED.clear()
-    _hits.clear()
-
-
-def hits() -> dict[str, int]:
-    """How often each armed point was passed so far."""
-    return dict(_hits)
+"""Armed point -> the hit that kills. Empty unless a test armed a point in this process."""
+HITS: dict[str, int] = {}
+"""Armed point -> how often it was passed so far."""
+LOCK = threading.Lock()
 
 
 def hit(name: str) -> None:
@@ -71,19 +54,9 @@ def hit(name: str) -> None:
     target = ARMED.get(name)
     if target is None:
         return
-    with _lock:
-        count = _hits.get(name, 0) + 1
-        _hits[name] = count
+    with LOCK:
+        count = HITS.get(name, 0) + 1
+        HITS[name] = count
     if count == target:
         log.warning("crash point %s reached (hit %d): SIGKILL", name, count)
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _arm_from_environment() -> None:
-    spec = os.environ.get("DTC_CRASH_AT", "").strip()
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, count = part.partition(":")
-        arm(name, int(count) if count else 1)
-
-
-_arm_from_environment()

@@ -12,10 +12,17 @@ True
 
 A :class:`Case` is one directory holding a log (``log/``), the durable participants'
 files (``state/``) and the workload's acknowledgement file (``acks``). :meth:`Case.run`
-starts ``python -m dtc_wal.fault_injection.workload run`` and either arms a crash point
-(``DTC_CRASH_AT``) or sends SIGKILL from here after a delay; :meth:`Case.restart` opens a
-coordinator on the same log (in this process or in a new one), which recovers;
+starts ``python -m dtc_wal.testing.workload run`` and either has it arm a crash point
+(``--crash-at NAME[:N]`` on its command line: the child arms it itself, nothing goes
+through the environment) or sends SIGKILL from here after a delay; :meth:`Case.restart`
+opens a coordinator on the same log (in this process or in a new one), which recovers;
 :meth:`Case.check` checks the invariants of :mod:`.checks`.
+
+Crash points as driver commands (a later core): should the protocol become a machine whose
+driver executes commands, "kill after command N" is one more kind of ``--crash-at`` value
+that the workload arms by wrapping its driver (SIGKILL before executing command N);
+``Case.run(crash_at=...)`` passes the value through unchanged, and the matrix enumerates
+command kinds instead of :data:`.points.CRASH_POINTS`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from .workload import coordinator_options, make_registry
 
 __all__ = ["Case", "Recovered", "Run", "workload_command"]
 
-WORKLOAD = "dtc_wal.fault_injection.workload"
+WORKLOAD = "dtc_wal.testing.workload"
 PROCESS_TIMEOUT = 60.0
 """No workload run in the harness should take this long; a hang is a failure."""
 
@@ -49,11 +56,8 @@ def workload_command(*args: str) -> list[str]:
     return [sys.executable, "-m", WORKLOAD, *args]
 
 
-def _environment(crash_at: str | None) -> dict[str, str]:
+def _environment() -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("DTC_CRASH_AT", None)
-    if crash_at:
-        env["DTC_CRASH_AT"] = crash_at
     root = str(Path(__file__).resolve().parents[2])  # so `-m dtc_wal...` finds this tree
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
@@ -184,7 +188,7 @@ class Case:
         wait_ready: bool,
         census_file: Path | None,
     ) -> Run:
-        command = workload_command(*args)
+        command = workload_command(*args, *(("--crash-at", crash_at) if crash_at else ()))
         deadline = time.monotonic() + PROCESS_TIMEOUT
         # stderr goes to a file: a pipe nobody reads before "ready" could fill and stall it
         with tempfile.TemporaryFile("w+") as err:
@@ -192,7 +196,7 @@ class Case:
                 command,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env=_environment(crash_at),
+                env=_environment(),
                 text=True,
             )
             ready = False

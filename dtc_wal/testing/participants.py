@@ -5,7 +5,7 @@ Wrap a :class:`~dtc_wal.Participant` in :class:`FaultyParticipant` (or a
 before the wrapped call, in the phases it names (all phases when it names none), and may
 raise, block or sleep; when it returns, the wrapped call runs.
 
->>> from dtc_wal.fault_injection.participants import FailTimes, FaultyParticipant, Slow
+>>> from dtc_wal.testing.participants import FailTimes, FaultyParticipant, Slow
 >>> class Ok:
 ...     def prepare(self, txid, data): pass
 ...     def commit(self, txid): pass
