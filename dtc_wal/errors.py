@@ -30,6 +30,7 @@ __all__ = [
     "MixedTransactionError",
     "NotRecoverableError",
     "NotRecoverableWarning",
+    "ParticipantSignal",
     "ParticipantTimeoutError",
     "ParticipantUnavailableError",
     "RecordDamagedError",
@@ -158,11 +159,20 @@ class CoordinatorClosedError(DtcError):
 # --- participant signals ---------------------------------------------------------------
 
 
-class VoteNo(DtcError):
+class ParticipantSignal(Exception):
+    """Root of what a participant raises to tell the coordinator something.
+
+    Not a :class:`DtcError`: those are what dtc-wal raises to its caller, so an
+    ``except DtcError`` around ``commit_transaction`` never catches a participant's vote.
+    The caller sees a refusal as :class:`TransactionAborted` with the signal as ``cause``.
+    """
+
+
+class VoteNo(ParticipantSignal):
     """Raised by a participant's ``prepare`` (or a saga action) to refuse, without retry."""
 
 
-class TransientError(DtcError):
+class TransientError(ParticipantSignal):
     """Raised by a participant to ask for a retry with backoff."""
 
 

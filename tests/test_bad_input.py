@@ -33,11 +33,36 @@ ARGUMENT_ERRORS = {
 }
 
 
-@pytest.mark.parametrize("name", E.__all__)
+SIGNALS = {"ParticipantSignal", "VoteNo", "TransientError"}
+"""What participants raise to the coordinator: exported beside the errors, not DtcErrors."""
+
+
+@pytest.mark.parametrize("name", sorted(set(E.__all__) - SIGNALS))
 def test_every_error_is_a_dtc_error(name: str) -> None:
     cls = getattr(E, name)
     assert issubclass(cls, DtcError)
     assert cls is DtcError or cls.__doc__
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_participant_signals_are_not_dtc_errors(name: str) -> None:
+    cls = getattr(E, name)
+    assert issubclass(cls, E.ParticipantSignal) and not issubclass(cls, DtcError)
+    assert cls.__doc__
+
+
+def test_except_dtc_error_around_a_commit_catches_the_abort_not_the_vote(
+    coord: TransactionCoordinator, journal: Journal
+) -> None:
+    txid = coord.begin_transaction()
+    coord.enlist_participant(txid, RecordingParticipant("payment", journal, vote_no=True))
+    caught: list[BaseException] = []
+    try:
+        coord.commit_transaction(txid)
+    except DtcError as exc:  # what an application writes around a commit
+        caught.append(exc)
+    (exc,) = caught
+    assert isinstance(exc, E.TransactionAborted) and isinstance(exc.cause, E.VoteNo)
 
 
 @pytest.mark.parametrize("cls", list(ARGUMENT_ERRORS), ids=lambda c: c.__name__)
