@@ -280,11 +280,7 @@ class TransactionCoordinator(Joining, Operations):
 
     def _commit_two_phase(self, tx: LiveTransaction, data: dict[str, Any]) -> bool:
         """Prepare and decide; True when nothing is left to deliver (one-phase commit)."""
-        if (
-            self.one_phase
-            and len(tx.members) == 1
-            and callable(getattr(tx.members[0].obj, "commit_one_phase", None))
-        ):
+        if self.one_phase and len(tx.members) == 1 and tx.members[0].abilities.one_phase:
             self._commit_one_phase(tx, data)
             return True
         try:

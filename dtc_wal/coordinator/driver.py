@@ -35,7 +35,7 @@ class Driver(PhaseTwo):
 
     def prepare(self, tx: LiveTransaction, data: Mapping[str, Any]) -> list[CallResult]:
         """Send prepare to every participant at once; return their votes in order."""
-        if tx.members and all(getattr(m.obj, "lists_prepared", False) is True for m in tx.members):
+        if tx.members and all(m.abilities.lists_prepared for m in tx.members):
             # Every participant can list what it holds prepared, and recovery rolls back
             # whatever the log has no commit decision for: the opening records need not be
             # on disk first. They are queued now and land with (or before) the decision.

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..abilities import abilities_of
 from ..errors import (
     DuplicateParticipantError,
     InvalidParticipantError,
@@ -191,6 +192,7 @@ class Joining(CoordinatorBase):
                     name, n = f"{base}#{n}", n + 1
             tx.mode = mode
             member = Member(name, len(tx.members), obj, factory, dict(params or {}))
+            member.abilities = abilities_of(obj)
             if mode is Mode.SAGA:
                 member.takes_data = compensation_takes_data(obj)
             tx.members.append(member)

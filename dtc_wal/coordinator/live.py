@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..abilities import NONE as NO_ABILITIES
+from ..abilities import Abilities
 from ..history import TransactionView
 from ..records import LogRecord
 from ..states import Mode, ParticipantState, RecordType
@@ -36,6 +38,7 @@ class Member:
     attempts: int = 0
     last_error: str | None = None
     unavailable: str | None = None  # why obj is None
+    abilities: Abilities = NO_ABILITIES  # read once from obj (dtc_wal.abilities)
     takes_data: bool = False  # saga: compensate(txid, data) rather than compensate(txid)
 
 

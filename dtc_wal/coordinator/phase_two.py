@@ -54,13 +54,15 @@ class PhaseTwo(DriverBase):
         ``rollback_many(txids)`` gets one call for all; everyone else gets the usual
         per-transaction calls. Returns the pending members per txid.
         """
-        method = "commit_many" if outcome is Outcome.COMMIT else "rollback_many"
+        commit = outcome is Outcome.COMMIT
+        method = "commit_many" if commit else "rollback_many"
         groups: dict[int, tuple[Any, list[tuple[LiveTransaction, Member]]]] = {}
         for tx in txs:
             if tx.mode is Mode.SAGA:
                 continue
             for m in tx.members:
-                if not m.state.done and callable(getattr(m.obj, method, None)):
+                batches = m.abilities.commit_many if commit else m.abilities.rollback_many
+                if not m.state.done and batches:
                     groups.setdefault(id(m.obj), (m.obj, []))[1].append((tx, m))
         earlier: dict[str, list[LogRecord]] = {}
         for obj, items in groups.values():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..abilities import abilities_of
 from ..coordinator.live import Member
 from ..history import ParticipantView, TransactionView
 from ..import_paths import find_module
@@ -74,6 +75,7 @@ def _rebuild(member: Member, mode: Mode | None, registry: ParticipantRegistry) -
         member.unavailable = _rebuild_failed(member, exc)
         return
     member.obj = obj
+    member.abilities = abilities_of(obj)
     if mode is Mode.SAGA:
         member.takes_data = compensation_takes_data(obj)
 
