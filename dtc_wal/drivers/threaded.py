@@ -232,8 +232,7 @@ class ThreadedDriver:
         todo: deque[Event],
     ) -> None:
         """Wait for the next answer, or for the nearest deadline to pass."""
-        if not inflight:
-            raise RuntimeError(f"transaction {run.txid}: the machine waits for nothing")
+        assert inflight, f"transaction {run.txid}: the machine waits for nothing"
         deadlines = [f.deadline for f in inflight.values() if f.deadline is not None]
         timeout = None
         if deadlines:
