@@ -31,7 +31,7 @@ from ..participant import (
 from ..registry import ParticipantRegistry
 from ..states import Mode, ParticipantState
 
-__all__ = ["plan_blocker", "rebuild_members"]
+__all__ = ["plan_blocker", "rebuild_members", "rebuild_object"]
 
 
 def rebuild_members(view: TransactionView, registry: ParticipantRegistry) -> list[Member]:
@@ -56,6 +56,20 @@ def rebuild_members(view: TransactionView, registry: ParticipantRegistry) -> lis
         members.append(member)
     _mark_started(view.mode, members)
     return members
+
+
+def rebuild_object(
+    name: str,
+    factory: str | None,
+    params: Mapping[str, Any] | None,
+    mode: Mode | None,
+    registry: ParticipantRegistry,
+) -> tuple[object | None, str | None]:
+    """One member back from what the log names, by the rules above: ``(object, None)``, or
+    ``(None, why not and what to do)``. For drivers that keep members by position."""
+    member = Member(name=name, order=0, obj=None, factory=factory, params=dict(params or {}))
+    _rebuild(member, mode, registry)
+    return member.obj, member.unavailable
 
 
 def _rebuild(member: Member, mode: Mode | None, registry: ParticipantRegistry) -> None:

@@ -1,0 +1,271 @@
+"""The internal engine: begin, enlist, commit, roll back and recover, on a
+:class:`~.threaded.ThreadedDriver` over a :class:`~dtc_wal.log.TransactionLog` and a
+:class:`~dtc_wal.registry.ParticipantRegistry`. The facade (``TransactionCoordinator``)
+will delegate to it; it keeps the facade's return contract: ``commit`` returns None (or a
+``CommitHandle`` with ``wait=False``), or raises ``TransactionAborted`` /
+``CommitIncompleteError``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .. import errors
+from ..clock import Clock, SystemClock
+from ..coordinator.completer import CommitHandle
+from ..coordinator.inline import InlineTracker
+from ..log import TransactionLog
+from ..log_values import check_text, encode_mapping
+from ..participant import CallableStep, as_participant, as_saga_step
+from ..protocol import (
+    Commit,
+    DuplicateMemberError,
+    InvalidEventError,
+    InvalidMemberError,
+    InvalidOptionError,
+    Machine,
+    MemberSpec,
+    MixedModeError,
+    Mode,
+    OutOfOrderError,
+    Rollback,
+)
+from ..registry import ParticipantRegistry
+from .completer import Completer
+from .members import LiveMember
+from .options import EngineOptions
+from .recovery import PassReport, recover_pass
+from .run import Run
+from .threaded import ThreadedDriver
+
+__all__ = ["Engine", "protocol_errors"]
+
+log = logging.getLogger("dtc_wal.drivers")
+
+
+@contextlib.contextmanager
+def protocol_errors() -> Iterator[None]:
+    """Raise the :mod:`dtc_wal.errors` namesake of a protocol error."""
+    try:
+        yield
+    except DuplicateMemberError as exc:
+        raise errors.DuplicateParticipantError(str(exc)) from exc
+    except MixedModeError as exc:
+        raise errors.MixedTransactionError(
+            f"{exc} -- use one transaction per style (docs/protocol.md, Mixed transactions)"
+        ) from exc
+    except InvalidEventError as exc:
+        raise errors.TransactionStateError(str(exc)) from exc
+    except InvalidMemberError as exc:
+        raise errors.InvalidParticipantError(str(exc)) from exc
+    except InvalidOptionError as exc:
+        raise errors.InvalidOptionError(str(exc)) from exc
+    except OutOfOrderError as exc:
+        raise errors.InvalidTransitionError(str(exc)) from exc
+
+
+class Engine:
+    """Transactions on machines; thread-safe (any number of threads, one run each)."""
+
+    def __init__(
+        self,
+        log: TransactionLog,
+        registry: ParticipantRegistry | None = None,
+        options: EngineOptions | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.log = log
+        self.registry = registry if registry is not None else ParticipantRegistry()
+        self.options = options = options or EngineOptions()
+        self.clock: Clock = clock or SystemClock()
+        self._pool = cf.ThreadPoolExecutor(options.max_workers, thread_name_prefix="dtc-driver")
+        self.driver = ThreadedDriver(
+            log, options.policy, self._pool, self.clock, InlineTracker(options.inline_threshold)
+        )
+        self.completer = Completer(self.driver, self._done)
+        self._live: dict[str, Run] = {}
+        self._parked: dict[str, Run] = {}  # finished with members pending: for recover()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def begin(self) -> str:
+        """Start a transaction; return its id (a UUID4 string). Nothing is logged yet."""
+        txid = str(uuid.uuid4())
+        run = Run(Machine(txid, self.clock.now(), self.options.protocol))
+        with self._lock:
+            if self._closed:
+                raise errors.CoordinatorClosedError("the engine is closed")
+            self._live[txid] = run
+        return txid
+
+    def enlist(
+        self,
+        txid: str,
+        participant: object,
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        mode: Mode = Mode.TWO_PHASE,
+    ) -> str:
+        """Add a member; return its name. ``participant`` is an object (2PC:
+        prepare/commit/rollback; ``mode=Mode.SAGA``: action/compensate, or a
+        :class:`~dtc_wal.participant.CallableStep`), or the name of a registry factory
+        built now with ``params`` and rebuilt from them by recovery."""
+        run = self._run(txid)
+        factory: str | None = None
+        if isinstance(participant, str):
+            encode_mapping(params, f"params of {participant!r}", self.options.max_data_bytes)
+            factory = participant
+            obj = self.registry.create(participant, params)
+            member_name = name or participant
+        elif params is not None:
+            raise errors.InvalidParticipantError(
+                "params are for participants built from a registry factory; pass the "
+                "factory name as the participant to use them"
+            )
+        else:
+            obj = participant
+            member_name = name or getattr(participant, "name", None) or type(obj).__name__
+            if isinstance(obj, CallableStep):
+                factory, params = obj.log_entry()
+        what = f"factory {factory!r}" if factory else "enlisted object"
+        if mode is Mode.SAGA:
+            as_saga_step(obj, what)
+        else:
+            as_participant(obj, what)
+        if not isinstance(member_name, str) or not member_name:
+            raise errors.InvalidParticipantError("a participant name is a non-empty string")
+        check_text(member_name, "the participant name")
+        live = LiveMember.of(member_name, obj, mode)
+        can = live.can
+        with run.lock, protocol_errors():
+            if run.started:
+                raise errors.TransactionStateError(
+                    f"transaction {txid} is already committing or rolling back; enlist every "
+                    "participant before commit"
+                )
+            if any(m.obj is obj for m in run.members):
+                raise errors.DuplicateParticipantError(
+                    f"this participant object is already enlisted in {txid}"
+                )
+            names = {m.name for m in run.members}
+            if member_name in names and name is None and mode is Mode.TWO_PHASE:
+                base, n = member_name, 2
+                while member_name in names:
+                    member_name, n = f"{base}#{n}", n + 1
+                live.name = member_name
+            run.machine.enlist(
+                MemberSpec(member_name, factory, dict(params) if params else None),
+                mode,
+                lists_prepared=can.lists_prepared,
+                commit_one_phase=can.commit_one_phase,
+            )
+            run.members.append(live)
+        return member_name
+
+    def commit(
+        self, txid: str, data: Mapping[str, Any] | None = None, *, wait: bool = True
+    ) -> CommitHandle | None:
+        """Commit. Returns None when every member acknowledged (``wait=False``: a handle as
+        soon as the commit decision is durable). Raises ``TransactionAborted`` (``cause``:
+        the failure that decided it) or ``CommitIncompleteError`` (decided, some members
+        pending: :meth:`recover` finishes them); ``UnencodableDataError`` with nothing
+        sent or logged and the transaction still open."""
+        payload = encode_mapping(data, "data", self.options.max_data_bytes)
+        run = self._start(txid)
+        run.data = payload
+        with protocol_errors():
+            commands = run.machine.handle(Commit(self.clock.now(), payload or None))
+        rest = self.driver.drive(run, commands, until_commit=not wait)
+        if rest is not None:
+            return self.completer.submit(run, rest)
+        try:
+            run.result()
+        finally:
+            self._done(run)
+        return None if wait else CommitHandle.completed(txid)
+
+    def rollback(self, txid: str, reason: str = "rolled back by the caller") -> None:
+        """Roll back an open transaction. Returns once the decision is logged and
+        delivered; members whose rollback failed are kept for :meth:`recover`."""
+        check_text(reason, "reason")
+        run = self._start(txid)
+        with protocol_errors():
+            commands = run.machine.handle(Rollback(self.clock.now(), reason))
+        self.driver.drive(run, commands)
+        self._done(run)
+
+    def recover(self) -> PassReport:
+        """One recovery pass: the runs left with pending members, then every unfinished
+        transaction in the log that is not running here."""
+        with self._lock:
+            parked = list(self._parked.values())
+            self._parked.clear()
+            live = set(self._live)
+        report = recover_pass(self.driver, self.registry, self.options.protocol, parked, live)
+        with self._lock:
+            for run in parked:
+                if run.finish is not None and run.finish.pending:
+                    self._parked[run.txid] = run
+        return report
+
+    @property
+    def parked(self) -> list[str]:
+        """Txids finished with members pending (handed to :meth:`recover`)."""
+        with self._lock:
+            return list(self._parked)
+
+    def close(self, drain: bool = True) -> None:
+        """Stop taking work; finish (``drain``) or abandon the background commits. The log
+        is the caller's to close."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.completer.stop(drain)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _run(self, txid: str) -> Run:
+        run = self._live.get(txid)
+        if run is None:
+            if not isinstance(txid, str):
+                raise errors.InvalidTransactionIdError(
+                    f"a transaction id is a str from begin(), not {type(txid).__name__}"
+                )
+            raise errors.UnknownTransactionError(txid)
+        return run
+
+    def _start(self, txid: str) -> Run:
+        run = self._run(txid)
+        with run.lock:
+            if run.started:
+                raise errors.TransactionStateError(
+                    f"transaction {txid} is already committing or rolling back; wait for "
+                    "that call to return"
+                )
+            run.started = True
+        return run
+
+    def _done(self, run: Run) -> None:
+        with self._lock:
+            self._live.pop(run.txid, None)
+            finish = run.finish
+            if finish is not None and finish.pending:
+                self._parked[run.txid] = run

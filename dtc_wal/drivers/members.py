@@ -1,0 +1,77 @@
+"""The driver's side of a member: the live object at a machine's member position, what it
+can do (found once, when it joins or is rebuilt), and how each :class:`~dtc_wal.protocol.Op`
+is called on it. The machine only ever sees positions and names."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..participant import compensation_takes_data
+from ..protocol import Mode, Op
+
+__all__ = ["Abilities", "LiveMember", "abilities", "bind"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Abilities:
+    """A 2PC participant's optional abilities (all False for saga steps)."""
+
+    lists_prepared: bool = False
+    commit_one_phase: bool = False
+    commit_many: bool = False
+
+
+_NONE = Abilities()
+
+
+def abilities(obj: object, mode: Mode) -> Abilities:
+    """What ``obj`` declares (``lists_prepared = True``) or offers (``commit_one_phase``,
+    ``commit_many``); looked up once, at enlist or rebuild, never per call."""
+    if mode is Mode.SAGA:
+        return _NONE
+    return Abilities(
+        getattr(obj, "lists_prepared", False) is True,
+        callable(getattr(obj, "commit_one_phase", None)),
+        callable(getattr(obj, "commit_many", None)),
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class LiveMember:
+    """One member as the driver holds it. ``obj`` is None when recovery could not rebuild
+    it (``unavailable`` says why and what to do): it is never called, and its calls are
+    reported to the machine as unavailable."""
+
+    name: str
+    obj: object | None
+    can: Abilities = _NONE
+    takes_data: bool = False
+    """A saga step whose ``compensate`` takes ``(txid, data)``."""
+    unavailable: str | None = None
+    kind: str = ""
+    """What the inline tracker knows it by (its class)."""
+
+    @classmethod
+    def of(cls, name: str, obj: object, mode: Mode) -> LiveMember:
+        takes = mode is Mode.SAGA and compensation_takes_data(obj)
+        return cls(name, obj, abilities(obj, mode), takes, None, type(obj).__qualname__)
+
+
+def bind(member: LiveMember, op: Op, txid: str, data: Mapping[str, Any]) -> Callable[[], object]:
+    """The call ``op`` makes on ``member`` (its object must exist)."""
+    obj: Any = member.obj
+    if op is Op.PREPARE:
+        return lambda: obj.prepare(txid, data)
+    if op is Op.COMMIT:
+        return lambda: obj.commit(txid)
+    if op is Op.ROLLBACK:
+        return lambda: obj.rollback(txid)
+    if op is Op.ACTION:
+        return lambda: obj.action(txid, data)
+    if op is Op.COMPENSATE:
+        if member.takes_data:
+            return lambda: obj.compensate(txid, data)
+        return lambda: obj.compensate(txid)
+    return lambda: obj.commit_one_phase(txid, data)

@@ -1,0 +1,263 @@
+"""The threaded driver: runs a machine's commands until it finishes (or, for ``wait=False``,
+until its commit decision is durable).
+
+* ``Append`` -> the log's ``append`` in the caller's thread, in order: a durable one
+  blocks for its sync (group commit shares it with other callers) and is reported with
+  ``Durable``; a refused one is reported with ``AppendFailed``.
+* ``Call`` -> the participant call with the :class:`~dtc_wal.coordinator.calls.CallPolicy`
+  retries, in the caller's thread when the inline tracker knows that kind of call to be
+  fast (or it is a lone call with no deadline), else on the pool; a call not answered by
+  its deadline is reported ``TIMED_OUT`` and told to stop retrying.
+* ``Decision`` / ``Finish`` -> kept on the :class:`~.run.Run`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+
+from ..clock import Clock
+from ..coordinator.calls import CallPolicy, CallResult
+from ..coordinator.inline import InlineTracker
+from ..errors import ParticipantTimeoutError, ParticipantUnavailableError
+from ..log import TransactionLog
+from ..log_values import loggable_text
+from ..protocol import (
+    Append,
+    AppendFailed,
+    Call,
+    CallFailed,
+    Command,
+    Decision,
+    Durable,
+    Event,
+    FailureKind,
+    Op,
+    Outcome,
+    Retry,
+)
+from .members import bind
+from .run import Run, to_event
+
+__all__ = ["ThreadedDriver"]
+
+log = logging.getLogger("dtc_wal.drivers")
+
+_NEVER = threading.Event()  # the cancel flag of inline calls: they run to the end
+_Result = tuple[int, CallResult]  # (call token, result)
+
+
+class _InFlight:
+    __slots__ = ("deadline", "flag", "member", "op")
+
+    def __init__(self, member: int, op: Op, deadline: float | None, flag: threading.Event):
+        self.member = member
+        self.op = op
+        self.deadline = deadline
+        self.flag = flag
+
+
+class ThreadedDriver:
+    """Runs machines with threads: one caller thread per run plus a shared pool."""
+
+    def __init__(
+        self,
+        log: TransactionLog,
+        policy: CallPolicy,
+        pool: cf.Executor,
+        clock: Clock,
+        inline: InlineTracker | None = None,
+    ) -> None:
+        self.log = log
+        self.policy = policy
+        self.pool = pool
+        self.clock = clock
+        self.inline = inline
+
+    def drive(
+        self,
+        run: Run,
+        commands: Iterable[Command],
+        events: Iterable[Event] = (),
+        *,
+        until_commit: bool = False,
+    ) -> list[Command] | None:
+        """Execute ``commands`` (then ``events``) and what they lead to until the run's
+        Finish; return None. With ``until_commit``, stop at a commit decision and return
+        the commands still to execute (for the completer)."""
+        machine = run.machine
+        todo: deque[Event] = deque(events)
+        results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+        inflight: dict[int, _InFlight] = {}
+        token = 0
+        batch = list(commands)
+        while True:
+            calls: list[Call] = []
+            for i, command in enumerate(batch):
+                kind = type(command)
+                if kind is Call:
+                    calls.append(command)  # type: ignore[arg-type]
+                elif kind is Append:
+                    failed = self._append(run, command)  # type: ignore[arg-type]
+                    if failed is not None:
+                        todo.append(failed)
+                elif kind is Decision:
+                    run.decided = outcome = command.outcome  # type: ignore[union-attr]
+                    if until_commit and outcome is Outcome.COMMIT:
+                        return calls + batch[i + 1 :]
+                else:
+                    run.finish = command  # type: ignore[assignment]
+            if calls:
+                token = self._dispatch(run, calls, todo, results, inflight, token)
+            if run.finish is not None and not todo:
+                return None
+            while not todo:
+                self._wait(run, results, inflight, todo)
+            batch = machine.handle(todo.popleft())
+
+    # -- appends -----------------------------------------------------------------------------
+
+    def _append(self, run: Run, command: Append) -> Event | None:
+        try:
+            self.log.append(command.records, durable=command.durable)
+        except Exception as exc:
+            run.log_error = exc
+            log.error("txid=%s append failed: %s", run.txid, exc, extra={"txid": run.txid})
+            text = loggable_text(f"{type(exc).__name__}: {exc}")
+            return AppendFailed(self.clock.now(), command.id, text)
+        if command.durable:
+            return Durable(self.clock.now(), command.id)
+        return None
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        run: Run,
+        calls: list[Call],
+        todo: deque[Event],
+        results: queue.SimpleQueue[_Result],
+        inflight: dict[int, _InFlight],
+        token: int,
+    ) -> int:
+        tracker = self.inline
+        lone = len(calls) == 1
+        here: list[tuple[Call, Hashable]] = []
+        for call in calls:
+            member = run.members[call.member]
+            if member.obj is None:
+                todo.append(self._unavailable(run, call))
+                continue
+            key: Hashable = (call.op, member.kind, member.name)
+            if (lone and call.deadline is None) or (tracker is not None and tracker.is_fast(key)):
+                here.append((call, key))
+                continue
+            token += 1
+            flag = threading.Event()
+            inflight[token] = _InFlight(call.member, call.op, call.deadline, flag)
+            self.pool.submit(self._pooled, run, call, key, flag, token, results)
+        for call, key in here:
+            result = self._timed(self._caller(run, call, _NEVER), key)
+            todo.append(self._event(call.member, call.op, result, run))
+        return token
+
+    def _caller(self, run: Run, call: Call, flag: threading.Event) -> Callable[[], CallResult]:
+        member = run.members[call.member]
+        fn = bind(member, call.op, run.txid, run.data)
+        retry_any = call.retry is Retry.ANY
+        policy, clock = self.policy, self.clock
+        name, txid, phase = member.name, run.txid, call.op.value
+
+        def attempt() -> CallResult:
+            return policy.call(
+                fn,
+                name=name,
+                txid=txid,
+                phase=phase,
+                clock=clock,
+                retry_any=retry_any,
+                cancelled=flag,
+            )
+
+        return attempt
+
+    def _timed(self, attempt: Callable[[], CallResult], key: Hashable) -> CallResult:
+        tracker = self.inline
+        if tracker is None or tracker.threshold is None:
+            return attempt()
+        t0 = time.perf_counter()
+        try:
+            return attempt()
+        finally:
+            tracker.record(key, time.perf_counter() - t0)
+
+    def _pooled(
+        self,
+        run: Run,
+        call: Call,
+        key: Hashable,
+        flag: threading.Event,
+        token: int,
+        results: queue.SimpleQueue[_Result],
+    ) -> None:
+        try:
+            result = self._timed(self._caller(run, call, flag), key)
+        except BaseException as exc:  # never lose a report: the run waits for it
+            result = CallResult(run.members[call.member].name, False, 1, exc)
+        results.put((token, result))
+
+    def _event(self, member: int, op: Op, result: CallResult, run: Run) -> Event:
+        error = result.error
+        if error is not None:
+            run.errors[member] = error
+        retryable = error is not None and self.policy._retryable(error, False)
+        return to_event(self.clock.now(), member, op, result, retryable)
+
+    def _unavailable(self, run: Run, call: Call) -> Event:
+        member = run.members[call.member]
+        why = member.unavailable or f"{member.name} cannot be called"
+        run.errors[call.member] = ParticipantUnavailableError(why)
+        return CallFailed(self.clock.now(), call.member, call.op, why, 0, FailureKind.UNAVAILABLE)
+
+    def _wait(
+        self,
+        run: Run,
+        results: queue.SimpleQueue[_Result],
+        inflight: dict[int, _InFlight],
+        todo: deque[Event],
+    ) -> None:
+        """Wait for the next answer, or for the nearest deadline to pass."""
+        assert inflight, f"transaction {run.txid}: the machine waits for nothing"
+        deadlines = [f.deadline for f in inflight.values() if f.deadline is not None]
+        timeout = None
+        if deadlines:
+            timeout = max(0.0, min(deadlines) - self.clock.now())
+        try:
+            token, result = results.get(timeout=timeout)
+        except queue.Empty:
+            self._expire(run, inflight, todo)
+            return
+        call = inflight.pop(token, None)
+        if call is not None:  # else it timed out already: reported once
+            todo.append(self._event(call.member, call.op, result, run))
+
+    def _expire(self, run: Run, inflight: dict[int, _InFlight], todo: deque[Event]) -> None:
+        now = self.clock.now()
+        for token, call in list(inflight.items()):
+            if call.deadline is None or call.deadline > now:
+                continue
+            del inflight[token]
+            call.flag.set()  # no further attempts
+            name = run.members[call.member].name
+            text = (
+                f"{call.op.value} of {name} in transaction {run.txid} did not return by its "
+                "deadline"
+            )
+            log.error("txid=%s %s", run.txid, text, extra={"txid": run.txid})
+            run.errors[call.member] = ParticipantTimeoutError(text)
+            todo.append(CallFailed(now, call.member, call.op, text, 1, FailureKind.TIMED_OUT))
