@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from .completer import Completer
 from .engine import Engine, protocol_errors
-from .members import Abilities, LiveMember
+from .members import LiveMember
 from .options import EngineOptions
 from .recovery import PassReport, recover_pass, seed
 from .run import Run
 from .threaded import ThreadedDriver
 
 __all__ = [
-    "Abilities",
     "Completer",
     "Engine",
     "EngineOptions",

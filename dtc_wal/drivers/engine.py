@@ -167,7 +167,7 @@ class Engine:
                 MemberSpec(member_name, factory, dict(params) if params else None),
                 mode,
                 lists_prepared=can.lists_prepared,
-                commit_one_phase=can.commit_one_phase,
+                commit_one_phase=can.one_phase,
             )
             run.members.append(live)
         return member_name

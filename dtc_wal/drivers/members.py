@@ -8,34 +8,18 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..abilities import NONE as NO_ABILITIES
+from ..abilities import Abilities, abilities_of
 from ..participant import compensation_takes_data
 from ..protocol import Mode, Op
 
-__all__ = ["Abilities", "LiveMember", "abilities", "bind"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Abilities:
-    """A 2PC participant's optional abilities (all False for saga steps)."""
-
-    lists_prepared: bool = False
-    commit_one_phase: bool = False
-    commit_many: bool = False
-
-
-_NONE = Abilities()
+__all__ = ["LiveMember", "abilities", "bind"]
 
 
 def abilities(obj: object, mode: Mode) -> Abilities:
-    """What ``obj`` declares (``lists_prepared = True``) or offers (``commit_one_phase``,
-    ``commit_many``); looked up once, at enlist or rebuild, never per call."""
-    if mode is Mode.SAGA:
-        return _NONE
-    return Abilities(
-        getattr(obj, "lists_prepared", False) is True,
-        callable(getattr(obj, "commit_one_phase", None)),
-        callable(getattr(obj, "commit_many", None)),
-    )
+    """What ``obj`` declares (:mod:`dtc_wal.abilities`); looked up once, at enlist or
+    rebuild, never per call. Saga steps have none."""
+    return NO_ABILITIES if mode is Mode.SAGA else abilities_of(obj)
 
 
 @dataclasses.dataclass(slots=True)
@@ -46,7 +30,7 @@ class LiveMember:
 
     name: str
     obj: object | None
-    can: Abilities = _NONE
+    can: Abilities = NO_ABILITIES
     takes_data: bool = False
     """A saga step whose ``compensate`` takes ``(txid, data)``."""
     unavailable: str | None = None
