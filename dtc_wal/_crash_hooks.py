@@ -40,6 +40,9 @@ CRASH_POINTS: tuple[str, ...] = (
     "saga.after-step-log",  # a saga step's record is durable; the next step not started
     "saga.after-compensation",  # one compensation ran
     "complete.after-log",  # completed record written
+    "upgrade.before-swap",  # `dtc upgrade`: the new log is complete and verified, not in place
+    "upgrade.after-swap",  # `dtc upgrade --in-place`: the new log is in place, the original
+    # beside it under the working name, not yet renamed <log>.format1-<time>
 )
 
 ARMED: dict[str, int] = {}

@@ -14,6 +14,7 @@ from .maintenance import compact, recover_command, resolve
 from .repair import repair
 from .show import show
 from .status import status
+from .upgrade import upgrade
 from .verify import verify
 
 __all__ = ["cli", "main"]
@@ -101,6 +102,7 @@ for _command in (
     export,
     backup,
     repair,
+    upgrade,
 ):
     cli.add_command(_command)
 
