@@ -23,7 +23,7 @@ from dtc_wal import ManualClock, ParticipantRegistry, TransactionCoordinator, Tx
 from dtc_wal import errors as E
 from dtc_wal.cli.durations import parse_duration
 from dtc_wal.cli.registry_spec import load_registry
-from dtc_wal.coordinator.calls import CallPolicy
+from dtc_wal.drivers.calls import CallPolicy
 from dtc_wal.participants.barrier import IdempotencyBarrier
 from dtc_wal.testing import points
 from dtc_wal.testing.participants import FailTimes
@@ -34,7 +34,7 @@ DOCS = PACKAGE.parent / "docs"
 
 ALLOWED = {
     ("cli/output.py", "AssertionError"): "an unreachable branch, not input",
-    ("coordinator/completer.py", "TimeoutError"): "CommitHandle.wait(timeout), documented",
+    ("drivers/handle.py", "TimeoutError"): "CommitHandle.wait(timeout), documented",
     ("participants/postgres/__init__.py", "ImportError"): "the postgres extra is missing",
     ("testing/participants.py", "ConnectionError"): "an injected participant failure",
     ("testing/participants.py", "TimeoutError"): "an injected participant hang",

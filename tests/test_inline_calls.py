@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dtc_wal import TransactionCoordinator
-from dtc_wal.coordinator.inline import InlineTracker
+from dtc_wal.drivers.inline import InlineTracker
 
 
 class ThreadSpy:

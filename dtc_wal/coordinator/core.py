@@ -11,6 +11,8 @@ from typing import Any, Literal, NoReturn, overload
 
 from .. import options
 from ..clock import Clock, SystemClock
+from ..drivers.calls import DEFAULT_TRANSIENT, CallPolicy
+from ..drivers.inline import InlineTracker
 from ..errors import (
     CommitIncompleteError,
     InvalidOptionError,
@@ -26,10 +28,8 @@ from ..states import Mode, Outcome
 from ..wal.store import MIB
 from ..wal.writer import WriteAheadLog
 from .background import BackgroundRecovery
-from .calls import DEFAULT_TRANSIENT, CallPolicy
 from .completer import CommitHandle, Completer
 from .driver import Driver
-from .inline import InlineTracker
 from .joining import Joining
 from .live import LiveTransaction, Phase
 from .operations import Operations

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..drivers.calls import CallResult, run_parallel
 from ..records import LogRecord
 from ..states import READ_ONLY, Outcome, ParticipantState, RecordType
-from .calls import CallResult, run_parallel
 from .live import LiveTransaction
 from .phase_two import PhaseTwo
 from .steps import bind_action, bind_one_phase, bind_prepare, call_keys, crash

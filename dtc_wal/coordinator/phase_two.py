@@ -8,10 +8,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..drivers.calls import CallResult, run_parallel
 from ..errors import ParticipantUnavailableError
 from ..records import LogRecord
 from ..states import Mode, Outcome, ParticipantState, RecordType
-from .calls import CallResult, run_parallel
 from .live import LiveTransaction, Member
 from .steps import DriverBase, bind_compensate, bind_many, bind_phase2, call_keys, crash
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from .. import _crash_hooks as points
 from ..clock import Clock
+from ..drivers.calls import CallPolicy, CallResult
+from ..drivers.inline import InlineTracker
 from ..records import LogRecord
 from ..states import RecordType
 from ..wal.writer import WriteAheadLog
-from .calls import CallPolicy, CallResult
-from .inline import InlineTracker
 from .live import LiveTransaction, Member
 
 __all__ = ["DriverBase", "call_keys", "crash"]

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..coordinator.completer import CommitHandle
 from ..errors import CommitIncompleteError, CoordinatorClosedError
 from ..protocol import Acknowledged, Call, Command, Event, Op
+from .handle import CommitHandle
 from .run import Run
 from .threaded import ThreadedDriver
 

@@ -18,8 +18,6 @@ from typing import Any
 
 from .. import errors
 from ..clock import Clock, SystemClock
-from ..coordinator.completer import CommitHandle
-from ..coordinator.inline import InlineTracker
 from ..log import TransactionLog
 from ..log_values import check_text, encode_mapping
 from ..participant import CallableStep, as_participant, as_saga_step
@@ -38,6 +36,8 @@ from ..protocol import (
 )
 from ..registry import ParticipantRegistry
 from .completer import Completer
+from .handle import CommitHandle
+from .inline import InlineTracker
 from .members import LiveMember
 from .options import EngineOptions
 from .recovery import PassReport, recover_pass

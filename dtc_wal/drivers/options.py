@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from .. import options
-from ..coordinator.calls import CallPolicy
 from ..log_values import DEFAULT_MAX_DATA_BYTES, check_max_data_bytes
 from ..protocol import Options as ProtocolOptions
+from .calls import CallPolicy
 
 __all__ = ["EngineOptions"]
 

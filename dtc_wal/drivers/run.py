@@ -10,7 +10,6 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..coordinator.calls import CallResult
 from ..errors import CommitIncompleteError, TransactionAborted, VoteNo
 from ..protocol import (
     Acknowledged,
@@ -25,6 +24,7 @@ from ..protocol import (
     Voted,
 )
 from ..states import READ_ONLY
+from .calls import CallResult
 from .members import LiveMember
 
 __all__ = ["Run", "to_event"]

@@ -4,7 +4,7 @@ until its commit decision is durable).
 * ``Append`` -> the log's ``append`` in the caller's thread, in order: a durable one
   blocks for its sync (group commit shares it with other callers) and is reported with
   ``Durable``; a refused one is reported with ``AppendFailed``.
-* ``Call`` -> the participant call with the :class:`~dtc_wal.coordinator.calls.CallPolicy`
+* ``Call`` -> the participant call with the :class:`~dtc_wal.drivers.calls.CallPolicy`
   retries, in the caller's thread when the inline tracker knows that kind of call to be
   fast (or it is a lone call with no deadline), else on the pool; a call not answered by
   its deadline is reported ``TIMED_OUT`` and told to stop retrying.
@@ -22,8 +22,6 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 
 from ..clock import Clock
-from ..coordinator.calls import CallPolicy, CallResult
-from ..coordinator.inline import InlineTracker
 from ..errors import ParticipantTimeoutError, ParticipantUnavailableError
 from ..log import TransactionLog
 from ..log_values import loggable_text
@@ -41,6 +39,8 @@ from ..protocol import (
     Outcome,
     Retry,
 )
+from .calls import CallPolicy, CallResult
+from .inline import InlineTracker
 from .members import bind
 from .run import Run, to_event
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dtc_wal.coordinator.calls import CallPolicy
 from dtc_wal.drivers import Engine, EngineOptions
+from dtc_wal.drivers.calls import CallPolicy
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.registry import ParticipantRegistry
 
