@@ -25,6 +25,11 @@ def _print(report: UpgradeReport, skip_damaged: bool) -> None:
         return
     click.echo(f"format-2 log: {report.target}")
     click.echo(f"format-1 original (unchanged): {report.evidence}")
+    click.echo(
+        "note: this version's coordinator still runs on format 1 (format 2 is a preview "
+        "until it switches); keep running it on the format-1 original",
+        err=True,
+    )
 
 
 @click.command()

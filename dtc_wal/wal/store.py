@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from .. import _crash_hooks as points
-from ..errors import LogCorruptError, LogError, LogFullError
+from ..errors import LogCorruptError, LogError, LogFullError, UnsupportedFormatError
 from ..records import (
     FORMAT_VERSION,
     LogRecord,
@@ -166,8 +166,17 @@ class LogStore:
             fmt = self._meta_int(txn, b"format")
             if fmt is None and not self.readonly and txn.get(b"format", db=self.meta) is None:
                 txn.put(b"format", lsn_key(FORMAT_VERSION), db=self.meta)
+            elif fmt == 2:
+                raise UnsupportedFormatError(
+                    f"log at {self.path} is in format 2, as `dtc upgrade` writes it; this "
+                    "version's coordinator and its commands other than `dtc verify` still "
+                    "run on format 1 (format 2 is a preview until the coordinator switches "
+                    "to it). Run on the format-1 original: `dtc upgrade` never changes it "
+                    "(after --in-place it is beside this directory as "
+                    f"{self.path.name}.format1-<time>: move it back here)"
+                )
             elif fmt is not None and fmt != FORMAT_VERSION:
-                raise LogCorruptError(
+                raise UnsupportedFormatError(
                     f"log at {self.path} has format {fmt}; this build reads "
                     f"{FORMAT_VERSION}: use a matching dtc-wal version"
                 )
