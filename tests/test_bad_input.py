@@ -546,6 +546,9 @@ def test_full_log_fails_a_saga_before_or_between_steps(
         coord.commit_transaction(txid, data={"blob": "x" * 20_000})
     assert isinstance(info.value.cause, E.LogFullError)
     ran = [name for name in ("s1", "s2") if "commit" in journal.what(name, txid)]
-    assert ran != ["s1", "s2"]  # it never got through
+    # Where it stops depends on how much room the filling left (the opening, a step's
+    # record or the decision may be the write that does not fit), but the steps that ran
+    # are a prefix -- none after one that did not -- and each of them was compensated.
+    assert ran in ([], ["s1"], ["s1", "s2"])
     for name in ran:
         assert journal.what(name, txid) == ["commit", "rollback"]
