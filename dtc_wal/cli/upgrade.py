@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import LogCorruptError, UnsupportedFormatError
-from ..log.upgrade import UpgradeReport, upgrade_log
+from ..maintenance.upgrade import UpgradeReport, upgrade_log
 from .errors import EXIT_ATTENTION, CliError, one_line
 from .options import json_option, log_argument
 from .output import echo_json

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..log import verify as format2
+from ..maintenance import verify as format2
 from ..wal.verify import VerifyReport, verify_log
 from .errors import EXIT_ATTENTION, CliError
 from .logs import warn_if_lockless

@@ -44,9 +44,9 @@ from dtc_wal.log.records import (
     StepDone,
     Vote,
 )
-from dtc_wal.log.upgrade import upgrade_log
-from dtc_wal.log.upgrade_convert import expected_state
-from dtc_wal.log.verify import log_format, verify_log
+from dtc_wal.maintenance.upgrade import upgrade_log
+from dtc_wal.maintenance.upgrade_convert import expected_state
+from dtc_wal.maintenance.verify import log_format, verify_log
 from dtc_wal.protocol import fold
 from dtc_wal.records import LogRecord
 from dtc_wal.states import Outcome as F1Outcome

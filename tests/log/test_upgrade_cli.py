@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from test_damage import DAMAGED, build, change_record, flip_last
 
 from dtc_wal.cli import cli
-from dtc_wal.log.verify import log_format
+from dtc_wal.maintenance.verify import log_format
 
 from .test_upgrade import FIXTURE, LIVE
 

@@ -1,5 +1,5 @@
 """`dtc verify` on a format-2 log runs the protocol's own transition check
-(dtc_wal.log.verify, issue 12 item 2): a record out of order (the log itself accepts it,
+(dtc_wal.maintenance.verify, issue 12 item 2): a record out of order (the log itself accepts it,
 it knows no protocol rules) and a damaged record are each reported with their transaction
 and place; a clean log verifies ok."""
 
@@ -24,7 +24,7 @@ from dtc_wal.log.records import (
     Outcome,
     Vote,
 )
-from dtc_wal.log.verify import log_format, verify_log
+from dtc_wal.maintenance.verify import log_format, verify_log
 
 MEMBERS = (MemberSpec("a", "ledger", {"account": "a"}), MemberSpec("b"))
 

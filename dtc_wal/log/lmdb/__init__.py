@@ -8,5 +8,6 @@
 from __future__ import annotations
 
 from .backend import LmdbLog
+from .format import log_format
 
-__all__ = ["LmdbLog"]
+__all__ = ["LmdbLog", "log_format"]

@@ -43,12 +43,12 @@ from ..errors import (
     LogLockedError,
     UnsupportedFormatError,
 )
+from ..log.lmdb import LmdbLog
+from ..log.records import Record
 from ..records import LogRecord
 from ..wal.directory import DirectoryLock
 from ..wal.store import LogStore
 from ..wal.verify import verify_log as verify_format1
-from .lmdb import LmdbLog
-from .records import Record
 from .upgrade_convert import NotConvertible, convert_checked
 from .verify import log_format, verify_log
 

@@ -20,16 +20,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import lmdb
-
-from ..errors import LogError
+from ..log.interface import StoredTransaction
+from ..log.lmdb import LmdbLog
+from ..log.lmdb.format import log_format
+from ..log.records import Opened, Record
 from ..protocol import OutOfOrderError, Transaction
-from .interface import StoredTransaction
-from .lmdb import LmdbLog
-from .records import Opened, Record
 
 __all__ = ["Problem", "Progress", "VerifyReport", "log_format", "verify_log"]
 
@@ -95,33 +92,6 @@ class VerifyReport:
         if self.ok:
             return f"ok: checked {checked}; no problems"
         return f"{len(self.problems)} problem(s) in {checked}"
-
-
-def log_format(path: str | os.PathLike[str]) -> int | None:
-    """The log format of the directory ``path`` (1 or 2) from its ``meta`` table, or None
-    when it holds no log (no data.mdb, or no readable ``meta/format``). Writes nothing."""
-    directory = Path(path)
-    if not (directory / "data.mdb").is_file():
-        return None
-    try:
-        # meta/format is written once, when the log is made: no lock is needed to read it,
-        # and lock=False leaves no lock.mdb behind in the directory.
-        env = lmdb.open(str(directory), readonly=True, lock=False, max_dbs=8, subdir=True)
-    except lmdb.Error as exc:
-        raise LogError(f"cannot open the log at {directory}: {exc}") from exc
-    try:
-        with env.begin() as txn:
-            if txn.get(b"meta") is None:
-                return None
-            meta = env.open_db(b"meta", txn=txn, create=False)
-            raw = txn.get(b"format", db=meta)
-    except lmdb.Error as exc:
-        raise LogError(f"cannot read the log at {directory}: {exc}") from exc
-    finally:
-        env.close()
-    if raw is None or len(raw) != 8:
-        return None
-    return int.from_bytes(bytes(raw), "big")
 
 
 def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -> VerifyReport:

@@ -35,9 +35,7 @@ from typing import Any
 
 from .. import states as f1
 from ..history import TransactionView, replay
-from ..protocol import OutOfOrderError, Transaction, fold
-from ..records import LogRecord
-from .records import (
+from ..log.records import (
     Acked,
     Decided,
     Ended,
@@ -53,6 +51,8 @@ from .records import (
     StepDone,
     Vote,
 )
+from ..protocol import OutOfOrderError, Transaction, fold
+from ..records import LogRecord
 
 __all__ = ["NotConvertible", "check_same", "convert", "convert_checked"]
 
