@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from .clock import Clock, ManualClock, SystemClock
-from .coordinator import CommitHandle, CoordinatorStats, TransactionCoordinator
+from .coordinator import CommitHandle, CoordinatorOptions, CoordinatorStats, TransactionCoordinator
 from .errors import (
     CommitIncompleteError,
     DtcError,
@@ -26,6 +26,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_a
     "Clock",
     "CommitHandle",
     "CommitIncompleteError",
+    "CoordinatorOptions",
     "CoordinatorStats",
     "DtcError",
     "ManualClock",

@@ -37,6 +37,7 @@ PUBLIC = {
     "VoteNo",
     "READ_ONLY",
     "CommitHandle",
+    "CoordinatorOptions",
     "CoordinatorStats",
 }
 
@@ -133,10 +134,12 @@ def test_library_adds_only_a_null_handler() -> None:
 
 def test_documented_defaults() -> None:
     """Issue 2: prepare timeout 5 s, max_retries 3; design: fully synced by default."""
-    params = inspect.signature(dtc_wal.TransactionCoordinator).parameters
-    assert params["prepare_timeout"].default == 5.0
-    assert params["max_retries"].default == 3
-    assert params["sync"].default is True
+    defaults = dtc_wal.CoordinatorOptions()
+    assert defaults.prepare_timeout == 5.0
+    assert defaults.max_retries == 3
+    assert defaults.sync is True
+    keywords = inspect.signature(dtc_wal.TransactionCoordinator).parameters
+    assert keywords["options"].default is None  # no options given: these defaults
 
 
 def test_seed_signatures_take_positional_arguments() -> None:

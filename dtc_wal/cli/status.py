@@ -6,13 +6,12 @@ It opens the log read-only (an LMDB reader) and works while a live coordinator r
 from __future__ import annotations
 
 import collections
-import inspect
 import time
 from pathlib import Path
 
 import click
 
-from ..coordinator import TransactionCoordinator
+from ..coordinator import CoordinatorOptions
 from ..recovery import InDoubt, in_doubt_of
 from ..states import TxState
 from .in_doubt import in_doubt_dict, pending_text
@@ -23,9 +22,7 @@ from .output import echo_json, format_age, format_bytes
 __all__ = ["status"]
 
 _IN_DOUBT_SHOWN = 10
-DEFAULT_MAX_MAP_SIZE: int = (
-    inspect.signature(TransactionCoordinator).parameters["max_map_size"].default
-)
+DEFAULT_MAX_MAP_SIZE: int = CoordinatorOptions().max_map_size
 """The coordinator's default ``max_map_size`` (8 GiB): how far its map grows."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .completer import CommitHandle
 from .core import TransactionCoordinator
+from .options import CoordinatorOptions
 from .stats import CoordinatorStats
 
-__all__ = ["CommitHandle", "CoordinatorStats", "TransactionCoordinator"]
+__all__ = ["CommitHandle", "CoordinatorOptions", "CoordinatorStats", "TransactionCoordinator"]

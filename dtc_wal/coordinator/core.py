@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal, NoReturn, overload
+from typing import Any, Literal, NoReturn, Unpack, overload
 
-from .. import options
 from ..clock import Clock, SystemClock
-from ..drivers.calls import DEFAULT_TRANSIENT, CallPolicy
 from ..drivers.inline import InlineTracker
 from ..errors import (
     CommitIncompleteError,
@@ -20,12 +19,10 @@ from ..errors import (
     TransactionAborted,
     TransactionStateError,
 )
-from ..log_values import DEFAULT_MAX_DATA_BYTES, check_max_data_bytes, check_text, encode_mapping
+from ..log_values import check_text, encode_mapping
 from ..recovery.report import RecoveryReport
-from ..recovery.workers import check_workers
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome
-from ..wal.store import MIB
 from ..wal.writer import WriteAheadLog
 from .background import BackgroundRecovery
 from .completer import CommitHandle, Completer
@@ -33,6 +30,7 @@ from .driver import Driver
 from .joining import Joining
 from .live import LiveTransaction, Phase
 from .operations import Operations
+from .options import CoordinatorOptions, OptionsKwargs
 from .stats import Counters
 
 __all__ = ["TransactionCoordinator"]
@@ -48,7 +46,8 @@ class TransactionCoordinator(Joining, Operations):
     live coordinator holds a log at a time. Thread-safe: any number of threads may run
     transactions at once.
 
-    Options (all keyword-only; defaults in parentheses):
+    Options (all keyword-only; defaults in parentheses) -- or one frozen
+    :class:`~dtc_wal.CoordinatorOptions` as ``options=``, which the keywords then override:
 
     * ``registry`` -- named participant factories, for recovery (an empty registry).
     * ``prepare_timeout`` (5 s) -- limit for a participant's prepare or saga action,
@@ -102,85 +101,50 @@ class TransactionCoordinator(Joining, Operations):
         self,
         log_path: str | os.PathLike[str],
         *,
+        options: CoordinatorOptions | None = None,
         registry: ParticipantRegistry | None = None,
-        prepare_timeout: float | None = 5.0,
-        phase2_timeout: float | None = 30.0,
-        max_retries: int = 3,
-        backoff_initial: float = 0.05,
-        backoff_max: float = 2.0,
-        jitter: float = 0.05,
-        transient_errors: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT,
-        max_workers: int = 32,
-        map_size: int = 64 * MIB,
-        max_map_size: int = 8 * 1024 * MIB,
-        sync: bool = True,
-        log_writer: str = "caller",
         clock: Clock | None = None,
-        recover: bool = True,
-        recovery_interval: float | None = 5.0,
-        recovery_backoff_max: float = 300.0,
-        recovery_workers: int = 8,
-        zombie_timeout: float | None = 300.0,
-        inline_threshold: float | None = 0.0005,
-        one_phase: bool = True,
-        max_data_bytes: int | None = DEFAULT_MAX_DATA_BYTES,
-        strict: bool = False,
+        **overrides: Unpack[OptionsKwargs],
     ) -> None:
         # Every option is checked before anything opens: a bad value leaks nothing.
-        self.max_data_bytes = check_max_data_bytes(max_data_bytes)
-        for option, value in (
-            ("prepare_timeout", prepare_timeout),
-            ("phase2_timeout", phase2_timeout),
-            ("recovery_interval", recovery_interval),
-            ("zombie_timeout", zombie_timeout),
-        ):
-            options.positive(option, value, off=True)
-        options.positive("recovery_backoff_max", recovery_backoff_max)
-        options.non_negative("inline_threshold", inline_threshold, off=True)
-        options.count("max_workers", max_workers, 1)
-        options.count("map_size", map_size, 1)
-        options.count("max_map_size", max_map_size, 1)
-        check_workers(recovery_workers)
-        options.one_of("log_writer", log_writer, ("caller", "thread"))
-        for option, value in (("sync", sync), ("recover", recover), ("one_phase", one_phase)):
-            options.flag(option, value)
+        opts = _options(options, overrides)
         _check_objects(registry, clock)
+        self.options = opts
+        self.max_data_bytes = opts.max_data_bytes
         self.registry = registry if registry is not None else ParticipantRegistry()
         self.clock: Clock = clock or SystemClock()
-        self.policy = CallPolicy(
-            max_retries=max_retries,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            jitter=jitter,
-            transient=transient_errors,
-        )
+        self.policy = opts.policy()
         self.wal = WriteAheadLog(
-            log_path, map_size=map_size, max_map_size=max_map_size, sync=sync, writer=log_writer
+            log_path,
+            map_size=opts.map_size,
+            max_map_size=opts.max_map_size,
+            sync=opts.sync,
+            writer=opts.log_writer,
         )
-        self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dtc")
+        self._pool = cf.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="dtc")
         self._driver = Driver(
             wal=self.wal,
             policy=self.policy,
             pool=self._pool,
             clock=self.clock,
-            prepare_timeout=prepare_timeout,
-            phase2_timeout=phase2_timeout,
-            inline=InlineTracker(inline_threshold),
+            prepare_timeout=opts.prepare_timeout,
+            phase2_timeout=opts.phase2_timeout,
+            inline=InlineTracker(opts.inline_threshold),
         )
         self._live: dict[str, LiveTransaction] = {}
         self._counters = Counters()
         self._lock = threading.Lock()
         self._closed = False
-        self.zombie_timeout = zombie_timeout
-        self.one_phase = one_phase
-        self.strict = strict
+        self.zombie_timeout = opts.zombie_timeout
+        self.one_phase = opts.one_phase
+        self.strict = opts.strict
         self._background = BackgroundRecovery(
-            self, recovery_interval, recovery_backoff_max, recovery_workers
+            self, opts.recovery_interval, opts.recovery_backoff_max, opts.recovery_workers
         )
         self._completer = Completer(self._driver, self._hand_over_incomplete, self._forget)
         self.last_recovery_report = RecoveryReport()
         try:
-            if recover:
+            if opts.recover:
                 self.last_recovery_report = self._background.recover_now()
             self.last_recovery_report.stale_readers_cleared = self.wal.store.stale_readers_cleared
             self._background.start()
@@ -396,3 +360,21 @@ def _check_objects(registry: object, clock: object) -> None:
             "clock must be a dtc_wal.Clock (now(), monotonic() and sleep()), e.g. "
             f"ManualClock(), not {type(clock).__name__}"
         )
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(CoordinatorOptions))
+
+
+def _options(given: CoordinatorOptions | None, overrides: Mapping[str, Any]) -> CoordinatorOptions:
+    """``given`` (or the defaults) with the keyword overrides, checked."""
+    if given is not None and not isinstance(given, CoordinatorOptions):
+        raise InvalidOptionError(
+            f"options must be a dtc_wal.CoordinatorOptions (or None), not {type(given).__name__}"
+        )
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(_FIELDS))}"
+        )
+    base = given if given is not None else CoordinatorOptions()
+    return dataclasses.replace(base, **overrides) if overrides else base
