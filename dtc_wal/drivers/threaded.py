@@ -26,6 +26,7 @@ from ..errors import ParticipantTimeoutError, ParticipantUnavailableError
 from ..log import TransactionLog
 from ..log_values import loggable_text
 from ..protocol import (
+    Acknowledged,
     Append,
     AppendFailed,
     Call,
@@ -38,7 +39,10 @@ from ..protocol import (
     Op,
     Outcome,
     Retry,
+    Vote,
+    Voted,
 )
+from ..states import READ_ONLY
 from .calls import CallPolicy, CallResult
 from .inline import InlineTracker
 from .members import bind
@@ -162,9 +166,61 @@ class ThreadedDriver:
             inflight[token] = _InFlight(call.member, call.op, call.deadline, flag)
             self.pool.submit(self._pooled, run, call, key, flag, token, results)
         for call, key in here:
-            result = self._timed(self._caller(run, call, _NEVER), key)
-            todo.append(self._event(call.member, call.op, result, run))
+            todo.append(self._inline(run, call, key))
         return token
+
+    def _inline(self, run: Run, call: Call, key: Hashable) -> Event:
+        """One call in the caller's thread. The happy path is one direct call and one
+        event; the first failure hands over to the policy for the remaining attempts."""
+        member = run.members[call.member]
+        fn = bind(member, call.op, run.txid, run.data)
+        tracker = self.inline
+        timed = tracker is not None and tracker.threshold is not None
+        t0 = time.perf_counter() if timed else 0.0
+        try:
+            value = fn()
+        except Exception as first:
+            try:
+                result = self._retried(run, call, fn, first, _NEVER)
+            finally:
+                if timed:
+                    tracker.record(key, time.perf_counter() - t0)  # type: ignore[union-attr]
+            return self._event(call.member, call.op, result, run)
+        if timed:
+            tracker.record(key, time.perf_counter() - t0)  # type: ignore[union-attr]
+        op = call.op
+        if op is Op.PREPARE:
+            vote = Vote.READ_ONLY if value is READ_ONLY or value is Vote.READ_ONLY else Vote.YES
+            return Voted(self.clock.now(), call.member, vote)
+        return Acknowledged(self.clock.now(), call.member, op)
+
+    def _retried(
+        self,
+        run: Run,
+        call: Call,
+        fn: Callable[[], object],
+        first: Exception,
+        flag: threading.Event,
+    ) -> CallResult:
+        """The policy's verdict on a call whose first attempt raised ``first`` (its
+        retries call ``fn`` again; the first attempt is not repeated)."""
+        pending: list[Exception] = [first]
+
+        def again() -> object:
+            if pending:
+                raise pending.pop()
+            return fn()
+
+        member = run.members[call.member]
+        return self.policy.call(
+            again,
+            name=member.name,
+            txid=run.txid,
+            phase=call.op.value,
+            clock=self.clock,
+            retry_any=call.retry is Retry.ANY,
+            cancelled=flag,
+        )
 
     def _caller(self, run: Run, call: Call, flag: threading.Event) -> Callable[[], CallResult]:
         member = run.members[call.member]

@@ -108,6 +108,28 @@ def test_transient_prepare_errors_are_retried(engine: Engine) -> None:
     assert members[1].calls("commit") == 1
 
 
+def test_calls_run_inline_keep_the_policy_retries_and_votes(engine: Engine) -> None:
+    """Once the tracker runs a kind of call in the caller's thread, its first failure goes
+    to the policy (retried, not repeated) and a VoteNo still aborts with the vote as cause."""
+    journal = Journal()
+    for _ in range(10):  # the tracker learns that these calls are fast
+        txid, _members = three(engine, journal)
+        engine.commit(txid)
+    threads: list[str] = []
+    seen = {"on_prepare": lambda _t, _d: threads.append(threading.current_thread().name)}
+    flaky = {"prepare_failures": Failures(2, lambda: TransientError("busy")), **seen}
+    txid, _members = three(engine, journal, a=seen, b=flaky, c=seen)
+    engine.commit(txid)
+    assert threads and set(threads) == {threading.current_thread().name}
+    assert journal.what("b", txid) == ["prepare"] * 3 + ["commit"]
+    assert journal.what("a", txid) == journal.what("c", txid) == ["prepare", "commit"]
+    txid, _members = three(engine, journal, b={"vote_no": True})
+    with pytest.raises(TransactionAborted) as caught:
+        engine.commit(txid)
+    assert isinstance(caught.value.cause, VoteNo)
+    assert journal.what("b", txid) == ["prepare", "rollback"]
+
+
 def test_a_commit_that_keeps_failing_is_incomplete_then_recovery_finishes_it(
     log: LmdbLog,
 ) -> None:
