@@ -32,6 +32,7 @@ from ..protocol import (
     MixedModeError,
     Mode,
     OutOfOrderError,
+    ProtocolError,
     Rollback,
 )
 from ..registry import ParticipantRegistry
@@ -49,25 +50,32 @@ __all__ = ["Engine", "protocol_errors"]
 log = logging.getLogger("dtc_wal.drivers")
 
 
+def translated(exc: ProtocolError) -> Exception:
+    """The :mod:`dtc_wal.errors` namesake of a protocol error (raise it ``from exc``)."""
+    if isinstance(exc, DuplicateMemberError):
+        return errors.DuplicateParticipantError(str(exc))
+    if isinstance(exc, MixedModeError):
+        return errors.MixedTransactionError(
+            f"{exc} -- use one transaction per style (docs/protocol.md, Mixed transactions)"
+        )
+    if isinstance(exc, InvalidEventError):
+        return errors.TransactionStateError(str(exc))
+    if isinstance(exc, InvalidMemberError):
+        return errors.InvalidParticipantError(str(exc))
+    if isinstance(exc, InvalidOptionError):
+        return errors.InvalidOptionError(str(exc))
+    if isinstance(exc, OutOfOrderError):
+        return errors.InvalidTransitionError(str(exc))
+    return exc
+
+
 @contextlib.contextmanager
 def protocol_errors() -> Iterator[None]:
     """Raise the :mod:`dtc_wal.errors` namesake of a protocol error."""
     try:
         yield
-    except DuplicateMemberError as exc:
-        raise errors.DuplicateParticipantError(str(exc)) from exc
-    except MixedModeError as exc:
-        raise errors.MixedTransactionError(
-            f"{exc} -- use one transaction per style (docs/protocol.md, Mixed transactions)"
-        ) from exc
-    except InvalidEventError as exc:
-        raise errors.TransactionStateError(str(exc)) from exc
-    except InvalidMemberError as exc:
-        raise errors.InvalidParticipantError(str(exc)) from exc
-    except InvalidOptionError as exc:
-        raise errors.InvalidOptionError(str(exc)) from exc
-    except OutOfOrderError as exc:
-        raise errors.InvalidTransitionError(str(exc)) from exc
+    except ProtocolError as exc:
+        raise translated(exc) from exc
 
 
 class Engine:
@@ -147,28 +155,34 @@ class Engine:
         check_text(member_name, "the participant name")
         live = LiveMember.of(member_name, obj, mode)
         can = live.can
-        with run.lock, protocol_errors():
+        with run.lock:
             if run.started:
                 raise errors.TransactionStateError(
                     f"transaction {txid} is already committing or rolling back; enlist every "
                     "participant before commit"
                 )
-            if any(m.obj is obj for m in run.members):
-                raise errors.DuplicateParticipantError(
-                    f"this participant object is already enlisted in {txid}"
-                )
-            names = {m.name for m in run.members}
-            if member_name in names and name is None and mode is Mode.TWO_PHASE:
+            clash = False
+            for m in run.members:
+                if m.obj is obj:
+                    raise errors.DuplicateParticipantError(
+                        f"this participant object is already enlisted in {txid}"
+                    )
+                clash = clash or m.name == member_name
+            if clash and name is None and mode is Mode.TWO_PHASE:
+                names = {m.name for m in run.members}
                 base, n = member_name, 2
                 while member_name in names:
                     member_name, n = f"{base}#{n}", n + 1
                 live.name = member_name
-            run.machine.enlist(
-                MemberSpec(member_name, factory, dict(params) if params else None),
-                mode,
-                lists_prepared=can.lists_prepared,
-                commit_one_phase=can.one_phase,
-            )
+            try:
+                run.machine.enlist(
+                    MemberSpec(member_name, factory, dict(params) if params else None),
+                    mode,
+                    lists_prepared=can.lists_prepared,
+                    commit_one_phase=can.one_phase,
+                )
+            except ProtocolError as exc:
+                raise translated(exc) from exc
             run.members.append(live)
         return member_name
 
@@ -183,8 +197,10 @@ class Engine:
         payload = encode_mapping(data, "data", self.options.max_data_bytes)
         run = self._start(txid)
         run.data = payload
-        with protocol_errors():
+        try:
             commands = run.machine.handle(Commit(self.clock.now(), payload or None))
+        except ProtocolError as exc:
+            raise translated(exc) from exc
         rest = self.driver.drive(run, commands, until_commit=not wait)
         if rest is not None:
             return self.completer.submit(run, rest)
