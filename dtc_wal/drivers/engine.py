@@ -11,8 +11,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import os
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -78,6 +78,15 @@ def protocol_errors() -> Iterator[None]:
         raise translated(exc) from exc
 
 
+def new_txid() -> str:
+    """A random UUID4 as a string, as ``str(uuid.uuid4())`` makes it, at half its cost."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class Engine:
     """Transactions on machines; thread-safe (any number of threads, one run each)."""
 
@@ -107,7 +116,7 @@ class Engine:
 
     def begin(self) -> str:
         """Start a transaction; return its id (a UUID4 string). Nothing is logged yet."""
-        txid = str(uuid.uuid4())
+        txid = new_txid()
         run = Run(Machine(txid, self.clock.now(), self.options.protocol))
         with self._lock:
             if self._closed:

@@ -344,3 +344,16 @@ class _Step:
 
     def compensate(self, transaction_id: str) -> None:
         pass
+
+
+def test_begin_returns_distinct_uuid4_strings(engine: Engine) -> None:
+    import uuid
+
+    txids = [engine.begin() for _ in range(200)]
+    assert len(set(txids)) == len(txids)
+    for txid in txids:
+        parsed = uuid.UUID(txid)
+        assert str(parsed) == txid
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        engine.rollback(txid)
