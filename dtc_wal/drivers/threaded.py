@@ -170,29 +170,32 @@ class ThreadedDriver:
         return token
 
     def _inline(self, run: Run, call: Call, key: Hashable) -> Event:
-        """One call in the caller's thread. The happy path is one direct call and one
-        event; the first failure hands over to the policy for the remaining attempts."""
+        """One call in the caller's thread; a success becomes its event directly."""
+        result = self._attempt(run, call, key, _NEVER)
+        if not result.ok:
+            return self._event(call.member, call.op, result, run)
+        op, value = call.op, result.value
+        if op is Op.PREPARE:
+            vote = Vote.READ_ONLY if value is READ_ONLY or value is Vote.READ_ONLY else Vote.YES
+            return Voted(self.clock.now(), call.member, vote)
+        return Acknowledged(self.clock.now(), call.member, op)
+
+    def _attempt(self, run: Run, call: Call, key: Hashable, flag: threading.Event) -> CallResult:
+        """Call the member once, timed for the inline tracker. The happy path is one
+        direct call; the first failure hands over to the policy for the remaining
+        attempts (the failed one counts as attempt 1 and is not repeated)."""
         member = run.members[call.member]
         fn = bind(member, call.op, run.txid, run.data)
         tracker = self.inline
         timed = tracker is not None and tracker.threshold is not None
         t0 = time.perf_counter() if timed else 0.0
         try:
-            value = fn()
+            return CallResult(member.name, True, 1, value=fn())
         except Exception as first:
-            try:
-                result = self._retried(run, call, fn, first, _NEVER)
-            finally:
-                if timed:
-                    tracker.record(key, time.perf_counter() - t0)  # type: ignore[union-attr]
-            return self._event(call.member, call.op, result, run)
-        if timed:
-            tracker.record(key, time.perf_counter() - t0)  # type: ignore[union-attr]
-        op = call.op
-        if op is Op.PREPARE:
-            vote = Vote.READ_ONLY if value is READ_ONLY or value is Vote.READ_ONLY else Vote.YES
-            return Voted(self.clock.now(), call.member, vote)
-        return Acknowledged(self.clock.now(), call.member, op)
+            return self._retried(run, call, fn, first, flag)
+        finally:
+            if timed:
+                tracker.record(key, time.perf_counter() - t0)  # type: ignore[union-attr]
 
     def _retried(
         self,
@@ -203,7 +206,7 @@ class ThreadedDriver:
         flag: threading.Event,
     ) -> CallResult:
         """The policy's verdict on a call whose first attempt raised ``first`` (its
-        retries call ``fn`` again; the first attempt is not repeated)."""
+        retries call ``fn`` again)."""
         pending: list[Exception] = [first]
 
         def again() -> object:
@@ -222,36 +225,6 @@ class ThreadedDriver:
             cancelled=flag,
         )
 
-    def _caller(self, run: Run, call: Call, flag: threading.Event) -> Callable[[], CallResult]:
-        member = run.members[call.member]
-        fn = bind(member, call.op, run.txid, run.data)
-        retry_any = call.retry is Retry.ANY
-        policy, clock = self.policy, self.clock
-        name, txid, phase = member.name, run.txid, call.op.value
-
-        def attempt() -> CallResult:
-            return policy.call(
-                fn,
-                name=name,
-                txid=txid,
-                phase=phase,
-                clock=clock,
-                retry_any=retry_any,
-                cancelled=flag,
-            )
-
-        return attempt
-
-    def _timed(self, attempt: Callable[[], CallResult], key: Hashable) -> CallResult:
-        tracker = self.inline
-        if tracker is None or tracker.threshold is None:
-            return attempt()
-        t0 = time.perf_counter()
-        try:
-            return attempt()
-        finally:
-            tracker.record(key, time.perf_counter() - t0)
-
     def _pooled(
         self,
         run: Run,
@@ -262,7 +235,7 @@ class ThreadedDriver:
         results: queue.SimpleQueue[_Result],
     ) -> None:
         try:
-            result = self._timed(self._caller(run, call, flag), key)
+            result = self._attempt(run, call, key, flag)
         except BaseException as exc:  # never lose a report: the run waits for it
             result = CallResult(run.members[call.member].name, False, 1, exc)
         results.put((token, result))
