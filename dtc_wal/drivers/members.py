@@ -13,7 +13,7 @@ from ..abilities import Abilities, abilities_of
 from ..participant import compensation_takes_data
 from ..protocol import Mode, Op
 
-__all__ = ["LiveMember", "abilities", "bind"]
+__all__ = ["LiveMember", "abilities", "bind", "call_once"]
 
 
 def abilities(obj: object, mode: Mode) -> Abilities:
@@ -59,3 +59,22 @@ def bind(member: LiveMember, op: Op, txid: str, data: Mapping[str, Any]) -> Call
             return lambda: obj.compensate(txid, data)
         return lambda: obj.compensate(txid)
     return lambda: obj.commit_one_phase(txid, data)
+
+
+def call_once(member: LiveMember, op: Op, txid: str, data: Mapping[str, Any]) -> object:
+    """Make the call ``op`` on ``member`` now (what ``bind(...)()`` does, without building
+    the closure: the first attempt of every call goes through here)."""
+    obj: Any = member.obj
+    if op is Op.PREPARE:
+        return obj.prepare(txid, data)
+    if op is Op.COMMIT:
+        return obj.commit(txid)
+    if op is Op.ROLLBACK:
+        return obj.rollback(txid)
+    if op is Op.ACTION:
+        return obj.action(txid, data)
+    if op is Op.COMPENSATE:
+        if member.takes_data:
+            return obj.compensate(txid, data)
+        return obj.compensate(txid)
+    return obj.commit_one_phase(txid, data)

@@ -45,7 +45,7 @@ from ..protocol import (
 from ..states import READ_ONLY
 from .calls import CallPolicy, CallResult
 from .inline import InlineTracker
-from .members import bind
+from .members import bind, call_once
 from .run import Run, to_event
 
 __all__ = ["ThreadedDriver"]
@@ -185,13 +185,14 @@ class ThreadedDriver:
         direct call; the first failure hands over to the policy for the remaining
         attempts (the failed one counts as attempt 1 and is not repeated)."""
         member = run.members[call.member]
-        fn = bind(member, call.op, run.txid, run.data)
         tracker = self.inline
         timed = tracker is not None and tracker.threshold is not None
         t0 = time.perf_counter() if timed else 0.0
         try:
-            return CallResult(member.name, True, 1, value=fn())
+            value = call_once(member, call.op, run.txid, run.data)
+            return CallResult(member.name, True, 1, value=value)
         except Exception as first:
+            fn = bind(member, call.op, run.txid, run.data)
             return self._retried(run, call, fn, first, flag)
         finally:
             if timed:
