@@ -17,12 +17,20 @@ import os
 import signal
 import threading
 
-__all__ = ["ARMED", "CRASH_POINTS", "HITS", "LOCK", "hit"]
+__all__ = [
+    "ARMED",
+    "CRASH_POINTS",
+    "HITS",
+    "LOCK",
+    "MAINTENANCE_POINTS",
+    "TRANSACTION_POINTS",
+    "hit",
+]
 
 log = logging.getLogger("dtc_wal.testing")
 
-#: Every crash point the library passes, in protocol order. The crash matrix kills at each.
-CRASH_POINTS: tuple[str, ...] = (
+#: The points a transaction passes, in protocol order. The crash matrix kills at each.
+TRANSACTION_POINTS: tuple[str, ...] = (
     "wal.before-sync",  # a batch is written into LMDB but its transaction not committed
     "wal.after-sync",  # a batch is committed and synced; waiters not yet woken
     "begin.after-log",  # begun record durable, nothing enlisted
@@ -40,10 +48,17 @@ CRASH_POINTS: tuple[str, ...] = (
     "saga.after-step-log",  # a saga step's record is durable; the next step not started
     "saga.after-compensation",  # one compensation ran
     "complete.after-log",  # completed record written
+)
+
+#: The points of whole-log maintenance (`dtc upgrade`), killed at by their own tests.
+MAINTENANCE_POINTS: tuple[str, ...] = (
     "upgrade.before-swap",  # `dtc upgrade`: the new log is complete and verified, not in place
     "upgrade.after-swap",  # `dtc upgrade --in-place`: the new log is in place, the original
     # beside it under the working name, not yet renamed <log>.format1-<time>
 )
+
+#: Every crash point the library passes.
+CRASH_POINTS: tuple[str, ...] = TRANSACTION_POINTS + MAINTENANCE_POINTS
 
 ARMED: dict[str, int] = {}
 """Armed point -> the hit that kills. Empty unless a test armed a point in this process."""

@@ -24,11 +24,22 @@ from .participants import (
     Hang,
     Slow,
 )
-from .points import CRASH_POINTS, arm, arm_spec, disarm, hits, parse_spec
+from .points import (
+    CRASH_POINTS,
+    MAINTENANCE_POINTS,
+    TRANSACTION_POINTS,
+    arm,
+    arm_spec,
+    disarm,
+    hits,
+    parse_spec,
+)
 
 __all__ = [
     "CRASH_POINTS",
     "FOREVER",
+    "MAINTENANCE_POINTS",
+    "TRANSACTION_POINTS",
     "AlwaysFail",
     "FailTimes",
     "Fault",

@@ -13,10 +13,29 @@ the process.
 
 from __future__ import annotations
 
-from .._crash_hooks import ARMED, CRASH_POINTS, HITS, LOCK, hit
+from .._crash_hooks import (
+    ARMED,
+    CRASH_POINTS,
+    HITS,
+    LOCK,
+    MAINTENANCE_POINTS,
+    TRANSACTION_POINTS,
+    hit,
+)
 from ..errors import InvalidOptionError
 
-__all__ = ["ARMED", "CRASH_POINTS", "arm", "arm_spec", "disarm", "hit", "hits", "parse_spec"]
+__all__ = [
+    "ARMED",
+    "CRASH_POINTS",
+    "MAINTENANCE_POINTS",
+    "TRANSACTION_POINTS",
+    "arm",
+    "arm_spec",
+    "disarm",
+    "hit",
+    "hits",
+    "parse_spec",
+]
 
 
 def arm(name: str, on_hit: int = 1) -> None:

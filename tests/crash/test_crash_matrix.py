@@ -26,7 +26,7 @@ from matrix_table import (
     WAL_SYNCS_AT_LEAST,
 )
 
-from dtc_wal.testing import CRASH_POINTS
+from dtc_wal.testing import TRANSACTION_POINTS
 from dtc_wal.testing.checks import CheckResult, read_acks
 from dtc_wal.testing.harness import Case, Recovered, Run
 
@@ -60,7 +60,7 @@ class Cell:
 def _cells() -> list[Cell]:
     cells = []
     for scenario, table in HITS_PER_TRANSACTION.items():
-        for point in CRASH_POINTS:
+        for point in TRANSACTION_POINTS:
             if point not in table:
                 cells.append(Cell(scenario, point, 0))
                 continue
