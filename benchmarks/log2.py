@@ -35,7 +35,7 @@ import msgpack
 
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.layout import DECODERS, ENCODERS
-from dtc_wal.log.records import (
+from dtc_wal.protocol.records import (
     Decided,
     Ended,
     MemberSpec,

@@ -1,6 +1,6 @@
 """The contract every transaction log implements: :class:`TransactionLog`.
 
-A log stores format-2 records (:mod:`dtc_wal.log.records`) per transaction, in the order
+A log stores format-2 records (:mod:`dtc_wal.protocol.records`) per transaction, in the order
 they were appended, and knows only two protocol facts: :class:`~.records.Opened` starts a
 transaction and :class:`~.records.Ended` finishes it. Folding a transaction's records into
 its state is the protocol's job; the log hands them back as they were written, or says what
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..errors import RecordDamagedError
-from .records import Ended, Record
+from ..protocol.records import Ended, Record
 
 __all__ = [
     "Compacted",

@@ -44,7 +44,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..log.lmdb import LmdbLog
-from ..log.records import Record
+from ..protocol.records import Record
 from ..records import LogRecord
 from ..wal.directory import DirectoryLock
 from ..wal.store import LogStore

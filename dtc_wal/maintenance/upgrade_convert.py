@@ -1,7 +1,7 @@
 """One format-1 transaction in format-2 records, and the check that nothing changed.
 
 :func:`convert` maps the records of one format-1 transaction (:mod:`dtc_wal.records`)
-to the format-2 records (:mod:`dtc_wal.log.records`) that say the same, keeping each
+to the format-2 records (:mod:`dtc_wal.protocol.records`) that say the same, keeping each
 record's time:
 
 ==============================  ==========================================================
@@ -35,7 +35,8 @@ from typing import Any
 
 from .. import states as f1
 from ..history import TransactionView, replay
-from ..log.records import (
+from ..protocol import OutOfOrderError, Transaction, fold
+from ..protocol.records import (
     Acked,
     Decided,
     Ended,
@@ -51,7 +52,6 @@ from ..log.records import (
     StepDone,
     Vote,
 )
-from ..protocol import OutOfOrderError, Transaction, fold
 from ..records import LogRecord
 
 __all__ = ["NotConvertible", "check_same", "convert", "convert_checked"]

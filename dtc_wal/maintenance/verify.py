@@ -25,8 +25,8 @@ from typing import Any
 from ..log.interface import StoredTransaction
 from ..log.lmdb import LmdbLog
 from ..log.lmdb.format import log_format
-from ..log.records import Opened, Record
 from ..protocol import OutOfOrderError, Transaction
+from ..protocol.records import Opened, Record
 
 __all__ = ["Problem", "Progress", "VerifyReport", "log_format", "verify_log"]
 

@@ -23,17 +23,6 @@ log or a driver. Not wired into the coordinator yet.
 <TxState.COMMITTED: 'committed'>
 """
 
-from ..log.records import (
-    Acked,
-    Decided,
-    Ended,
-    Failed,
-    MemberSpec,
-    Opened,
-    Record,
-    Resolved,
-    StepDone,
-)
 from .commands import Append, Call, Command, Decision, Finish
 from .delivery import PRESUMED_ABORT
 from .errors import (
@@ -59,6 +48,17 @@ from .events import (
 )
 from .machine import Machine
 from .options import Options
+from .records import (
+    Acked,
+    Decided,
+    Ended,
+    Failed,
+    MemberSpec,
+    Opened,
+    Record,
+    Resolved,
+    StepDone,
+)
 from .transaction import Member, Transaction, fold
 from .vocabulary import FailureKind, MemberState, Mode, Op, Outcome, Retry, TxState, Vote
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TypeAlias
 
-from ..log.records import Record
+from .records import Record
 from .vocabulary import Op, Outcome, Retry
 
 __all__ = ["Append", "Call", "Command", "Decision", "Finish"]

@@ -12,9 +12,9 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-from ..log.records import Failed, Record
 from .commands import Append, Command, Decision, Finish
 from .options import Options
+from .records import Failed, Record
 from .transaction import Transaction
 from .vocabulary import MemberState, Mode, Op, Outcome, Vote
 

@@ -12,11 +12,11 @@ answered, one lazy append carries the round's Failed records and its acknowledge
 
 from __future__ import annotations
 
-from ..log.records import Acked, Decided, Ended, Failed, Record, Resolved
 from .commands import Call, Command, Decision
 from .core import Core, Phase
 from .errors import InvalidEventError
 from .events import AppendFailed, CallFailed, Recover, Resolve, Rollback
+from .records import Acked, Decided, Ended, Failed, Record, Resolved
 from .vocabulary import SETTLED, MemberState, Mode, Op, Outcome, Retry, Vote
 
 __all__ = ["PRESUMED_ABORT", "Delivery"]

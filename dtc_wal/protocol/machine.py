@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..log.records import Decided, Ended, MemberSpec, Opened, Record, StepDone
 from .commands import Call, Command
 from .core import Phase
 from .delivery import PRESUMED_ABORT, Delivery
@@ -38,6 +37,7 @@ from .events import (
     Voted,
 )
 from .options import Options
+from .records import Decided, Ended, MemberSpec, Opened, Record, StepDone
 from .transaction import Transaction
 from .vocabulary import FORWARD_OPS, MemberState, Mode, Op, Outcome, Retry, Vote
 

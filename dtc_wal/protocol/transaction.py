@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from ..log.records import Acked, Decided, Ended, Failed, Opened, Record, Resolved, StepDone
 from .errors import OutOfOrderError
+from .records import Acked, Decided, Ended, Failed, Opened, Record, Resolved, StepDone
 from .vocabulary import SETTLED, MemberState, Mode, Outcome, TxState, Vote
 
 __all__ = ["Member", "Transaction", "fold"]

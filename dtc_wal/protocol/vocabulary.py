@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from ..log.records import FORWARD_OPS, SETTLED, MemberState, Mode, Op, Outcome, Vote
+from .records import FORWARD_OPS, SETTLED, MemberState, Mode, Op, Outcome, Vote
 
 __all__ = [
     "FORWARD_OPS",

@@ -15,7 +15,7 @@ from typing import Any
 
 from dtc_wal.drivers import Engine
 from dtc_wal.log.lmdb import LmdbLog
-from dtc_wal.log.records import Decided, Outcome, Record
+from dtc_wal.protocol.records import Decided, Outcome, Record
 from dtc_wal.registry import ParticipantRegistry
 from dtc_wal.testing.durable_registry import register_durable
 

@@ -8,8 +8,8 @@ from helpers import Failures, Journal, RecordingParticipant, RecordingStep
 from dtc_wal.drivers import Engine, EngineOptions
 from dtc_wal.errors import TransactionAborted
 from dtc_wal.log.lmdb import LmdbLog
-from dtc_wal.log.records import Decided, MemberSpec, Mode, Opened, Outcome, Vote
 from dtc_wal.participant import CallableStep
+from dtc_wal.protocol.records import Decided, MemberSpec, Mode, Opened, Outcome, Vote
 from dtc_wal.registry import ParticipantRegistry
 
 from . import saga_functions

@@ -25,9 +25,9 @@ from dtc_wal.errors import (
     VoteNo,
 )
 from dtc_wal.log.lmdb import LmdbLog
-from dtc_wal.log.records import Decided, Ended, MemberState, Opened, Outcome
 from dtc_wal.protocol import Mode
 from dtc_wal.protocol import Options as ProtocolOptions
+from dtc_wal.protocol.records import Decided, Ended, MemberState, Opened, Outcome
 
 from .conftest import FAST_RETRIES
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backends import BACKENDS  # type: ignore[import-not-found]
 
-from dtc_wal.log.records import (
+from dtc_wal.protocol.records import (
     Decided,
     Ended,
     MemberSpec,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dtc_wal.log import TransactionLog
-from dtc_wal.log.records import (
+from dtc_wal.protocol.records import (
     Decided,
     Ended,
     MemberSpec,

@@ -11,7 +11,7 @@ MODULES = [
     "dtc_wal.log",
     "dtc_wal.log.interface",
     "dtc_wal.log.group_commit",
-    "dtc_wal.log.records",
+    "dtc_wal.protocol.records",
     "dtc_wal.log.lmdb",
     "dtc_wal.log.lmdb.backend",
     "dtc_wal.log.lmdb.codec",

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from dtc_wal.errors import InvalidTransactionIdError, UnencodableDataError
 from dtc_wal.log.lmdb.codec import MAX_TXID_BYTES, RECORD_KEY, decode, encode, frame, txid_key
-from dtc_wal.log.records import (
+from dtc_wal.log_values import encode_mapping
+from dtc_wal.protocol.records import (
     Acked,
     Decided,
     Ended,
@@ -28,7 +29,6 @@ from dtc_wal.log.records import (
     StepDone,
     Vote,
 )
-from dtc_wal.log_values import encode_mapping
 
 TXID = "3f2a9c1e-5b7d-4e0f-9a8b-1c2d3e4f5a6b"
 

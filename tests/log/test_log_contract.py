@@ -22,7 +22,16 @@ from dtc_wal.errors import (
     UnencodableDataError,
 )
 from dtc_wal.log import Compacted, Damage, StoredTransaction, TransactionLog
-from dtc_wal.log.records import Acked, Failed, MemberSpec, MemberState, Mode, Op, Opened, StepDone
+from dtc_wal.protocol.records import (
+    Acked,
+    Failed,
+    MemberSpec,
+    MemberState,
+    Mode,
+    Op,
+    Opened,
+    StepDone,
+)
 
 from .backends import Backend
 from .conftest import MEMBERS, child, decided, ended, new_txid, opened

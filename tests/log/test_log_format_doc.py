@@ -11,7 +11,7 @@ import lmdb
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, VERSION, encode, frame
 from dtc_wal.log.lmdb.layout import ACKS, MODES, OPS, OUTCOMES, TYPE_CODES, VOTES
-from dtc_wal.log.records import (
+from dtc_wal.protocol.records import (
     Decided,
     Ended,
     MemberSpec,

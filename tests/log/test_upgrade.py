@@ -29,7 +29,11 @@ from dtc_wal.errors import (
 )
 from dtc_wal.history import replay
 from dtc_wal.log.lmdb import LmdbLog
-from dtc_wal.log.records import (
+from dtc_wal.maintenance.upgrade import upgrade_log
+from dtc_wal.maintenance.upgrade_convert import expected_state
+from dtc_wal.maintenance.verify import log_format, verify_log
+from dtc_wal.protocol import fold
+from dtc_wal.protocol.records import (
     Acked,
     Decided,
     Ended,
@@ -44,10 +48,6 @@ from dtc_wal.log.records import (
     StepDone,
     Vote,
 )
-from dtc_wal.maintenance.upgrade import upgrade_log
-from dtc_wal.maintenance.upgrade_convert import expected_state
-from dtc_wal.maintenance.verify import log_format, verify_log
-from dtc_wal.protocol import fold
 from dtc_wal.records import LogRecord
 from dtc_wal.states import Outcome as F1Outcome
 from dtc_wal.states import RecordType

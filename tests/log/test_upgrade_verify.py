@@ -13,7 +13,8 @@ import pytest
 
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY
-from dtc_wal.log.records import (
+from dtc_wal.maintenance.verify import log_format, verify_log
+from dtc_wal.protocol.records import (
     Acked,
     Decided,
     Ended,
@@ -24,7 +25,6 @@ from dtc_wal.log.records import (
     Outcome,
     Vote,
 )
-from dtc_wal.maintenance.verify import log_format, verify_log
 
 MEMBERS = (MemberSpec("a", "ledger", {"account": "a"}), MemberSpec("b"))
 

@@ -12,11 +12,11 @@ from ...errors import (
     InvalidTransactionIdError,
     LogError,
 )
+from ...protocol.records import Record
 from ...wal.directory import DirectoryLock, open_log_directory
 from ...wal.store import MIB
 from ..group_commit import GroupCommit
 from ..interface import Compacted, LogInfo, OnDone, StoredTransaction
-from ..records import Record
 from . import compact as _compact
 from .codec import FORMAT, EncodedRecord, encode, txid_key
 from .reader import iter_transactions, iter_unfinished, read_range
@@ -53,7 +53,7 @@ class LmdbLog:
     appends raise LogFullError, with nothing already written lost.
 
     >>> import tempfile, time
-    >>> from dtc_wal.log.records import Ended, MemberSpec, Mode, Opened
+    >>> from dtc_wal.protocol.records import Ended, MemberSpec, Mode, Opened
     >>> with LmdbLog(tempfile.mkdtemp()) as log:
     ...     log.append([Opened("tx-1", time.time(), Mode.TWO_PHASE, (MemberSpec("a"),))])
     ...     [t.txid for t in log.unfinished()]

@@ -26,8 +26,8 @@ from typing import Any
 import msgpack
 
 from ...errors import InvalidTransactionIdError, RecordDamagedError, UnencodableDataError
+from ...protocol.records import Record
 from ..interface import Damage
-from ..records import Record
 from .layout import DECODERS, ENCODERS, TYPE_CODES, Malformed, Refuse, WrongTransaction
 
 __all__ = [
@@ -118,7 +118,7 @@ def encode(records: Sequence[Record]) -> list[EncodedRecord]:
         if code is None:
             raise UnencodableDataError(
                 f"{type(record).__name__} is not a format-2 log record: append values of "
-                "dtc_wal.log.records"
+                "dtc_wal.protocol.records"
             )
         txid = record.txid
         if txid is not last_txid:
@@ -137,7 +137,7 @@ def encode(records: Sequence[Record]) -> list[EncodedRecord]:
             raise UnencodableDataError(
                 f"{type(record).__name__} record of transaction {txid} cannot be written to "
                 f"the log ({detail}); pass str for text, ints >= 0 for positions and counts, "
-                "the enums of dtc_wal.log.records, and data and params the log accepts "
+                "the enums of dtc_wal.protocol.records, and data and params the log accepts "
                 '(docs/protocol.md, "What the log accepts")'
             ) from exc
         out.append((txid, key, code, at, payload))

@@ -19,8 +19,8 @@ import functools
 import lmdb
 
 from ...errors import RecordDamagedError
+from ...protocol.records import Ended, Opened
 from ..interface import Compacted
-from ..records import Ended, Opened
 from .codec import RECORD_KEY, TN, decode, txid_key
 from .store import LmdbStore
 

@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...log_values import encode_mapping
-from ...records import EncodedMap
-from ..records import (
+from ...protocol.records import (
     Acked,
     Decided,
     Ended,
@@ -31,6 +30,7 @@ from ..records import (
     StepDone,
     Vote,
 )
+from ...records import EncodedMap
 
 __all__ = [
     "ACKS",

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import lmdb
 
 from ...errors import RecordDamagedError
+from ...protocol.records import Opened, Record
 from ..interface import Damage, StoredTransaction
-from ..records import Opened, Record
 from .codec import RECORD_KEY, TN, decode
 from .store import LmdbStore
 

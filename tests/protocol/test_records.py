@@ -1,4 +1,5 @@
-"""Format-2 record values: immutable, hashable, and closed over the names the log uses."""
+"""Format-2 record values (dtc_wal.protocol.records): immutable, closed over the names the
+log stores, standard library only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import typing
 
 import pytest
 
-from dtc_wal.log import records as r
+from dtc_wal.protocol import records as r
 
 
 def test_records_are_frozen_values() -> None:

@@ -4,10 +4,10 @@ A transaction's history is a short sequence of these, always beginning with
 :class:`Opened`. Members are named once, in the opening record, and referred to by their
 position (``member`` / ``index``: 0, 1, ...) everywhere after it.
 
-They are the log's vocabulary: the protocol (:mod:`dtc_wal.protocol`) produces them and
-folds them back (:meth:`dtc_wal.protocol.Transaction.apply` is the transition table over
-them); a log backend (:mod:`dtc_wal.log.lmdb`) frames and stores them. Both import this
-module; it imports neither, and knows nothing of bytes.
+The protocol produces them and folds them back (:meth:`dtc_wal.protocol.Transaction.apply`
+is the transition table over them); a log backend (:mod:`dtc_wal.log.lmdb`) frames and
+stores them, importing this module -- plain values, standard library only -- and nothing
+else of the protocol. It knows nothing of bytes.
 
 What each path writes (``forced`` = the machine waits for its sync before going on):
 
