@@ -89,7 +89,8 @@ def resolve(
         _check_undecided(tx, outcome, member)
         event = Rollback(now, reason, actor)
     else:
-        event = Resolve(now, _position(tx, outcome, member, heuristic), outcome, actor, reason)
+        position = _position(tx, outcome, member, heuristic)
+        event = Resolve(now, position, outcome, actor, reason, heuristic)
     machine = Machine.recover(tx, options)
     run = Run(machine, [LiveMember(m.name, None, unavailable=_NOT_CALLED) for m in tx.members])
     run.started = True
