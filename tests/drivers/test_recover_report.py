@@ -4,6 +4,7 @@ dry runs that change nothing, orphan prepared branches, and the engine's counter
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import lmdb
@@ -80,7 +81,7 @@ def test_a_pass_reports_each_transaction_and_leaves_the_damaged_one_alone(
     )
     damaged = by_txid["damaged"]
     assert (damaged.outcome, damaged.finished, damaged.pending) == (None, False, ("a",))
-    assert "damaged at record 1: left alone" == damaged.action
+    assert damaged.action == "damaged at record 1: left alone"
     assert report.finished == ["undecided"]
     assert report.damaged == ["damaged"]
     (obj, hurt) = report.in_doubt
@@ -91,7 +92,8 @@ def test_a_pass_reports_each_transaction_and_leaves_the_damaged_one_alone(
         "prepared",
     )
     assert "enlisted as an object" in (obj.error or "") and obj.attempts == 0
-    assert (hurt.txid, hurt.participant, hurt.damaged, hurt.state) == ("damaged", "*", True, "damaged")
+    assert (hurt.txid, hurt.participant, hurt.damaged) == ("damaged", "*", True)
+    assert hurt.state == "damaged"
     assert journal.of("decided") == [("a", "commit")]  # the others were still driven
     assert journal.of("damaged") == []  # never driven
     assert journal.of("undecided") == [("a", "rollback")]
@@ -145,10 +147,8 @@ def test_in_doubt_lists_pending_members_of_transactions_not_live(log: LmdbLog) -
         failed = engine.begin()
         engine.enlist(failed, stuck)
         engine.enlist(failed, RecordingParticipant("no", vote_no=True))
-        try:
+        with contextlib.suppress(TransactionAborted):
             engine.commit(failed)
-        except TransactionAborted:
-            pass
         doubts = engine.in_doubt()
         assert engine.started(live) is False
     by_member = {(d.txid, d.participant): d for d in doubts}
@@ -197,20 +197,16 @@ def test_the_engine_counts_what_the_facade_reports(log: LmdbLog) -> None:
         no = engine.begin()
         engine.enlist(no, RecordingParticipant("n", vote_no=True))
         engine.enlist(no, RecordingParticipant("m"))
-        try:
+        with contextlib.suppress(TransactionAborted):
             engine.commit(no)
-        except TransactionAborted:
-            pass
         back = engine.begin()
         engine.enlist(back, RecordingParticipant("b"))
         engine.rollback(back)
         slow = engine.begin()
         engine.enlist(slow, RecordingParticipant("c", commit_failures=Failures(FOREVER)))
         engine.enlist(slow, RecordingParticipant("d"))
-        try:
+        with contextlib.suppress(Exception):
             engine.commit(slow)
-        except Exception:
-            pass
         later = engine.begin()
         engine.enlist(later, RecordingParticipant("e"))
         engine.enlist(later, RecordingParticipant("f"))

@@ -70,7 +70,7 @@ def test_members_settled_by_hand_one_then_the_rest(engine: Engine, log: LmdbLog)
 def test_refusals_carry_the_old_messages(engine: Engine) -> None:
     journal = Journal()
     txid = stuck_abort(engine, journal)
-    with pytest.raises(TransactionStateError, match="would contradict it.*heuristic=True"):
+    with pytest.raises(TransactionStateError, match=r"would contradict it.*heuristic=True"):
         engine.resolve(txid, Outcome.COMMIT, reason="x")
     with pytest.raises(InvalidParticipantError, match=r"'nobody' is not pending.*warehouse"):
         engine.resolve(txid, Outcome.ABORT, member="nobody", reason="x")
