@@ -19,6 +19,9 @@ saga.after-compensation        a compensation completed
 complete.after-log             Ended appended (lazily: it may not be on disk)
 =============================  ==================================================
 
+As in the old core, a one-phase commit (its whole history in one lazy append) passes no
+protocol point.
+
 ``wal.before-sync`` and ``wal.after-sync`` are the log's (:mod:`dtc_wal.log.group_commit`).
 """
 
@@ -35,6 +38,7 @@ from ..protocol import (
     Event,
     Failed,
     Op,
+    Opened,
     Outcome,
     StepDone,
     Voted,
@@ -59,8 +63,8 @@ def after_append(command: Append) -> None:
                 points.hit("decision.after-commit-log")
         elif isinstance(record, StepDone) and command.durable:
             points.hit("saga.after-step-log")
-        elif isinstance(record, Ended):
-            points.hit("complete.after-log")
+        elif isinstance(record, Ended) and not isinstance(command.records[0], Opened):
+            points.hit("complete.after-log")  # not for a whole one-phase commit: no point
 
 
 def before_calls(calls: list[Call]) -> None:
