@@ -7,9 +7,10 @@ to your metrics system from a timer; one call costs a few microseconds.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from ..drivers.counters import Counters
 
 __all__ = ["CoordinatorStats", "Counters"]
 
@@ -62,29 +63,3 @@ class CoordinatorStats:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Counters:
-    """Thread-safe event counters (one lock: a counter update is a few bytecodes)."""
-
-    NAMES = (
-        "begun",
-        "committed",
-        "aborted",
-        "incomplete",
-        "zombies_reaped",
-        "recovery_passes",
-        "recovered",
-    )
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(self.NAMES, 0)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)

@@ -6,21 +6,24 @@ facade will delegate to (docs/architecture.md). Not used by ``TransactionCoordin
 from __future__ import annotations
 
 from .completer import Completer
-from .engine import Engine, protocol_errors
+from .counters import Counters
+from .engine import Engine
 from .members import LiveMember
 from .options import EngineOptions
-from .recovery import PassReport, recover_pass, seed
+from .recovery import plan_pass, recover_pass, seed
 from .run import Run
 from .threaded import ThreadedDriver
+from .translate import protocol_errors
 
 __all__ = [
     "Completer",
+    "Counters",
     "Engine",
     "EngineOptions",
     "LiveMember",
-    "PassReport",
     "Run",
     "ThreadedDriver",
+    "plan_pass",
     "protocol_errors",
     "recover_pass",
     "seed",

@@ -1,19 +1,19 @@
-"""The internal engine: begin, enlist, commit, roll back and recover, on a
+"""The internal engine: begin, enlist, commit and roll back on a
 :class:`~.threaded.ThreadedDriver` over a :class:`~dtc_wal.log.TransactionLog` and a
-:class:`~dtc_wal.registry.ParticipantRegistry`. The facade (``TransactionCoordinator``)
-will delegate to it; it keeps the facade's return contract: ``commit`` returns None (or a
-``CommitHandle`` with ``wait=False``), or raises ``TransactionAborted`` /
-``CommitIncompleteError``.
+:class:`~dtc_wal.registry.ParticipantRegistry`; recovery, the in-doubt listing, operator
+resolution and inspection come from :class:`~.operations.EngineOperations`. The facade
+(``TransactionCoordinator``) will delegate to it; it keeps the facade's return contract:
+``commit`` returns None (or a ``CommitHandle`` with ``wait=False``), or raises
+``TransactionAborted`` / ``CommitIncompleteError``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .. import errors
@@ -21,61 +21,22 @@ from ..clock import Clock, SystemClock
 from ..log import TransactionLog
 from ..log_values import check_text, encode_mapping
 from ..participant import CallableStep, as_participant, as_saga_step
-from ..protocol import (
-    Commit,
-    DuplicateMemberError,
-    InvalidEventError,
-    InvalidMemberError,
-    InvalidOptionError,
-    Machine,
-    MemberSpec,
-    MixedModeError,
-    Mode,
-    OutOfOrderError,
-    ProtocolError,
-    Rollback,
-)
+from ..protocol import Commit, Machine, MemberSpec, Mode, Outcome, ProtocolError, Rollback
 from ..registry import ParticipantRegistry
 from .completer import Completer
+from .counters import Counters
 from .handle import CommitHandle
 from .inline import InlineTracker
 from .members import LiveMember
+from .operations import EngineOperations
 from .options import EngineOptions
-from .recovery import PassReport, recover_pass
 from .run import Run
 from .threaded import ThreadedDriver
+from .translate import protocol_errors, translated
 
 __all__ = ["Engine", "protocol_errors"]
 
 log = logging.getLogger("dtc_wal.drivers")
-
-
-def translated(exc: ProtocolError) -> Exception:
-    """The :mod:`dtc_wal.errors` namesake of a protocol error (raise it ``from exc``)."""
-    if isinstance(exc, DuplicateMemberError):
-        return errors.DuplicateParticipantError(str(exc))
-    if isinstance(exc, MixedModeError):
-        return errors.MixedTransactionError(
-            f"{exc} -- use one transaction per style (docs/protocol.md, Mixed transactions)"
-        )
-    if isinstance(exc, InvalidEventError):
-        return errors.TransactionStateError(str(exc))
-    if isinstance(exc, InvalidMemberError):
-        return errors.InvalidParticipantError(str(exc))
-    if isinstance(exc, InvalidOptionError):
-        return errors.InvalidOptionError(str(exc))
-    if isinstance(exc, OutOfOrderError):
-        return errors.InvalidTransitionError(str(exc))
-    return exc
-
-
-@contextlib.contextmanager
-def protocol_errors() -> Iterator[None]:
-    """Raise the :mod:`dtc_wal.errors` namesake of a protocol error."""
-    try:
-        yield
-    except ProtocolError as exc:
-        raise translated(exc) from exc
 
 
 def new_txid() -> str:
@@ -87,8 +48,14 @@ def new_txid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-class Engine:
-    """Transactions on machines; thread-safe (any number of threads, one run each)."""
+class Engine(EngineOperations):
+    """Transactions on machines; thread-safe (any number of threads, one run each).
+
+    ``counters`` counts ``committed`` (commit decisions taken for callers: logged, or a
+    one-phase commit done), ``aborted`` (rollback decisions for callers), ``incomplete``
+    (commits left with members pending), ``recovery_passes`` and ``recovered``
+    (transactions those passes finished).
+    """
 
     def __init__(
         self,
@@ -106,10 +73,12 @@ class Engine:
         self.driver = ThreadedDriver(
             log, options.policy, self._pool, self.clock, InlineTracker(options.inline_threshold)
         )
-        self.completer = Completer(self.driver, self._done)
+        self.completer = Completer(self.driver, self._completed)
+        self.counters = Counters()
         self._live: dict[str, Run] = {}
         self._parked: dict[str, Run] = {}  # finished with members pending: for recover()
         self._lock = threading.Lock()
+        self._pass_lock = threading.Lock()  # one recovery pass or resolution at a time
         self._closed = False
 
     # -- transactions -----------------------------------------------------------------------
@@ -212,6 +181,7 @@ class Engine:
             raise translated(exc) from exc
         rest = self.driver.drive(run, commands, until_commit=not wait)
         if rest is not None:
+            self.counters.add("committed")  # durable: the completer finishes it
             return self.completer.submit(run, rest)
         try:
             run.result()
@@ -228,20 +198,6 @@ class Engine:
             commands = run.machine.handle(Rollback(self.clock.now(), reason))
         self.driver.drive(run, commands)
         self._done(run)
-
-    def recover(self) -> PassReport:
-        """One recovery pass: the runs left with pending members, then every unfinished
-        transaction in the log that is not running here."""
-        with self._lock:
-            parked = list(self._parked.values())
-            self._parked.clear()
-            live = set(self._live)
-        report = recover_pass(self.driver, self.registry, self.options.protocol, parked, live)
-        with self._lock:
-            for run in parked:
-                if run.finish is not None and run.finish.pending:
-                    self._parked[run.txid] = run
-        return report
 
     @property
     def parked(self) -> list[str]:
@@ -288,9 +244,22 @@ class Engine:
             run.started = True
         return run
 
-    def _done(self, run: Run) -> None:
+    def _done(self, run: Run, decision_counted: bool = False) -> None:
+        finish = run.finish
         with self._lock:
             self._live.pop(run.txid, None)
-            finish = run.finish
             if finish is not None and finish.pending:
                 self._parked[run.txid] = run
+        if finish is None:
+            return
+        if finish.outcome is Outcome.COMMIT:
+            if not decision_counted:
+                self.counters.add("committed")
+            if finish.pending:
+                self.counters.add("incomplete")
+        else:
+            self.counters.add("aborted")
+
+    def _completed(self, run: Run) -> None:
+        """A ``wait=False`` commit the completer finished (its decision counted)."""
+        self._done(run, decision_counted=True)

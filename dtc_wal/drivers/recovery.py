@@ -1,45 +1,40 @@
-"""A recovery pass on the driver: machines seeded from ``log.unfinished()``
-(:meth:`~dtc_wal.protocol.Machine.recover`) run to the outcome their records imply.
+"""A recovery pass on the driver: machines seeded from the log's unfinished transactions
+(:meth:`~dtc_wal.protocol.Machine.recover`) run to the outcome their records imply, and
+its report in the old core's words (:class:`~dtc_wal.recovery.report.RecoveryReport`).
 
 Members come back by the rules of :mod:`dtc_wal.recovery.rebuild` (a registry factory,
 or the import paths of a saga step's functions). One that cannot be rebuilt is never
 called: the driver reports its calls as unavailable, so it stays pending and its
 transaction in doubt with the reason. A damaged transaction, or one whose records do not
-fold, is reported in doubt and never driven.
+fold, is reported in doubt (``damaged=True``) and never driven; the others still are.
+Orphan prepared branches are settled by :mod:`dtc_wal.recovery.orphans`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Sequence
 
-from ..protocol import Machine, OutOfOrderError, Recover, Transaction, fold
+from ..errors import TransactionDamagedError
+from ..log import StoredTransaction, TransactionLog
+from ..protocol import InvalidEventError, Machine, OutOfOrderError, Recover, Transaction, fold
 from ..protocol import Options as ProtocolOptions
-from ..recovery.rebuild import rebuild_object
+from ..recovery.orphans import resolve_orphans
+from ..recovery.rebuild import plan_blocker_of, rebuild_object
+from ..recovery.report import InDoubt, RecoveryReport, TransactionAction
 from ..registry import ParticipantRegistry
 from ..states import Mode as MemberMode
+from . import report as words
 from .members import LiveMember
 from .run import Run
 from .threaded import ThreadedDriver
 
-__all__ = ["PassReport", "recover_pass", "seed"]
+__all__ = ["decision_of", "plan_pass", "recover_pass", "seed", "transaction_of"]
 
 log = logging.getLogger("dtc_wal.drivers")
 
-
-@dataclasses.dataclass(slots=True)
-class PassReport:
-    """What one pass did: ``finished`` txids (every member settled), and ``in_doubt``:
-    txid -> the reasons it is still unfinished (a member's last error or why it cannot be
-    rebuilt, or the damage)."""
-
-    finished: list[str] = dataclasses.field(default_factory=list)
-    in_doubt: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def clean(self) -> bool:
-        return not self.in_doubt
+Progress = Callable[[int, int], None]
+_Entry = tuple[TransactionAction, list[InDoubt]]
 
 
 def seed(tx: Transaction, registry: ParticipantRegistry, options: ProtocolOptions) -> Run:
@@ -61,47 +56,165 @@ def seed(tx: Transaction, registry: ParticipantRegistry, options: ProtocolOption
     return run
 
 
+def transaction_of(stored: StoredTransaction) -> Transaction:
+    """Fold what the log holds; TransactionDamagedError when it cannot be read or folded."""
+    if stored.damage is not None:
+        raise TransactionDamagedError(stored.txid, None, str(stored.damage)) from stored.damage
+    try:
+        return fold(stored.records)
+    except OutOfOrderError as exc:
+        raise TransactionDamagedError(stored.txid, None, f"its records do not fold: {exc}") from exc
+
+
+def decision_of(log: TransactionLog) -> Callable[[str], str | None]:
+    """What :func:`~dtc_wal.recovery.orphans.resolve_orphans` asks of a format-2 log."""
+
+    def decision(txid: str) -> str | None:
+        stored = log.read(txid)
+        if stored is None:
+            return "rollback"  # presumed abort: the log never heard of it
+        tx = transaction_of(stored)
+        if tx.outcome is None:
+            return None
+        return words.word(tx.outcome)
+
+    return decision
+
+
 def recover_pass(
     driver: ThreadedDriver,
     registry: ParticipantRegistry,
     options: ProtocolOptions,
-    parked: Iterable[Run] = (),
-    skip: Container[str] = (),
-) -> PassReport:
-    """Drive ``parked`` runs (finished earlier with members pending, objects still live)
-    and then every unfinished transaction in the log not in ``skip`` or among them."""
-    report = PassReport()
-    seen: set[str] = set()
+    parked: Sequence[Run],
+    stored: Sequence[StoredTransaction],
+    progress: Progress | None = None,
+    skip_orphans: Container[str] = (),
+) -> RecoveryReport:
+    """Drive the ``parked`` runs (finished earlier with members pending, objects still
+    live), then every transaction of ``stored`` (unfinished in the log, none live); then
+    settle orphan prepared branches not in ``skip_orphans``. ``progress(done, total)``
+    after each transaction."""
+    report = RecoveryReport()
+    total, done = len(parked) + len(stored), 0
+    again: list[StoredTransaction] = []
     for run in parked:
-        seen.add(run.txid)
-        _drive(driver, run, report)
-    for stored in driver.log.unfinished():
-        txid = stored.txid
-        if txid in seen or txid in skip:
-            continue
-        if stored.damage is not None:
-            report.in_doubt[txid] = [f"damaged: {stored.damage}"]
-            continue
-        try:
-            tx = fold(stored.records)
-            run = seed(tx, registry, options)
-        except OutOfOrderError as exc:
-            report.in_doubt[txid] = [f"its records do not fold: {exc}"]
-            continue
-        _drive(driver, run, report)
-    log.info("recovery pass: %d finished, %d in doubt", len(report.finished), len(report.in_doubt))
+        if not _add(report, _drive(driver, run)):
+            stored_now = driver.log.read(run.txid)  # its machine cannot go on: seed anew
+            if stored_now is not None and not stored_now.finished:
+                again.append(stored_now)
+                total += 1
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    for one in [*stored, *again]:
+        _add(report, _recover_stored(driver, registry, options, one))
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    driver.log.flush()  # what the pass appended, before the resources are asked
+    report.merge(resolve_orphans(registry, decision_of(driver.log), skip_orphans))
+    log.info("recovery pass: %s", report.summary())
     return report
 
 
-def _drive(driver: ThreadedDriver, run: Run, report: PassReport) -> None:
+def _add(report: RecoveryReport, entry: tuple[TransactionAction, Sequence[InDoubt]] | None) -> bool:
+    if entry is None:
+        return False
+    action, doubts = entry
+    report.transactions.append(action)
+    report.in_doubt.extend(doubts)
+    return True
+
+
+def _recover_stored(
+    driver: ThreadedDriver,
+    registry: ParticipantRegistry,
+    options: ProtocolOptions,
+    stored: StoredTransaction,
+) -> tuple[TransactionAction, Sequence[InDoubt]] | None:
+    txid = stored.txid
+    if stored.damage is not None:
+        action, doubt = words.damaged(txid, stored.damage, stored.records)
+        log.error("txid=%s recovery: left alone: %s", txid, stored.damage, extra={"txid": txid})
+        return action, [doubt]
+    try:
+        tx = fold(stored.records)
+    except OutOfOrderError as exc:
+        action, doubt = words.not_folding(txid, exc, stored.records)
+        log.error("txid=%s recovery: left alone: %s", txid, exc, extra={"txid": txid})
+        return action, [doubt]
+    if tx.ended:
+        return None  # it ended since the log was read
+    return _drive(driver, seed(tx, registry, options))
+
+
+def _drive(driver: ThreadedDriver, run: Run) -> _Entry | None:
+    """Deliver the run's outcome; None when its machine cannot (an append of its failed)."""
     run.finish = None
-    driver.drive(run, run.machine.handle(Recover(driver.clock.now())))
+    before = run.machine.transaction
+    if before is None:
+        return None
+    before = before.copy()
+    try:
+        commands = run.machine.handle(Recover(driver.clock.now()))
+    except InvalidEventError:
+        return None
+    driver.drive(run, commands)
     finish = run.finish
     assert finish is not None
+    names = [m.name for m in run.members]
+    entry = words.driven(before, run.machine.transaction, finish, names)
+    txid = run.txid
     if finish.pending:
-        report.in_doubt[run.txid] = [
-            f"{run.members[i].name}: {error or 'not acknowledged'}"
-            for i, error in zip(finish.pending, finish.errors, strict=True)
-        ]
+        log.warning(
+            "txid=%s recovery (%s): in doubt: %s",
+            txid,
+            entry[0].action,
+            ", ".join(entry[0].pending),
+            extra={"txid": txid},
+        )
     else:
-        report.finished.append(run.txid)
+        log.info("txid=%s recovery (%s): completed", txid, entry[0].action, extra={"txid": txid})
+    return entry
+
+
+def plan_pass(
+    registry: ParticipantRegistry, parked: Sequence[Run], stored: Sequence[StoredTransaction]
+) -> RecoveryReport:
+    """What :func:`recover_pass` would do, without appending, calling any participant or
+    any factory (a dry run)."""
+    report = RecoveryReport(dry_run=True)
+    for run in parked:
+        tx = run.machine.transaction
+        if tx is not None:
+            _add(report, words.planned(tx, _live_blocker(run)))
+    for one in stored:
+        if one.damage is not None:
+            action, doubt = words.damaged(one.txid, one.damage, one.records)
+            _add(report, (action, [doubt]))
+            continue
+        try:
+            tx = fold(one.records)
+        except OutOfOrderError as exc:
+            action, doubt = words.not_folding(one.txid, exc, one.records)
+            _add(report, (action, [doubt]))
+            continue
+        _add(report, words.planned(tx, _rebuild_blocker(tx, registry)))
+    return report
+
+
+def _live_blocker(run: Run) -> Callable[[int], str | None]:
+    members = run.members
+    return lambda i: members[i].unavailable
+
+
+def _rebuild_blocker(tx: Transaction, registry: ParticipantRegistry) -> Callable[[int], str | None]:
+    """Why recovery could not rebuild a member, without calling a factory or importing."""
+    mode = MemberMode(tx.mode.value)
+    members = tx.members
+
+    def blocker(i: int) -> str | None:
+        m = members[i]
+        return plan_blocker_of(m.name, m.factory, m.params, mode, registry)
+
+    return blocker

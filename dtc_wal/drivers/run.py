@@ -40,6 +40,7 @@ class Run:
         "decided",
         "errors",
         "finish",
+        "hits",
         "lock",
         "log_error",
         "machine",
@@ -58,6 +59,7 @@ class Run:
         self.decided: Outcome | None = None
         self.finish: Finish | None = None
         self.started = False  # commit or rollback was asked (guarded by ``lock``)
+        self.hits: dict[str, int] | None = None  # crash points passed (only when armed)
         self.lock = threading.Lock()
 
     def names(self, positions: tuple[int, ...]) -> list[str]:

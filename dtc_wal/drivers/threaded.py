@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 
+from .. import _crash_hooks as points
 from ..clock import Clock
 from ..errors import ParticipantTimeoutError, ParticipantUnavailableError
 from ..log import TransactionLog
@@ -43,6 +44,7 @@ from ..protocol import (
     Voted,
 )
 from ..states import READ_ONLY
+from . import crash_points
 from .calls import CallPolicy, CallResult
 from .inline import InlineTracker
 from .members import bind, call_once
@@ -122,7 +124,10 @@ class ThreadedDriver:
                 return None
             while not todo:
                 self._wait(run, results, inflight, todo)
-            batch = machine.handle(todo.popleft())
+            if points.ARMED:
+                batch = crash_points.handle(run, todo.popleft())
+            else:
+                batch = machine.handle(todo.popleft())
 
     # -- appends -----------------------------------------------------------------------------
 
@@ -134,6 +139,8 @@ class ThreadedDriver:
             log.error("txid=%s append failed: %s", run.txid, exc, extra={"txid": run.txid})
             text = loggable_text(f"{type(exc).__name__}: {exc}")
             return AppendFailed(self.clock.now(), command.id, text)
+        if points.ARMED:
+            crash_points.after_append(command)
         if command.durable:
             return Durable(self.clock.now(), command.id)
         return None
@@ -149,6 +156,8 @@ class ThreadedDriver:
         inflight: dict[int, _InFlight],
         token: int,
     ) -> int:
+        if points.ARMED:
+            crash_points.before_calls(calls)
         tracker = self.inline
         lone = len(calls) == 1
         here: list[tuple[Call, Hashable]] = []

@@ -12,6 +12,10 @@ the next batch; when none comes, a flusher thread writes them (after ``lazy_dela
 lazy entries, at once for durable submits). The store says which entries it refused (an
 encoding or ordering error refuses only its own entry); a whole-batch failure (the log is
 full, the disk failed) goes to every entry of the batch, with nothing of it written.
+
+Crash points: ``wal.before-sync`` just before a batch goes to the store (killed there,
+nothing of it is on disk: what an uncommitted store transaction leaves) and
+``wal.after-sync`` once the store wrote and synced it, before any waiter is woken.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from .. import _crash_hooks as points
 from ..errors import CoordinatorClosedError
 from .interface import OnDone
 
@@ -162,6 +167,8 @@ class GroupCommit(Generic[E]):
 
     def _write_alone(self, item: E) -> BaseException | None:
         """The leader's own entry when the queue was empty: the common case at low load."""
+        if points.ARMED:
+            points.hit("wal.before-sync")
         try:
             (error,) = self._store.write_batch([item])
         except BaseException as exc:
@@ -169,6 +176,8 @@ class GroupCommit(Generic[E]):
             error = exc
         else:
             self.batches += 1
+            if points.ARMED:
+                points.hit("wal.after-sync")
         self._hand_off()
         return error
 
@@ -210,6 +219,8 @@ class GroupCommit(Generic[E]):
         pairs = [(e, e.item) for e in batch if e.item is not None]  # markers write nothing
         if not pairs:
             return
+        if points.ARMED:
+            points.hit("wal.before-sync")
         try:
             refused = self._store.write_batch([item for _, item in pairs])
         except BaseException as exc:
@@ -219,6 +230,8 @@ class GroupCommit(Generic[E]):
                 entry.error = exc
             return
         self.batches += 1
+        if points.ARMED:
+            points.hit("wal.after-sync")
         for (entry, item), error in zip(pairs, refused, strict=True):
             if error is not None:
                 entry.error = error

@@ -32,11 +32,11 @@ from collections.abc import Callable, Container, Iterable, Sequence
 
 from ..coordinator.driver import Driver
 from ..coordinator.live import LiveTransaction
-from ..errors import LogCorruptError, TransactionDamagedError
 from ..history import ParticipantView, TransactionView
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome, ParticipantState, TxState
 from ..wal.unfinished import Damage
+from .orphans import resolve_orphans
 from .rebuild import plan_blocker, rebuild_members
 from .report import InDoubt, RecoveryReport, TransactionAction, damage_action, damage_in_doubt
 from .workers import check_workers, run_adaptive
@@ -153,61 +153,13 @@ class RecoveryEngine:
 
     def resolve_orphans(self, skip: Container[str] = ()) -> RecoveryReport:
         """Ask every registered PreparedResource what it holds prepared and settle it."""
-        report = RecoveryReport()
-        for name, factory in self.registry.resources().items():
-            try:
-                resource = factory()
-                prepared = list(resource.prepared_transactions())  # type: ignore[attr-defined]
-            except Exception as exc:
-                log.error("resource %s: cannot list prepared transactions: %s", name, exc)
-                report.in_doubt.append(InDoubt("*", name, None, "unreachable", str(exc), 1))
-                continue
-            for txid in prepared:
-                if txid in skip:
-                    continue
-                try:
-                    view = self.wal.view(txid)
-                except LogCorruptError as exc:  # damaged: never guess its outcome
-                    if not isinstance(exc, TransactionDamagedError):  # else logged at open
-                        log.error(
-                            "txid=%s resource %s: prepared branch left alone: %s",
-                            txid,
-                            name,
-                            exc,
-                            extra={"txid": txid},
-                        )
-                    report.in_doubt.append(InDoubt(txid, name, None, "prepared", f"{exc}", 0))
-                    continue
-                if view is not None and view.state is TxState.ACTIVE:
-                    continue  # recovered above on this pass, or live: not an orphan yet
-                commit = view is not None and view.outcome is Outcome.COMMIT
-                action = "commit" if commit else "rollback"
-                try:
-                    if commit:
-                        resource.commit_prepared(txid)  # type: ignore[attr-defined]
-                    else:
-                        resource.rollback_prepared(txid)  # type: ignore[attr-defined]
-                except Exception as exc:
-                    log.error(
-                        "txid=%s resource %s: %s of prepared branch failed: %s",
-                        txid,
-                        name,
-                        action,
-                        exc,
-                        extra={"txid": txid},
-                    )
-                    report.in_doubt.append(InDoubt(txid, name, action, "prepared", f"{exc}", 1))
-                    continue
-                log.info(
-                    "txid=%s resource %s: prepared branch %s (%s)",
-                    txid,
-                    name,
-                    "committed" if commit else "rolled back",
-                    "log says commit" if commit else "no commit decision in the log",
-                    extra={"txid": txid},
-                )
-                report.orphans.append((name, txid, action))
-        return report
+        return resolve_orphans(self.registry, self._decision_of, skip)
+
+    def _decision_of(self, txid: str) -> str | None:
+        view = self.wal.view(txid)  # LogCorruptError for a damaged one
+        if view is not None and view.state is TxState.ACTIVE:
+            return None  # recovered above on this pass, or live: not an orphan yet
+        return "commit" if view is not None and view.outcome is Outcome.COMMIT else "rollback"
 
 
 def report_damaged(damaged: Iterable[Damage]) -> RecoveryReport:

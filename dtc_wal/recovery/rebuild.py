@@ -31,7 +31,7 @@ from ..participant import (
 from ..registry import ParticipantRegistry
 from ..states import Mode, ParticipantState
 
-__all__ = ["plan_blocker", "rebuild_members", "rebuild_object"]
+__all__ = ["plan_blocker", "plan_blocker_of", "rebuild_members", "rebuild_object"]
 
 
 def rebuild_members(view: TransactionView, registry: ParticipantRegistry) -> list[Member]:
@@ -134,18 +134,32 @@ def plan_blocker(
 ) -> str | None:
     """Why recovery could not rebuild ``participant``, seen without calling any factory or
     importing any module (its module is only looked up); None when it could."""
-    if participant.factory is None:
+    return plan_blocker_of(
+        participant.name, participant.factory, participant.params, mode, registry
+    )
+
+
+def plan_blocker_of(
+    name: str,
+    factory: str | None,
+    params: Mapping[str, Any] | None,
+    mode: Mode | None,
+    registry: ParticipantRegistry,
+) -> str | None:
+    """:func:`plan_blocker` for a member named by what the log holds, whatever its format."""
+    params = params or {}
+    if factory is None:
         if mode is Mode.SAGA:
-            return _not_rebuildable(participant.name, mode, participant.params)
+            return _not_rebuildable(name, mode, params)
         return "not recoverable (enlisted as an object)"
-    if participant.factory == CALLABLES_FACTORY:
-        for path in participant.params.values():
+    if factory == CALLABLES_FACTORY:
+        for path in params.values():
             missing = find_module(str(path).partition(":")[0])
             if missing is not None:
                 return f"cannot import {path}: {missing}"
         return None
-    if participant.factory not in registry:
-        return f"factory {participant.factory!r} is not in the registry"
+    if factory not in registry:
+        return f"factory {factory!r} is not in the registry"
     return None
 
 

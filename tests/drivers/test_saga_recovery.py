@@ -80,8 +80,9 @@ def test_undecided_transactions_are_rolled_back_and_lost_members_stay_in_doubt(
     assert report.finished == ["undecided"]  # presumed abort
     assert journal.of("undecided") == [("a", "rollback")]
     assert journal.of("decided") == [("a", "commit")]
-    (reason,) = report.in_doubt["decided"]
-    assert reason.startswith("obj: obj was enlisted as an object")
+    (doubt,) = report.in_doubt
+    assert (doubt.txid, doubt.participant, doubt.outcome) == ("decided", "obj", "commit")
+    assert (doubt.error or "").startswith("obj was enlisted as an object")
     log.flush()
     stored = log.read("decided")
     assert stored is not None and not stored.finished  # obj is still pending
