@@ -77,3 +77,26 @@ def make_wal(log_dir: Path) -> Iterator[Callable[..., WriteAheadLog]]:
     yield make
     for wal in reversed(opened):
         wal.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--log-format",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="the format of the logs coordinators make in this run (default: the library's)",
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _new_log_format(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``--log-format 2`` runs the suite on the new core: every new log is format 2."""
+    from dtc_wal.coordinator import options
+
+    wanted = request.config.getoption("--log-format")
+    before = options.NEW_LOG_FORMAT
+    if wanted is not None:
+        options.NEW_LOG_FORMAT = wanted
+    yield
+    options.NEW_LOG_FORMAT = before
