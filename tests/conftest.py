@@ -81,7 +81,7 @@ def make_wal(log_dir: Path) -> Iterator[Callable[..., WriteAheadLog]]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--log-format",
+        "--dtc-log-format",
         type=int,
         choices=(1, 2),
         default=None,
@@ -91,10 +91,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _new_log_format(request: pytest.FixtureRequest) -> Iterator[None]:
-    """``--log-format 2`` runs the suite on the new core: every new log is format 2."""
+    """``--dtc-log-format 2`` runs the suite on the new core: every new log is format 2."""
     from dtc_wal.coordinator import options
 
-    wanted = request.config.getoption("--log-format")
+    wanted = request.config.getoption("--dtc-log-format")
     before = options.NEW_LOG_FORMAT
     if wanted is not None:
         options.NEW_LOG_FORMAT = wanted

@@ -1,6 +1,6 @@
 """``TransactionCoordinator`` on the new core: a format-2 log (made with ``log_format=2``, or
 found on disk) gets the engine-backed coordinator, with the same API and return contract.
-The whole suite also runs on it with ``pytest --log-format 2``; these tests pin what is
+The whole suite also runs on it with ``pytest --dtc-log-format 2``; these tests pin what is
 particular to the switch itself."""
 
 from __future__ import annotations

@@ -388,7 +388,7 @@ def _format_of(
     """The format of the log at ``log_path``: the one on disk, or for a new log the
     ``log_format`` option. Asking for format 2 on a format-1 log is refused: only
     ``dtc upgrade`` converts one, keeping the original."""
-    wanted = overrides.get("log_format", given.log_format if given is not None else None)
+    wanted = overrides.get("log_format", getattr(given, "log_format", None))
     found = None
     if isinstance(log_path, str | os.PathLike) and str(log_path):
         found = log_format(log_path)
