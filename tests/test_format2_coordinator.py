@@ -132,7 +132,7 @@ def test_an_unacknowledged_commit_is_finished_by_recovery(log_dir: Path, journal
         with pytest.raises(CommitIncompleteError):
             coord.commit_transaction(txid)
         assert coord.state(txid) is TxState.DECIDED_COMMIT
-        assert [d.participant for d in coord.in_doubt()] == ["s"]
+        assert [d.participant for d in coord.in_doubt()] == ["slow"]
         failures.times = 0
         report = coord.recover_now()
         assert txid in report.finished

@@ -19,11 +19,13 @@ from typing import Any, Literal, Unpack, overload
 from ..clock import Clock, SystemClock
 from ..drivers import Engine, EngineOptions
 from ..drivers.handle import CommitHandle
+from ..drivers.recovery import transaction_of
 from ..errors import (
     InvalidOptionError,
     InvalidParticipantError,
     NotRecoverableError,
     NotRecoverableWarning,
+    TransactionDamagedError,
     TransactionStateError,
     UnknownTransactionError,
 )
@@ -39,7 +41,7 @@ from .joining import _not_recoverable
 from .options import CoordinatorOptions, OptionsKwargs
 from .recovery_loop import Progress, RecoveryLoop
 from .stats import CoordinatorStats, Counters
-from .views import TransactionView, view_of, view_of_members
+from .views import TransactionView, view_of
 
 __all__ = ["EngineCoordinator"]
 
@@ -260,11 +262,6 @@ class EngineCoordinator(TransactionCoordinator):
         live = self.engine.transaction(txid)
         if live is not None:
             return view_of(live)
-        members = self.engine.enlisted(txid)
-        if members is not None:
-            created, mode, listed = members
-            return view_of_members(txid, created, mode, listed)
-        self.log.flush()
         tx = self.engine.read(txid)
         if tx is None:
             raise UnknownTransactionError(txid)
@@ -276,10 +273,10 @@ class EngineCoordinator(TransactionCoordinator):
         self.log.flush()
         views = []
         for stored in self.log.unfinished():
-            if stored.damage is None:
-                tx = self.engine.fold(stored)
-                if tx is not None:
-                    views.append(view_of(tx))
+            try:
+                views.append(view_of(transaction_of(stored)))
+            except TransactionDamagedError:
+                continue
         views.sort(key=lambda v: v.created_at)
         return views
 

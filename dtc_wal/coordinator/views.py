@@ -14,12 +14,12 @@ abort is ``abort`` (format 1: ``rollback``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ..protocol import MemberState, Mode, Outcome, Transaction, TxState
 
-__all__ = ["ParticipantView", "TransactionView", "view_of", "view_of_members"]
+__all__ = ["ParticipantView", "TransactionView", "view_of"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,18 +106,3 @@ def view_of(tx: Transaction) -> TransactionView:
         tx.actor,
         dict(tx.data) if tx.data is not None else None,
     )
-
-
-def view_of_members(
-    txid: str,
-    created_at: float,
-    mode: Mode | None,
-    members: Sequence[tuple[str, str | None, Mapping[str, Any] | None]],
-) -> TransactionView:
-    """The view of a transaction begun here and not logged yet: its members as enlisted
-    (``(name, factory, params)``), active, nothing known of them."""
-    participants = {
-        name: ParticipantView(name, order, factory, dict(params or {}))
-        for order, (name, factory, params) in enumerate(members)
-    }
-    return TransactionView(txid, created_at, created_at, mode, TxState.ACTIVE, participants)
