@@ -71,6 +71,7 @@ def start(coord: TransactionCoordinator, *parts: Any) -> str:
     return txid
 
 
+@pytest.mark.format1
 def test_returns_at_the_durable_decision_then_completes(tmp_path: Path) -> None:
     a, b = Shared("a"), Shared("b")
     a.gate.clear()  # phase two cannot finish until the test says so

@@ -138,6 +138,7 @@ def test_finished_txid(coord: TransactionCoordinator, journal: Journal, first: s
     assert coord.state(txid).value == outcome
 
 
+@pytest.mark.format1
 @pytest.mark.parametrize("first", ["commit", "rollback"])
 def test_finished_txid_right_after_it_finished(
     coord: TransactionCoordinator, journal: Journal, first: str
@@ -247,6 +248,7 @@ def test_mixed_transaction(coord: TransactionCoordinator, journal: Journal, firs
 # --- data and params msgpack cannot encode ---------------------------------------------
 
 
+@pytest.mark.format1
 @pytest.mark.parametrize(
     ("data", "path"),
     [
@@ -452,6 +454,7 @@ def fill_until_full(
     raise AssertionError("the log never filled up")
 
 
+@pytest.mark.format1
 def test_full_log_fails_the_transaction_and_loses_nothing(
     make_coord: MakeCoord, log_dir: Path, journal: Journal
 ) -> None:

@@ -391,7 +391,10 @@ def _format_of(
     wanted = overrides.get("log_format", getattr(given, "log_format", None))
     found = None
     if isinstance(log_path, str | os.PathLike) and str(log_path):
-        found = log_format(log_path)
+        try:
+            found = log_format(log_path)
+        except LogError:  # e.g. open in this process already: the open says it clearly
+            found = None
     if found is None:
         if wanted is None:
             return options_module.NEW_LOG_FORMAT

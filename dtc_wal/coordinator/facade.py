@@ -26,6 +26,7 @@ from ..errors import (
     NotRecoverableError,
     NotRecoverableWarning,
     TransactionDamagedError,
+    TransactionFinishedError,
     TransactionStateError,
     UnknownTransactionError,
 )
@@ -154,13 +155,12 @@ class EngineCoordinator(TransactionCoordinator):
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> str:
+        self._require_live(txid)
         if not isinstance(participant, str) and params is None and self.strict:
-            self._check_open()
             member = name or getattr(participant, "name", None) or type(participant).__name__
             why = f"an object ({type(participant).__name__}) enlisted directly"
             message = _not_recoverable(LegacyMode.TWO_PHASE, str(member), why)
             raise NotRecoverableError(f"{message} (refused: strict=True)")
-        self._check_open()
         joined = self.engine.enlist(txid, participant, name=name, params=params)
         self._log_joined(txid, joined, Mode.TWO_PHASE, participant)
         return joined
@@ -177,7 +177,9 @@ class EngineCoordinator(TransactionCoordinator):
         params: Mapping[str, Any] | None = None,
         factory: str | None = None,
     ) -> None:
-        self._check_open()
+        self._require_live(txid)
+        if not isinstance(service_name, str) or not service_name:
+            raise InvalidParticipantError("a saga step's service_name is a non-empty string")
         if commit_function is None and rollback_function is None:
             self.engine.enlist(
                 txid, factory or service_name, name=service_name, params=params, mode=Mode.SAGA
@@ -226,7 +228,7 @@ class EngineCoordinator(TransactionCoordinator):
     def commit_transaction(
         self, txid: str, data: Mapping[str, Any] | None = None, *, wait: bool = True
     ) -> CommitHandle | None:
-        self._check_open()
+        self._require_live(txid)
         with self._lock:
             opened = self._open.pop(txid, None)
         try:
@@ -240,7 +242,7 @@ class EngineCoordinator(TransactionCoordinator):
     commit_transaction.__doc__ = TransactionCoordinator.commit_transaction.__doc__
 
     def rollback_transaction(self, txid: str, reason: str = "rolled back by the caller") -> None:
-        self._check_open()
+        self._require_live(txid)
         with self._lock:
             opened = self._open.pop(txid, None)
         try:
@@ -369,6 +371,24 @@ class EngineCoordinator(TransactionCoordinator):
         return self.engine.live_txids()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _require_live(self, txid: str) -> None:
+        """Return when ``txid`` is a caller's transaction live here; else raise what it is:
+        unknown, finished, or owned by recovery."""
+        if not isinstance(txid, str):
+            raise UnknownTransactionError(repr(txid))
+        self._check_open()
+        if self.engine.is_live(txid):
+            return
+        tx = self.engine.read(txid)  # flushed first: a transaction that just finished
+        if tx is None:
+            raise UnknownTransactionError(txid)
+        if tx.state.finished:
+            raise TransactionFinishedError(txid, tx.state.value)
+        raise TransactionStateError(
+            f"transaction {txid} is {tx.state.value} and owned by recovery, not by a "
+            "caller; see `dtc show` for its history"
+        )
 
     def _log_joined(self, txid: str, name: str, mode: Mode, what: object) -> None:
         factory = f", factory {what}" if isinstance(what, str) else ""

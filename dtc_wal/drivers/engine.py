@@ -137,7 +137,7 @@ class Engine(EngineOperations):
             if run.started:
                 raise errors.TransactionStateError(
                     f"transaction {txid} is already committing or rolling back; enlist every "
-                    "participant before commit"
+                    "participant before commit_transaction"
                 )
             clash = False
             for m in run.members:

@@ -200,6 +200,10 @@ class EngineOperations:
         stored = self.log.read(txid)
         return None if stored is None else transaction_of(stored)
 
+    def is_live(self, txid: str) -> bool:
+        """True while ``txid`` is begun here and its commit or rollback has not returned."""
+        return txid in self._live
+
     def live_txids(self) -> set[str]:
         """Txids of the runs begun here whose commit or rollback has not returned."""
         with self._lock:
