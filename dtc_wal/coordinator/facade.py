@@ -85,6 +85,7 @@ class EngineCoordinator(TransactionCoordinator):
             max_workers=opts.max_workers,
             inline_threshold=opts.inline_threshold,
             max_data_bytes=opts.max_data_bytes,
+            recovery_workers=opts.recovery_workers,
         )
         self.engine = Engine(self.log, self.registry, engine_options, clock=self.clock)
         self._counters = Counters()

@@ -86,6 +86,7 @@ class EngineOperations:
                     stored,
                     progress,
                     _LiveOrSkipped(self._live, skip),
+                    self.options.recovery_workers,
                 )
             finally:
                 with self._lock:
