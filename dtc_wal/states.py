@@ -1,4 +1,7 @@
-"""The log's vocabulary: record types, transaction and participant states.
+"""The format-1 log's vocabulary: record types, participant states, outcomes.
+
+``Mode`` and ``TxState`` are the protocol's own (:mod:`dtc_wal.protocol.vocabulary`),
+shared by both formats: one enum per concept.
 
 The transition rules that use these live in :mod:`dtc_wal.history`; docs/protocol.md is the
 prose version of both.
@@ -7,6 +10,8 @@ prose version of both.
 from __future__ import annotations
 
 import enum
+
+from .protocol.vocabulary import Mode, TxState
 
 __all__ = ["READ_ONLY", "Mode", "Outcome", "ParticipantState", "RecordType", "TxState", "Vote"]
 
@@ -34,13 +39,6 @@ class RecordType(enum.IntEnum):
     """An operator settled a participant that could not be reached (heuristic outcome)."""
 
 
-class Mode(enum.StrEnum):
-    """How a transaction drives its participants; fixed by the first participant."""
-
-    TWO_PHASE = "2pc"
-    SAGA = "saga"
-
-
 class Outcome(enum.StrEnum):
     """What a participant did once the transaction was decided."""
 
@@ -50,27 +48,6 @@ class Outcome(enum.StrEnum):
     """Saga only: the step never ran, so there was nothing to compensate."""
     READ_ONLY = "read-only"
     """On a PREPARED record: the participant voted read-only and leaves phase two."""
-
-
-class TxState(enum.StrEnum):
-    """A transaction's state as the log sees it."""
-
-    ACTIVE = "active"
-    """Begun; participants may join; prepare or saga steps may be running."""
-    DECIDED_COMMIT = "decided-commit"
-    DECIDED_ABORT = "decided-abort"
-    COMMITTED = "committed"
-    """Completed with outcome commit."""
-    ABORTED = "aborted"
-    """Completed with outcome abort."""
-
-    @property
-    def finished(self) -> bool:
-        return self in (TxState.COMMITTED, TxState.ABORTED)
-
-    @property
-    def decided(self) -> bool:
-        return self is not TxState.ACTIVE
 
 
 class ParticipantState(enum.StrEnum):

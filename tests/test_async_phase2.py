@@ -71,6 +71,7 @@ def start(coord: TransactionCoordinator, *parts: Any) -> str:
     return txid
 
 
+@pytest.mark.format1
 def test_returns_at_the_durable_decision_then_completes(tmp_path: Path) -> None:
     a, b = Shared("a"), Shared("b")
     a.gate.clear()  # phase two cannot finish until the test says so
@@ -170,7 +171,8 @@ def test_abandon_fails_queued_handles_and_recovery_finishes_them(tmp_path: Path)
     queued = [coord.commit_transaction(t, wait=False) for t in queued_ids]
     abandon = threading.Thread(target=coord.abandon)
     abandon.start()  # it waits for the round in progress to end
-    assert wait_until(lambda: coord._completer._stopping)
+    completer = getattr(coord, "_completer", None) or coord.engine.completer  # type: ignore[attr-defined]
+    assert wait_until(lambda: completer._stopping)
     first.gate.set()
     for handle in queued:
         with pytest.raises(CoordinatorClosedError, match="abandoned"):

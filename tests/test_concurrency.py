@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import threading
 from collections.abc import Callable
 
+import pytest
 from helpers import Journal, RecordingParticipant, saga_functions
 
 from dtc_wal import ManualClock, Outcome, TransactionAborted, TransactionCoordinator, TxState
@@ -15,6 +16,7 @@ THREADS = 16
 PARTICIPANTS = 3
 
 
+@pytest.mark.format1
 def test_200_concurrent_transactions_from_16_threads(
     make_coord: Callable[..., TransactionCoordinator], journal: Journal
 ) -> None:

@@ -78,6 +78,7 @@ def test_seed_1(log_dir: Path, journal: Journal) -> None:
         assert journal.what(participant.name, txid) == ["prepare", "commit"]
 
 
+@pytest.mark.format1
 def test_log_shows_records_in_protocol_order(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -108,6 +109,7 @@ def test_log_shows_records_in_protocol_order(
     assert coord.unfinished() == []
 
 
+@pytest.mark.format1
 def test_opening_records_are_durable_before_prepare(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -124,6 +126,7 @@ def test_opening_records_are_durable_before_prepare(
     assert seen == [[R.BEGUN, R.ENLISTED, R.ENLISTED]]
 
 
+@pytest.mark.format1
 def test_commit_decision_is_durable_before_first_commit(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -181,6 +184,7 @@ def test_enlist_returns_the_name_it_is_logged_under(coord: TransactionCoordinato
 # --- votes and aborts -----------------------------------------------------------------
 
 
+@pytest.mark.format1
 def test_no_vote_aborts_and_everyone_rolls_back(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -266,6 +270,7 @@ def test_prepare_timeout_aborts(make_coord: MakeCoord, journal: Journal) -> None
 # --- commit that cannot finish ----------------------------------------------------------
 
 
+@pytest.mark.format1
 def test_commit_failing_forever_leaves_decided_commit(
     make_coord: MakeCoord, log_dir: Path, journal: Journal
 ) -> None:
@@ -332,6 +337,7 @@ def test_rollback_failing_forever_leaves_decided_abort(
     assert [v.txid for v in coord.unfinished()] == [txid]
 
 
+@pytest.mark.format1
 def test_commit_of_transaction_without_participants(coord: TransactionCoordinator) -> None:
     txid = coord.begin_transaction()
     coord.commit_transaction(txid)

@@ -97,6 +97,7 @@ def test_seed_2_failure_rolls_back_automatically(coord: TransactionCoordinator) 
     assert coord.state(txid) is TxState.ABORTED
 
 
+@pytest.mark.format1
 def test_commit_functions_run_in_registration_order_with_data(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -121,6 +122,7 @@ def test_commit_functions_run_in_registration_order_with_data(
     assert [r.participant for r in records[5:9]] == SERVICES
 
 
+@pytest.mark.format1
 def test_each_step_is_durable_before_the_next_starts(coord: TransactionCoordinator) -> None:
     seen: list[list[RecordType]] = []
 
@@ -135,6 +137,7 @@ def test_each_step_is_durable_before_the_next_starts(coord: TransactionCoordinat
     assert seen == [opening, [*opening, R.PREPARED], [*opening, R.PREPARED, R.PREPARED]]
 
 
+@pytest.mark.format1
 def test_failing_step_compensates_in_reverse_and_skips_unstarted(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:

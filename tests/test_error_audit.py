@@ -270,6 +270,7 @@ def test_good_option_values_still_open(log_dir: Path) -> None:
         assert coord.stats().recovery_passes == 1
 
 
+@pytest.mark.format1
 def test_call_policy_and_log_options(log_dir: Path) -> None:
     with pytest.raises(E.InvalidOptionError, match="max_retries must be an int >= 0"):
         CallPolicy(max_retries=-1)
@@ -298,6 +299,7 @@ def test_resolve_refuses_a_bad_outcome_or_reason_before_looking_further(
         coord.recover_now(progress=5)  # type: ignore[arg-type]
 
 
+@pytest.mark.format1
 def test_resolve_transaction_refuses_an_empty_reason(make_coord: Any) -> None:
     from dtc_wal.recovery import resolve_transaction
     from dtc_wal.states import Outcome
@@ -309,6 +311,7 @@ def test_resolve_transaction_refuses_an_empty_reason(make_coord: Any) -> None:
         resolve_transaction(coord.wal, "tx", Outcome.SKIP, reason="x")
 
 
+@pytest.mark.format1
 def test_compact_options(log_dir: Path) -> None:
     WriteAheadLog(log_dir).close()
     with pytest.raises(E.InvalidOptionError, match="keep must be a number of seconds, 0 or"):

@@ -64,6 +64,7 @@ def registry_for(bank: Bank) -> ParticipantRegistry:
     return registry
 
 
+@pytest.mark.format1
 def test_only_the_decision_is_forced(tmp_path: Path) -> None:
     bank = Bank()
     with TransactionCoordinator(tmp_path, registry=registry_for(bank)) as coord:
@@ -85,6 +86,7 @@ def test_only_the_decision_is_forced(tmp_path: Path) -> None:
     assert bank.committed == {txid}
 
 
+@pytest.mark.format1
 def test_a_participant_that_cannot_list_keeps_the_forced_opening(tmp_path: Path) -> None:
     class Plain(Branch):
         lists_prepared = False

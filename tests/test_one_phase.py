@@ -50,6 +50,7 @@ def waits_during(coord: TransactionCoordinator, action: Any) -> list[bool]:
     return seen
 
 
+@pytest.mark.format1
 def test_lone_participant_commits_in_one_phase_without_a_forced_write(tmp_path: Path) -> None:
     p = OnePhase("only")
     with TransactionCoordinator(tmp_path, recovery_interval=None) as coord:

@@ -34,6 +34,7 @@ class Voter:
         self.calls.append("rollback")
 
 
+@pytest.mark.format1
 def test_read_only_participant_gets_no_commit(tmp_path: Path) -> None:
     writer, reader = Voter("writer"), Voter("reader", READ_ONLY)
     with TransactionCoordinator(tmp_path, recovery_interval=None) as coord:
@@ -79,6 +80,7 @@ def test_all_read_only_still_commits(tmp_path: Path) -> None:
     assert a.calls == b.calls == ["prepare"]
 
 
+@pytest.mark.format1
 def test_saga_step_cannot_vote_read_only_in_the_log() -> None:
     view = TransactionView.begin(LogRecord(RecordType.BEGUN, "t", 1.0))
     view.apply(LogRecord(RecordType.ENLISTED, "t", 1.0, participant="s", order=0, mode=Mode.SAGA))

@@ -143,6 +143,7 @@ def test_progress_counts_every_transaction_once(
     assert sorted(report.finished) == sorted(txids)
 
 
+@pytest.mark.format1
 def test_an_error_in_one_transaction_is_raised_after_the_others_ran(
     make_coord: MakeCoord, registry: ParticipantRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +156,28 @@ def test_an_error_in_one_transaction_is_raised_after_the_others_ran(
         return real(self, view, *args)
 
     monkeypatch.setattr(RecoveryEngine, "recover_one", failing)
+    with pytest.raises(LogError, match="disk gone"):
+        coord.recover_now()
+    # every other transaction was still driven to its end
+    assert [t for t in txids if coord.state(t) is not TxState.COMMITTED] == [txids[1]]
+
+
+def test_an_error_in_one_transaction_is_raised_after_the_others_ran_on_format_2(
+    make_coord: MakeCoord, registry: ParticipantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dtc_wal.drivers import recovery
+
+    txids, coord = _quick_log_not_recovered(make_coord, registry)
+    if not hasattr(coord, "engine"):
+        pytest.skip("the format-1 twin above covers the format-1 coordinator")
+    real = recovery._recover_stored
+
+    def failing(driver: Any, registry: Any, options: Any, stored: Any) -> Any:
+        if stored.txid == txids[1]:
+            raise LogError("disk gone (injected)")
+        return real(driver, registry, options, stored)
+
+    monkeypatch.setattr(recovery, "_recover_stored", failing)
     with pytest.raises(LogError, match="disk gone"):
         coord.recover_now()
     # every other transaction was still driven to its end

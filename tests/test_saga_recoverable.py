@@ -62,6 +62,7 @@ def _calls(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
 # -- module-level functions: logged by import path ------------------------------------------
 
 
+@pytest.mark.format1
 def test_module_level_functions_are_logged_with_their_import_paths_and_the_data(
     coord: TransactionCoordinator, journal_file: Path, no_warnings: None
 ) -> None:

@@ -38,6 +38,7 @@ def test_a_fresh_coordinator_counts_its_opening_recovery_pass(make_coord: MakeCo
     assert 0 < stats.log_bytes_used <= stats.log_map_size
 
 
+@pytest.mark.format1
 def test_commits_aborts_and_rollbacks_are_counted(make_coord: MakeCoord, journal: Journal) -> None:
     coord = make_coord(recovery_interval=None, clock=ManualClock())
     before = coord.stats()
@@ -72,6 +73,7 @@ def test_commits_aborts_and_rollbacks_are_counted(make_coord: MakeCoord, journal
     assert set(stats.to_dict()) == set(CoordinatorStats.__dataclass_fields__)
 
 
+@pytest.mark.format1
 def test_incomplete_commit_is_in_doubt_until_recovery_finishes_it(
     make_coord: MakeCoord, journal: Journal
 ) -> None:
@@ -106,6 +108,7 @@ def test_zombies_reaped_are_counted_as_aborted_too(make_coord: MakeCoord) -> Non
     assert (stats.zombies_reaped, stats.aborted, stats.live) == (1, 1, 0)
 
 
+@pytest.mark.format1
 def test_recovery_on_open_counts_what_it_finished(
     make_coord: MakeCoord, registry: ParticipantRegistry, journal: Journal
 ) -> None:
@@ -145,6 +148,7 @@ def test_counters_are_exact_under_concurrency(make_coord: MakeCoord) -> None:
     assert stats.live == 0
 
 
+@pytest.mark.format1
 def test_map_growth_is_logged_and_the_maximum_is_a_gauge(
     make_coord: MakeCoord, journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -172,6 +176,7 @@ def _hold_lazy_records(coord: TransactionCoordinator) -> None:
     coord.wal.lazy_delay = 1.0
 
 
+@pytest.mark.format1
 def test_a_commit_every_participant_acknowledged_is_finished_at_once(
     make_coord: MakeCoord, journal: Journal
 ) -> None:

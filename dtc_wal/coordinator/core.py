@@ -18,12 +18,15 @@ from ..errors import (
     LogError,
     TransactionAborted,
     TransactionStateError,
+    UnsupportedFormatError,
 )
+from ..log.lmdb.format import log_format
 from ..log_values import check_text, encode_mapping
 from ..recovery.report import RecoveryReport
 from ..registry import ParticipantRegistry
 from ..states import Mode, Outcome
 from ..wal.writer import WriteAheadLog
+from . import options as options_module
 from .background import BackgroundRecovery
 from .completer import CommitHandle, Completer
 from .driver import Driver
@@ -96,6 +99,23 @@ class TransactionCoordinator(Joining, Operations):
     >>> done
     ['order A1']
     """
+
+    def __new__(
+        cls,
+        log_path: str | os.PathLike[str],
+        *,
+        options: CoordinatorOptions | None = None,
+        registry: ParticipantRegistry | None = None,
+        clock: Clock | None = None,
+        **overrides: Unpack[OptionsKwargs],
+    ) -> TransactionCoordinator:
+        """A format-2 log (or a new one with ``log_format=2``) gets the coordinator on the
+        new core, :class:`~dtc_wal.coordinator.facade.EngineCoordinator`."""
+        if cls is TransactionCoordinator and _format_of(log_path, options, overrides) == 2:
+            from .facade import EngineCoordinator
+
+            cls = EngineCoordinator
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -360,6 +380,32 @@ def _check_objects(registry: object, clock: object) -> None:
             "clock must be a dtc_wal.Clock (now(), monotonic() and sleep()), e.g. "
             f"ManualClock(), not {type(clock).__name__}"
         )
+
+
+def _format_of(
+    log_path: object, given: CoordinatorOptions | None, overrides: Mapping[str, Any]
+) -> int:
+    """The format of the log at ``log_path``: the one on disk, or for a new log the
+    ``log_format`` option. Asking for format 2 on a format-1 log is refused: only
+    ``dtc upgrade`` converts one, keeping the original."""
+    wanted = overrides.get("log_format", getattr(given, "log_format", None))
+    found = None
+    if isinstance(log_path, str | os.PathLike) and str(log_path):
+        try:
+            found = log_format(log_path)
+        except LogError:  # e.g. open in this process already: the open says it clearly
+            found = None
+    if found is None:
+        if wanted is None:
+            return options_module.NEW_LOG_FORMAT
+        return 2 if wanted == 2 else 1  # a bad value is refused by the options
+    if wanted == 2 and found == 1:
+        raise UnsupportedFormatError(
+            f"the log at {log_path} is in format 1 and log_format=2 was asked for: a log "
+            "changes format only by `dtc upgrade LOG --to NEW` (or --in-place), which keeps "
+            "the original; open it without log_format to keep running on format 1"
+        )
+    return found
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(CoordinatorOptions))

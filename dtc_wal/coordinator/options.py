@@ -20,11 +20,16 @@ from typing import TypedDict
 
 from .. import options
 from ..drivers.calls import DEFAULT_TRANSIENT, CallPolicy
+from ..errors import InvalidOptionError
 from ..log_values import DEFAULT_MAX_DATA_BYTES, check_max_data_bytes
 from ..recovery.workers import check_workers
 from ..wal.store import MIB
 
-__all__ = ["CoordinatorOptions", "OptionsKwargs"]
+__all__ = ["NEW_LOG_FORMAT", "CoordinatorOptions", "OptionsKwargs"]
+
+NEW_LOG_FORMAT = 1
+"""The format of a new log when ``log_format`` is None. A log on disk keeps its own format:
+a format-2 one opens on the new core whatever this says."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class CoordinatorOptions:
     one_phase: bool = True
     max_data_bytes: int | None = DEFAULT_MAX_DATA_BYTES
     strict: bool = False
+    log_format: int | None = None
 
     def __post_init__(self) -> None:
         check_max_data_bytes(self.max_data_bytes)
@@ -64,6 +70,12 @@ class CoordinatorOptions:
             options.count(option, getattr(self, option), minimum)
         check_workers(self.recovery_workers)
         options.one_of("log_writer", self.log_writer, ("caller", "thread"))
+        fmt = self.log_format
+        if fmt is not None and (isinstance(fmt, bool) or fmt not in (1, 2)):
+            raise InvalidOptionError(
+                f"log_format must be 1 or 2 (the format a new log is made in; None: "
+                f"{NEW_LOG_FORMAT}, this version's default), not {fmt!r}"
+            )
         for option in ("sync", "recover", "one_phase", "strict"):
             options.flag(option, getattr(self, option))
         self.policy()  # the retry settings are checked by the policy they make
@@ -103,3 +115,4 @@ class OptionsKwargs(TypedDict, total=False):
     one_phase: bool
     max_data_bytes: int | None
     strict: bool
+    log_format: int | None

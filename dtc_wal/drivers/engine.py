@@ -21,7 +21,7 @@ from ..clock import Clock, SystemClock
 from ..log import TransactionLog
 from ..log_values import check_text, encode_mapping
 from ..participant import CallableStep, as_participant, as_saga_step
-from ..protocol import Commit, Machine, MemberSpec, Mode, Outcome, ProtocolError, Rollback
+from ..protocol import Call, Commit, Machine, MemberSpec, Mode, Outcome, ProtocolError, Rollback
 from ..registry import ParticipantRegistry
 from .completer import Completer
 from .counters import Counters
@@ -137,7 +137,7 @@ class Engine(EngineOperations):
             if run.started:
                 raise errors.TransactionStateError(
                     f"transaction {txid} is already committing or rolling back; enlist every "
-                    "participant before commit"
+                    "participant before commit_transaction"
                 )
             clash = False
             for m in run.members:
@@ -180,9 +180,11 @@ class Engine(EngineOperations):
         except ProtocolError as exc:
             raise translated(exc) from exc
         rest = self.driver.drive(run, commands, until_commit=not wait)
-        if rest is not None:
+        if rest is not None and any(type(c) is Call for c in rest):
             self.counters.add("committed")  # durable: the completer finishes it
             return self.completer.submit(run, rest)
+        if rest is not None:  # nothing left to call (a one-phase commit): end it here
+            self.driver.drive(run, rest)
         try:
             run.result()
         finally:

@@ -86,6 +86,7 @@ class EngineOperations:
                     stored,
                     progress,
                     _LiveOrSkipped(self._live, skip),
+                    self.options.recovery_workers,
                 )
             finally:
                 with self._lock:
@@ -199,6 +200,10 @@ class EngineOperations:
         self.log.flush()
         stored = self.log.read(txid)
         return None if stored is None else transaction_of(stored)
+
+    def is_live(self, txid: str) -> bool:
+        """True while ``txid`` is begun here and its commit or rollback has not returned."""
+        return txid in self._live
 
     def live_txids(self) -> set[str]:
         """Txids of the runs begun here whose commit or rollback has not returned."""

@@ -12,6 +12,7 @@ Orphan prepared branches are settled by :mod:`dtc_wal.recovery.orphans`.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 from collections.abc import Callable, Container, Sequence
 
@@ -89,11 +90,13 @@ def recover_pass(
     stored: Sequence[StoredTransaction],
     progress: Progress | None = None,
     skip_orphans: Container[str] = (),
+    workers: int = 1,
 ) -> RecoveryReport:
     """Drive the ``parked`` runs (finished earlier with members pending, objects still
     live), then every transaction of ``stored`` (unfinished in the log, none live); then
     settle orphan prepared branches not in ``skip_orphans``. ``progress(done, total)``
-    after each transaction."""
+    after each transaction. ``workers`` > 1 drives that many stored transactions at once
+    (one hanging participant does not hold up the rest); the report keeps log order."""
     report = RecoveryReport()
     total, done = len(parked) + len(stored), 0
     again: list[StoredTransaction] = []
@@ -106,15 +109,45 @@ def recover_pass(
         done += 1
         if progress is not None:
             progress(done, total)
-    for one in [*stored, *again]:
-        _add(report, _recover_stored(driver, registry, options, one))
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    todo = [*stored, *again]
+    if workers <= 1 or len(todo) <= 1:
+        for one in todo:
+            _add(report, _recover_stored(driver, registry, options, one))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    else:
+        entries = _in_parallel(driver, registry, options, todo, workers, progress, done, total)
+        for entry in entries:
+            _add(report, entry)
     driver.log.flush()  # what the pass appended, before the resources are asked
     report.merge(resolve_orphans(registry, decision_of(driver.log), skip_orphans))
     log.info("recovery pass: %s", report.summary())
     return report
+
+
+def _in_parallel(
+    driver: ThreadedDriver,
+    registry: ParticipantRegistry,
+    options: ProtocolOptions,
+    todo: Sequence[StoredTransaction],
+    workers: int,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> list[tuple[TransactionAction, Sequence[InDoubt]] | None]:
+    """``_recover_stored`` of each on ``workers`` threads; every one runs even when some
+    raise (a log error), and the first such error is raised after all have ended."""
+    with cf.ThreadPoolExecutor(workers, thread_name_prefix="dtc-recovery") as pool:
+        futures = [pool.submit(_recover_stored, driver, registry, options, one) for one in todo]
+        for _ in cf.as_completed(futures):
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    entries = []
+    for future in futures:
+        entries.append(future.result())  # raises the first failure, after every one ran
+    return entries
 
 
 def _add(report: RecoveryReport, entry: tuple[TransactionAction, Sequence[InDoubt]] | None) -> bool:

@@ -58,13 +58,31 @@ _NEVER = threading.Event()  # the cancel flag of inline calls: they run to the e
 _Result = tuple[int, CallResult]  # (call token, result)
 
 
-class _InFlight:
-    __slots__ = ("deadline", "flag", "member", "op")
+# Decisions are the coordinator's events, under its logger (as the call policy's are).
+events = logging.getLogger("dtc_wal.coordinator")
 
-    def __init__(self, member: int, op: Op, deadline: float | None, flag: threading.Event):
+
+def _log_decision(run: Run, outcome: Outcome) -> None:
+    txid = run.txid
+    if outcome is Outcome.COMMIT:
+        events.info("txid=%s decided commit", txid, extra={"txid": txid})
+        return
+    tx = run.machine.transaction
+    reason = (tx.reason if tx is not None else None) or "presumed abort"
+    events.info("txid=%s decided abort: %s", txid, reason, extra={"txid": txid})
+
+
+class _InFlight:
+    """A pooled call. ``expires`` is its deadline on the real monotonic clock: a deadline
+    is waited for in real time even when the driver's clock is a manual one (timestamps
+    stay the clock's)."""
+
+    __slots__ = ("expires", "flag", "member", "op")
+
+    def __init__(self, member: int, op: Op, expires: float | None, flag: threading.Event):
         self.member = member
         self.op = op
-        self.deadline = deadline
+        self.expires = expires
         self.flag = flag
 
 
@@ -114,6 +132,7 @@ class ThreadedDriver:
                         todo.append(failed)
                 elif kind is Decision:
                     run.decided = outcome = command.outcome  # type: ignore[union-attr]
+                    _log_decision(run, outcome)
                     if until_commit and outcome is Outcome.COMMIT:
                         return calls + batch[i + 1 :]
                 else:
@@ -172,7 +191,10 @@ class ThreadedDriver:
                 continue
             token += 1
             flag = threading.Event()
-            inflight[token] = _InFlight(call.member, call.op, call.deadline, flag)
+            expires = None
+            if call.deadline is not None:
+                expires = time.monotonic() + max(0.0, call.deadline - self.clock.now())
+            inflight[token] = _InFlight(call.member, call.op, expires, flag)
             self.pool.submit(self._pooled, run, call, key, flag, token, results)
         for call, key in here:
             todo.append(self._inline(run, call, key))
@@ -272,10 +294,10 @@ class ThreadedDriver:
     ) -> None:
         """Wait for the next answer, or for the nearest deadline to pass."""
         assert inflight, f"transaction {run.txid}: the machine waits for nothing"
-        deadlines = [f.deadline for f in inflight.values() if f.deadline is not None]
+        deadlines = [f.expires for f in inflight.values() if f.expires is not None]
         timeout = None
         if deadlines:
-            timeout = max(0.0, min(deadlines) - self.clock.now())
+            timeout = max(0.0, min(deadlines) - time.monotonic())
         try:
             token, result = results.get(timeout=timeout)
         except queue.Empty:
@@ -286,9 +308,9 @@ class ThreadedDriver:
             todo.append(self._event(call.member, call.op, result, run))
 
     def _expire(self, run: Run, inflight: dict[int, _InFlight], todo: deque[Event]) -> None:
-        now = self.clock.now()
+        now, real = self.clock.now(), time.monotonic()
         for token, call in list(inflight.items()):
-            if call.deadline is None or call.deadline > now:
+            if call.expires is None or call.expires > real:
                 continue
             del inflight[token]
             call.flag.set()  # no further attempts

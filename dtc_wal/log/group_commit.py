@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from .. import _crash_hooks as points
-from ..errors import CoordinatorClosedError
+from ..errors import CoordinatorClosedError, LogFullError
 from .interface import OnDone
 
 __all__ = ["BatchStore", "GroupCommit"]
@@ -223,11 +223,18 @@ class GroupCommit(Generic[E]):
             points.hit("wal.before-sync")
         try:
             refused = self._store.write_batch([item for _, item in pairs])
+        except LogFullError as exc:
+            if len(pairs) == 1:
+                self._failed(batch, pairs, exc)
+                return
+            # One big entry may not fit where the small ones beside it would: write each
+            # alone, so a transaction's records never fail for another's (a lost lazy
+            # acknowledgement would leave a finished transaction to recovery).
+            for entry, _item in pairs:
+                self._write([entry])
+            return
         except BaseException as exc:
-            what = "; ".join(self._describe(item) for _, item in pairs)
-            log.error("log write failed, nothing of this batch written (%s): %s", what, exc)
-            for entry in batch:
-                entry.error = exc
+            self._failed(batch, pairs, exc)
             return
         self.batches += 1
         if points.ARMED:
@@ -237,6 +244,14 @@ class GroupCommit(Generic[E]):
                 entry.error = error
                 if not entry.waits and entry.on_done is None:
                     log.error("log append refused (%s): %s", self._describe(item), error)
+
+    def _failed(
+        self, batch: list[_Entry[E]], pairs: list[tuple[_Entry[E], E]], exc: BaseException
+    ) -> None:
+        what = "; ".join(self._describe(item) for _, item in pairs)
+        log.error("log write failed, nothing of this batch written (%s): %s", what, exc)
+        for entry in batch:
+            entry.error = exc
 
     @staticmethod
     def _tell(entry: _Entry[E]) -> None:

@@ -39,6 +39,16 @@ class TxState(enum.StrEnum):
     ABORTED = "aborted"
     """Ended with outcome abort."""
 
+    @property
+    def finished(self) -> bool:
+        """Ended: nothing more is owed to any member."""
+        return self is TxState.COMMITTED or self is TxState.ABORTED
+
+    @property
+    def decided(self) -> bool:
+        """The outcome is decided (and, in the log, durable)."""
+        return self is not TxState.ACTIVE
+
 
 class Retry(enum.StrEnum):
     """Which errors a driver retries (with backoff, up to its retry limit) for a call."""

@@ -133,18 +133,17 @@ def test_not_killed_the_original_ends_as_format1_evidence(log: Path) -> None:
     assert evidence.name.startswith("shop-log.format1-") and digest(evidence) == before
 
 
-def test_this_versions_coordinator_refuses_the_upgraded_log_saying_why(
-    log: Path, tmp_path: Path
-) -> None:
-    """Format 2 is a preview until the coordinator switches: the upgrade says so, and the
-    coordinator and the format-1 commands refuse the new log with what to do."""
+def test_the_upgraded_log_opens_on_the_new_core(log: Path, tmp_path: Path) -> None:
+    """The coordinator runs an upgraded log on the new core, with its unfinished
+    transactions; the format-1 original keeps running on the old one."""
     from dtc_wal import TransactionCoordinator
-    from dtc_wal.errors import UnsupportedFormatError
+    from dtc_wal.coordinator.facade import EngineCoordinator
 
     upgraded = run("upgrade", log, "--to", tmp_path / "log2")
     assert upgraded.exit_code == 0 and "format 2 is a preview" in upgraded.stderr
-    with pytest.raises(UnsupportedFormatError, match="Run on the format-1 original"):
-        TransactionCoordinator(tmp_path / "log2")
+    with TransactionCoordinator(tmp_path / "log2", recovery_interval=None, recover=False) as new:
+        assert isinstance(new, EngineCoordinator)
+        assert len(new.unfinished()) == 6
     status = run("status", tmp_path / "log2")
     assert status.exit_code == 1 and "in format 2, as `dtc upgrade` writes it" in status.output
     with TransactionCoordinator(log, recovery_interval=None, recover=False) as coord:
