@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...drivers import report as words
+from ...errors import LogError
 from ...log import StoredTransaction
 from ...log.lmdb import LmdbLog, log_format
 from ...protocol import OutOfOrderError, Transaction, fold
@@ -48,8 +49,12 @@ __all__ = [
 
 
 def is_format2(log: Path) -> bool:
-    """True when ``log`` holds a format-2 log (read from its meta table, no lock)."""
-    return log_format(log) == 2
+    """True when ``log`` holds a format-2 log (read from its meta table, no lock). A log
+    that cannot be read at all goes the format-1 way, which says what is wrong."""
+    try:
+        return log_format(log) == 2
+    except LogError:
+        return False
 
 
 @contextlib.contextmanager
