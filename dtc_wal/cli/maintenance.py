@@ -26,7 +26,7 @@ from .output import echo_json, format_age, format_bytes, format_time
 from .progress import progress_bar
 from .registry_spec import RegistrySpec
 
-__all__ = ["compact", "recover_command", "resolve"]
+__all__ = ["compact", "finish_recovery", "recover_command", "resolve"]
 
 
 # -- recover -------------------------------------------------------------------------------
@@ -104,6 +104,11 @@ def recover_command(
         require_writable(log, "recover")
     with progress_bar("recovering", enabled=not dry_run) as update:
         report = recover(log, registry, dry_run=dry_run, progress=update, recovery_workers=workers)
+    finish_recovery(report, log, dry_run=dry_run, as_json=as_json)
+
+
+def finish_recovery(report: RecoveryReport, log: Path, *, dry_run: bool, as_json: bool) -> None:
+    """Print a recovery report (text or JSON) and exit 4 unless it is clean."""
     if as_json:
         echo_json(report.to_dict())
     else:
