@@ -26,8 +26,9 @@ def _print(report: UpgradeReport, skip_damaged: bool) -> None:
     click.echo(f"format-2 log: {report.target}")
     click.echo(f"format-1 original (unchanged): {report.evidence}")
     click.echo(
-        "note: this version's coordinator still runs on format 1 (format 2 is a preview "
-        "until it switches); keep running it on the format-1 original",
+        "note: format 2 is a preview in this version: TransactionCoordinator runs this log "
+        "on the new core, and new logs are still made in format 1 unless log_format=2; the "
+        "format-1 original is unchanged",
         err=True,
     )
 
