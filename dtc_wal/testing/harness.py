@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..coordinator.core import TransactionCoordinator
+from ..log.lmdb import log_format
 from ..recovery.report import InDoubt, RecoveryReport
 from .checks import CheckResult, check_invariants
 from .workload import coordinator_options, make_registry
@@ -74,6 +75,8 @@ class Run:
     ready: bool
     """It printed "ready": its coordinator opened (and recovered) before the kill."""
     census: dict[str, int] | None = None
+    log_format: int | None = None
+    """The format of the log on disk when it ended (None: it made none)."""
 
     @property
     def killed_by_sigkill(self) -> bool:
@@ -119,10 +122,13 @@ class Case:
     """One log, its participants and its acknowledgements, under ``root``."""
 
     root: Path
+    log_format: int | None = None
+    """The format of the log the first run makes (None: the library's default); the
+    workload and restarts get it as ``log_format=``, a log on disk keeps its own."""
 
     @classmethod
-    def create(cls, root: str | os.PathLike[str]) -> Case:
-        case = cls(Path(root))
+    def create(cls, root: str | os.PathLike[str], log_format: int | None = None) -> Case:
+        case = cls(Path(root), log_format)
         case.state.mkdir(parents=True, exist_ok=True)
         return case
 
@@ -155,7 +161,10 @@ class Case:
             args += ["--recovery-interval", str(recovery_interval)]
         if lazy_delay is not None:
             args += ["--lazy-delay", str(lazy_delay)]
-        return args
+        return args + self._format_args()
+
+    def _format_args(self) -> list[str]:
+        return [] if self.log_format is None else ["--log-format", str(self.log_format)]
 
     def run(
         self,
@@ -217,7 +226,7 @@ class Case:
             err.seek(0)
             stderr = err.read()
         ready = ready or "ready\n" in stdout
-        result = Run(command, proc.returncode, stdout, stderr, ready)
+        result = Run(command, proc.returncode, stdout, stderr, ready, None, log_format(self.log))
         if census_file is not None and census_file.exists():
             result.census = json.loads(census_file.read_text())
         return result
@@ -226,7 +235,7 @@ class Case:
         """Run recovery in a new process (``workload recover``), which may itself be killed
         at ``crash_at``; its report goes to ``<root>/recovery.json``."""
         args = ["recover", "--log", str(self.log), "--state", str(self.state)]
-        args += ["--report", str(self.root / "recovery.json")]
+        args += ["--report", str(self.root / "recovery.json"), *self._format_args()]
         census_file = self.root / "census.json"
         if census:
             census_file.unlink(missing_ok=True)
@@ -250,8 +259,9 @@ class Case:
             )
         if settle:
             options.setdefault("recovery_interval", 0.02)
+        defaults = coordinator_options(log_format=self.log_format)
         coord = TransactionCoordinator(
-            self.log, registry=make_registry(self.state), **{**coordinator_options(), **options}
+            self.log, registry=make_registry(self.state), **{**defaults, **options}
         )
         try:
             deadline = time.monotonic() + settle
@@ -261,7 +271,7 @@ class Case:
                 coord.last_recovery_report,
                 coord.in_doubt(),
                 [v.txid for v in coord.unfinished()],
-                coord.wal.store.stale_readers_cleared,
+                coord.last_recovery_report.stale_readers_cleared,
             )
         finally:
             coord.close()
