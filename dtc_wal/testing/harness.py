@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..coordinator import options as options_module
 from ..coordinator.core import TransactionCoordinator
 from ..log.lmdb import log_format
 from ..recovery.report import InDoubt, RecoveryReport
@@ -123,8 +124,11 @@ class Case:
 
     root: Path
     log_format: int | None = None
-    """The format of the log the first run makes (None: the library's default); the
-    workload and restarts get it as ``log_format=``, a log on disk keeps its own."""
+    """The format of the log the first run makes; the workload process and restarts get it
+    as ``log_format=`` (a log on disk keeps its own). None: this process's default for new
+    logs (:data:`dtc_wal.coordinator.options.NEW_LOG_FORMAT`, which ``pytest
+    --dtc-log-format`` sets), so the child makes its log in the format the test run asks
+    for."""
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], log_format: int | None = None) -> Case:
@@ -163,8 +167,13 @@ class Case:
             args += ["--lazy-delay", str(lazy_delay)]
         return args + self._format_args()
 
+    @property
+    def new_log_format(self) -> int:
+        """The format a new log of this case is made in (see :attr:`log_format`)."""
+        return options_module.NEW_LOG_FORMAT if self.log_format is None else self.log_format
+
     def _format_args(self) -> list[str]:
-        return [] if self.log_format is None else ["--log-format", str(self.log_format)]
+        return ["--log-format", str(self.new_log_format)]
 
     def run(
         self,
@@ -259,7 +268,9 @@ class Case:
             )
         if settle:
             options.setdefault("recovery_interval", 0.02)
-        defaults = coordinator_options(log_format=self.log_format)
+        # a log on disk keeps its format (asking for 2 on a format-1 log is refused)
+        fmt = None if log_format(self.log) is not None else self.new_log_format
+        defaults = coordinator_options(log_format=fmt)
         coord = TransactionCoordinator(
             self.log, registry=make_registry(self.state), **{**defaults, **options}
         )

@@ -39,6 +39,7 @@ from typing import Any
 from ..coordinator.core import TransactionCoordinator
 from ..coordinator.facade import EngineCoordinator
 from ..errors import CommitIncompleteError, InvalidOptionError, TransactionAborted
+from ..log.lmdb import log_format
 from ..registry import ParticipantRegistry
 from . import points
 from .durable import LISTING_FACTORY, ONE_PHASE_FACTORY, PARTICIPANT_FACTORY, register_durable
@@ -196,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     coord = TransactionCoordinator(
         args.log,
         registry=registry,
-        **coordinator_options(args.recovery_interval, args.log_format),
+        **coordinator_options(args.recovery_interval, _new_log_format(args)),
     )
     if args.lazy_delay is not None:
         # how long lazy records wait for a batch to ride: a longer wait widens the window in
@@ -244,6 +245,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_log_format(args: argparse.Namespace) -> int | None:
+    """``--log-format`` for a new log; a log on disk keeps its own format (the harness
+    checks which one a run left: ``Run.log_format``)."""
+    fmt: int | None = args.log_format
+    return fmt if log_format(args.log) is None else None
+
+
 def set_lazy_delay(coord: TransactionCoordinator, seconds: float) -> None:
     """Let lazy records wait ``seconds`` for a batch to ride, on either log format."""
     if isinstance(coord, EngineCoordinator):
@@ -257,7 +265,7 @@ def _recover(args: argparse.Namespace) -> int:
     coord = TransactionCoordinator(
         args.log,
         registry=make_registry(args.state),
-        **coordinator_options(log_format=args.log_format),
+        **coordinator_options(log_format=_new_log_format(args)),
     )
     try:
         report = coord.last_recovery_report.to_dict()
