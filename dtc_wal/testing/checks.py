@@ -1,8 +1,9 @@
 """What the crash harness checks after a kill and a recovery.
 
-* :func:`read_log` -- every transaction in the log, replayed, and the log's integrity as
-  :func:`dtc_wal.wal.verify.verify_log` (``dtc verify``) sees it: records decode (CRC,
-  format), transitions are allowed, the txid indexes agree with the records.
+* :func:`read_log` (:mod:`.log_reading`) -- every transaction in the log, in the log's own
+  format (1: replayed; 2: folded by the protocol), and the log's integrity as ``dtc
+  verify`` sees it: records decode (CRC, format), transitions are allowed, the indexes
+  agree with the records.
 * :func:`check_invariants` -- the promises, comparing the log with the participants' own
   durable state (:mod:`.durable`) and the caller's acknowledgements:
 
@@ -32,12 +33,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..errors import DtcError
-from ..history import TransactionView, replay
-from ..records import LogRecord, decode_record
 from ..states import TxState
-from ..wal.store import LogStore
-from ..wal.verify import verify_log
 from .durable import (
     COMMITTED_ONE_PHASE,
     COMMITTED_STATES,
@@ -47,44 +43,17 @@ from .durable import (
     ROLLED_BACK_PREPARED,
     read_states,
 )
+from .log_reading import Logged, LogSnapshot, read_log
 
-__all__ = ["Acks", "CheckResult", "LogSnapshot", "check_invariants", "read_acks", "read_log"]
-
-
-@dataclasses.dataclass(slots=True)
-class LogSnapshot:
-    """Every transaction in a log, replayed, and every integrity problem found."""
-
-    views: dict[str, TransactionView] = dataclasses.field(default_factory=dict)
-    problems: list[str] = dataclasses.field(default_factory=list)
-    records: int = 0
-
-
-def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
-    """Verify the log at ``path`` and replay every transaction in it (read-only).
-
-    Do not call it while a coordinator in this process has the log open (LMDB forbids
-    opening one environment twice in a process); another process may hold it.
-    """
-    report = verify_log(path)
-    snap = LogSnapshot(problems=[str(p) for p in report.problems], records=report.records)
-    by_txid: dict[str, list[tuple[int, LogRecord]]] = {}
-    store = LogStore(path, readonly=True)
-    try:
-        for lsn, raw in store.iter_records():
-            try:
-                record = decode_record(raw, lsn)
-            except DtcError:
-                continue  # reported by verify_log
-            by_txid.setdefault(record.txid, []).append((lsn, record))
-    finally:
-        store.close()
-    for txid, records in by_txid.items():
-        try:
-            snap.views[txid] = replay(records)
-        except DtcError:
-            continue  # reported by verify_log
-    return snap
+__all__ = [
+    "Acks",
+    "CheckResult",
+    "LogSnapshot",
+    "Logged",
+    "check_invariants",
+    "read_acks",
+    "read_log",
+]
 
 
 @dataclasses.dataclass(slots=True)
@@ -159,11 +128,11 @@ def check_invariants(
     bad.extend(f"log integrity: {p}" for p in snap.problems)
     bad.extend(f"protocol violation seen by participant {a}" for a in held.anomalies)
 
-    for txid, view in snap.views.items():
+    for txid, view in snap.transactions.items():
         result.transactions += 1
         at = held.states.get(txid, {})
         if not view.state.finished:
-            pending = ", ".join(p.name for p in view.pending() or view.ordered())
+            pending = ", ".join(view.pending or view.participants)
             bad.append(f"{txid} is still {view.state.value} after recovery (pending: {pending})")
             continue
         if view.state is TxState.COMMITTED:
@@ -181,7 +150,7 @@ def check_invariants(
                     bad.append(f"{txid} is aborted in the log but {name} holds {at[name]}")
     outside_the_log: dict[str, TxState] = {}
     for txid, at in held.states.items():
-        if txid in snap.views:
+        if txid in snap.transactions:
             continue
         outcome = _outside_the_log(txid, at, bad)
         if outcome is not None:
@@ -199,7 +168,7 @@ def check_invariants(
     ]
     told += [(txid, TxState.ABORTED) for txid in sorted(acks.aborted)]
     for txid, expected in told:
-        found = snap.views.get(txid)
+        found = snap.transactions.get(txid)
         if found is not None:
             state = found.state
         elif txid in outside_the_log:

@@ -5,7 +5,8 @@ many times, on the same log; every few kills restart, recover and check the inva
 long run outside CI) and ``DTC_SOAK_SEED`` replays a run (the seed is printed on failure).
 Kills land anywhere: during start-up, during the recovery a restarted process runs on open,
 and in the middle of concurrent 2PC and saga transactions with the background recovery
-loop running.
+loop running. It runs on a format-1 log and on a format-2 log, half the kills each
+(``DTC_SOAK_KILLS`` is the total).
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ class Lane:
     violations: list[str] = dataclasses.field(default_factory=list)
 
 
-def _soak_lane(kills: int, root: Path, seed: int) -> Lane:
+def _soak_lane(kills: int, root: Path, seed: int, log_format: int) -> Lane:
     rng = random.Random(seed)
     lane = Lane()
-    case = Case.create(root / "epoch-0")
+    case = Case.create(root / "epoch-0", log_format=log_format)
     for k in range(kills):
         if k and k % EPOCH == 0:
-            case = Case.create(root / f"epoch-{k // EPOCH}")
+            case = Case.create(root / f"epoch-{k // EPOCH}", log_format=log_format)
         wait_ready = rng.random() < 0.85
         run = case.run(
             "mixed",
@@ -80,21 +81,23 @@ def _soak_lane(kills: int, root: Path, seed: int) -> Lane:
     return lane
 
 
-def test_random_kill_soak(tmp_path: Path) -> None:
-    rng = random.Random(SEED)
-    per_lane = [KILLS // LANES + (i < KILLS % LANES) for i in range(LANES)]
+@pytest.mark.parametrize("log_format", [1, 2], ids=lambda f: f"f{f}")
+def test_random_kill_soak(tmp_path: Path, log_format: int) -> None:
+    kills = KILLS // 2 + (log_format == 1 and KILLS % 2)
+    rng = random.Random(SEED + log_format)
+    per_lane = [kills // LANES + (i < kills % LANES) for i in range(LANES)]
     with cf.ThreadPoolExecutor(LANES) as pool:
         futures = [
-            pool.submit(_soak_lane, n, tmp_path / f"lane-{i}", rng.randrange(2**32))
+            pool.submit(_soak_lane, n, tmp_path / f"lane-{i}", rng.randrange(2**32), log_format)
             for i, n in enumerate(per_lane)
         ]
         lanes = [f.result() for f in futures]
-    print(f"soak seed {SEED}:", *lanes, sep="\n  ")
+    print(f"soak seed {SEED}, log format {log_format}:", *lanes, sep="\n  ")
     violations = [v for lane in lanes for v in lane.violations]
     assert violations == [], f"DTC_SOAK_SEED={SEED}: " + "\n".join(violations[:20])
-    assert sum(lane.kills for lane in lanes) == KILLS
-    assert sum(lane.checks for lane in lanes) >= KILLS // EPOCH
+    assert sum(lane.kills for lane in lanes) == kills
+    assert sum(lane.checks for lane in lanes) >= kills // EPOCH
     # the kills hit running work, not only process start-up
-    assert sum(lane.killed_after_ready for lane in lanes) > KILLS // 2
-    assert sum(lane.transactions for lane in lanes) > KILLS
+    assert sum(lane.killed_after_ready for lane in lanes) > kills // 2
+    assert sum(lane.transactions for lane in lanes) > kills
     assert sum(lane.acknowledged for lane in lanes) > 0

@@ -147,6 +147,16 @@ class LmdbLog:
         """Durable commits since open (the counter tests and benchmarks read)."""
         return self._store.syncs
 
+    @property
+    def lazy_delay(self) -> float:
+        """Seconds a lazy append waits for a batch to ride before the flusher writes it."""
+        return self._writer().lazy_delay
+
+    @lazy_delay.setter
+    def lazy_delay(self, seconds: float) -> None:
+        _check_options(self.path, MIB, MIB, seconds)
+        self._writer().lazy_delay = seconds
+
     # -- reads ------------------------------------------------------------------------------
 
     def read(self, txid: str) -> StoredTransaction | None:
