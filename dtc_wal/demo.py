@@ -241,13 +241,12 @@ def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> N
         ):
             view = coord.transaction(txid)
             echo(f"  {txid}  {label}: {view.state.value}")
-            for lsn, record in coord.wal.store.records_of(txid):
-                fields = record.to_dict()
+            for number, fields in _logged(coord, txid):
                 kind = fields.pop("type")
-                fields.pop("txid")
-                fields.pop("at")
+                for key in ("txid", "at", "time", "seq"):
+                    fields.pop(key, None)
                 extra = " ".join(f"{k}={v}" for k, v in fields.items())
-                echo(f"    {lsn:>4}  {kind:<15} {extra}")
+                echo(f"    {number:>4}  {kind:<15} {extra}")
     dtc = dtc_command()
     if not kept:
         echo(f"\nThe log was removed. To keep it and inspect it: {dtc} demo --keep")
@@ -257,3 +256,18 @@ def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> N
     echo(f"                     {dtc} status {where}")
     if temporary:
         echo(f"(a temporary directory, kept: remove it with  rm -r {where})")
+
+
+def _logged(coord: TransactionCoordinator, txid: str) -> list[tuple[int, dict[str, Any]]]:
+    """The transaction's records as ``(number, fields)``: LSNs in format 1, positions in
+    the transaction in format 2."""
+    log = getattr(coord, "log", None)
+    if log is None:  # format 1
+        return [(lsn, r.to_dict()) for lsn, r in coord.wal.store.records_of(txid)]
+    from .cli.v2.reading import record_dict
+
+    coord.flush()
+    stored = log.read(txid)
+    records = stored.records if stored is not None else ()
+    names = [m.name for m in records[0].members] if records else []
+    return [(i, record_dict(r, i, names)) for i, r in enumerate(records)]
