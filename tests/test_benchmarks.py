@@ -16,6 +16,7 @@ from benchmarks import run
 pytest.importorskip("transaction")  # zope transaction: the test extra installs it
 
 
+@pytest.mark.format1
 def test_benchmark_run_writes_every_ratio(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -37,6 +37,7 @@ def record_count(log: Path) -> int:
         store.close()
 
 
+@pytest.mark.format1
 def test_export_jsonl_has_every_record_in_lsn_order(log: Path, ids: dict[str, str]) -> None:
     result = run("export", log)
     assert result.exit_code == 0
@@ -54,6 +55,7 @@ def test_export_jsonl_has_every_record_in_lsn_order(log: Path, ids: dict[str, st
     assert failed["error"] == "ConnectionError: warehouse is unreachable"
 
 
+@pytest.mark.format1
 def test_export_json_array_to_a_file(log: Path, ids: dict[str, str], tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     result = run("export", log, "--format", "json", "--output", target)
@@ -72,6 +74,7 @@ def test_export_of_an_empty_log_is_valid_json(log: Path, tmp_path: Path) -> None
     assert run("export", log).stdout == ""
 
 
+@pytest.mark.format1
 def test_export_keeps_a_damaged_record_as_evidence(log: Path, ids: dict[str, str]) -> None:
     garbage = b"\x01\x00\x00\x00\x02ab\x00\x00"
     with raw_tables(log) as (txn, dbs):

@@ -56,6 +56,7 @@ def test_status_counts_by_state_and_names_the_oldest_unfinished(
     assert lines["records"].strip().isdigit()
 
 
+@pytest.mark.format1
 def test_status_json(log: Path, ids: dict[str, str]) -> None:
     status = json.loads(ok("status", log, "--json"))
     assert status["by_state"] == {"decided-commit": 1, "committed": 2, "aborted": 1}
@@ -289,6 +290,7 @@ def test_list_bad_state_is_a_usage_error(log: Path, ids: dict[str, str]) -> None
 # -- show ------------------------------------------------------------------------------------
 
 
+@pytest.mark.format1
 def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
     txid = ids["in_doubt"]
     out = ok("show", log, txid)
@@ -445,6 +447,7 @@ def test_show_unknown_txid(log: Path, ids: dict[str, str]) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.format1
 def test_show_json_has_every_record_with_bytes_in_base64(log: Path, ids: dict[str, str]) -> None:
     shown = json.loads(ok("show", log, ids["committed"], "--json"))
     assert shown["state"] == "committed" and shown["outcome"] == "commit"
@@ -456,6 +459,7 @@ def test_show_json_has_every_record_with_bytes_in_base64(log: Path, ids: dict[st
     assert shown["problems"] == [] and shown["in_doubt"] == []
 
 
+@pytest.mark.format1
 def test_show_a_damaged_record(log: Path, ids: dict[str, str]) -> None:
     shown = json.loads(ok("show", log, ids["saga"], "--json"))
     lsn = shown["records"][2]["lsn"]

@@ -119,6 +119,7 @@ def test_output_formats() -> None:
     }
 
 
+@pytest.mark.format1
 def test_progress_bar_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     populate(tmp_path / "log", tmp_path / "j")
     piped = CliRunner().invoke(cli, ["verify", str(tmp_path / "log")])

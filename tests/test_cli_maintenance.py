@@ -376,6 +376,7 @@ def indexed(log: Path) -> set[str]:
         store.close()
 
 
+@pytest.mark.format1
 def test_compact_removes_old_finished_transactions_only(log: Path, journal: Path) -> None:
     old, new = old_and_new(log, journal)
     report = compact_log(log, keep=30 * 86400)
@@ -387,6 +388,7 @@ def test_compact_removes_old_finished_transactions_only(log: Path, journal: Path
     assert verify_log(log).ok
 
 
+@pytest.mark.format1
 def test_compact_never_removes_an_unfinished_transaction(log: Path, journal: Path) -> None:
     ids = populate(log, journal, clock=ManualClock())
     append_records(log, "tx-undecided", journal, decide=False)
@@ -396,6 +398,7 @@ def test_compact_never_removes_an_unfinished_transaction(log: Path, journal: Pat
         assert {v.txid for v in wal.unfinished()} == {ids["in_doubt"], "tx-undecided"}
 
 
+@pytest.mark.format1
 def test_compact_keeps_the_lsn_high_water_mark(log: Path, journal: Path) -> None:
     populate(log, journal)
     with WriteAheadLog(log) as wal:
@@ -415,6 +418,7 @@ def commit_many(log: Path, n: int, size: int = 2000) -> None:
             coord.commit_transaction(txid, {"blob": b"x" * size})
 
 
+@pytest.mark.format1
 def test_compact_shrinks_the_file_by_a_copy(log: Path, journal: Path) -> None:
     ids = populate(log, journal)
     commit_many(log, 200)
@@ -432,6 +436,7 @@ def test_compact_shrinks_the_file_by_a_copy(log: Path, journal: Path) -> None:
     assert len(indexed(log)) == 4
 
 
+@pytest.mark.format1
 def test_compact_without_copy_leaves_the_file(log: Path, journal: Path) -> None:
     for _ in range(5):
         populate(log, journal)
@@ -443,6 +448,7 @@ def test_compact_without_copy_leaves_the_file(log: Path, journal: Path) -> None:
     assert report.file_bytes_after == (log / "data.mdb").stat().st_size >= before
 
 
+@pytest.mark.format1
 def test_compact_in_bounded_batches(log: Path, journal: Path) -> None:
     for _ in range(4):
         populate(log, journal)
@@ -453,6 +459,7 @@ def test_compact_in_bounded_batches(log: Path, journal: Path) -> None:
     assert verify_log(log).ok
 
 
+@pytest.mark.format1
 def test_compact_cleans_up_an_interrupted_compaction(log: Path, journal: Path) -> None:
     populate(log, journal)
     (log / COPY_DIR).mkdir()
@@ -462,6 +469,7 @@ def test_compact_cleans_up_an_interrupted_compaction(log: Path, journal: Path) -
     assert not (log / COPY_DIR).exists() and not (log / "data.mdb.old").exists()
 
 
+@pytest.mark.format1
 def test_compact_dry_run_changes_nothing(log: Path, journal: Path) -> None:
     populate(log, journal)
     before = indexed(log)
@@ -487,6 +495,7 @@ def test_compact_argument_errors(log: Path, journal: Path, tmp_path: Path) -> No
 # -- compact: the command --------------------------------------------------------------------
 
 
+@pytest.mark.format1
 def test_dtc_compact_prints_what_was_freed(log: Path, journal: Path) -> None:
     for _ in range(10):
         populate(log, journal, clock=ManualClock())

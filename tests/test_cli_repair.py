@@ -18,6 +18,10 @@ from dtc_wal.records import LogRecord, lsn_key
 from dtc_wal.wal import WriteAheadLog
 from dtc_wal.wal.store import DirectoryLock, LogStore
 
+pytestmark = (
+    pytest.mark.format1
+)  # damage made in format-1 records; format 2: tests/log, test_cli2_commands.py
+
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
@@ -250,6 +254,7 @@ def test_repair_without_a_commit_decision_says_roll_back(
     assert run("verify", log).exit_code == 0
 
 
+@pytest.mark.format1
 def test_repair_of_a_finished_transaction_leaves_nothing_to_settle(
     log: Path, journal: Path
 ) -> None:

@@ -17,6 +17,8 @@ from dtc_wal.states import Outcome, RecordType
 from dtc_wal.wal.store import LogStore
 from dtc_wal.wal.verify import Problem, verify_log
 
+pytestmark = pytest.mark.format1  # the format-1 log's own checks
+
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:

@@ -32,6 +32,11 @@ from dtc_wal.records import LogRecord, encode_record, frame, lsn_key, pack, unfr
 from dtc_wal.recovery import InDoubt
 from dtc_wal.wal import WriteAheadLog
 
+pytestmark = (
+    pytest.mark.format1
+)  # damage made in format-1 records; format 2: tests/log, test_cli2_commands.py
+
+
 DECIDED, UNDECIDED, DAMAGED = "tx-decided", "tx-undecided", "tx-damaged"
 Damager = Callable[[Path], tuple[int | None, str]]
 

@@ -21,6 +21,9 @@ from dtc_wal.recovery import resolve_transaction
 from dtc_wal.states import Mode, Outcome, TxState
 from dtc_wal.wal import WriteAheadLog
 
+pytestmark = pytest.mark.format1  # the format-1 log's own checks
+
+
 MakeCoord = Callable[..., TransactionCoordinator]
 
 

@@ -26,6 +26,9 @@ from dtc_wal.errors import DataTooLargeError, UnencodableDataError, UnknownTrans
 from dtc_wal.log_values import MAX_DEPTH
 from dtc_wal.records import pack
 
+pytestmark = pytest.mark.format1  # the format-1 log's own checks
+
+
 LIMIT = 300  # max_data_bytes of the test's coordinator: some values are too large
 JOURNAL = Journal()
 

@@ -189,6 +189,7 @@ def test_a_commit_every_participant_acknowledged_is_finished_at_once(
     assert coord.stats().unfinished == 0
 
 
+@pytest.mark.format1
 def test_an_abort_whose_rollbacks_are_acknowledged_is_finished_at_once(
     make_coord: MakeCoord, journal: Journal
 ) -> None:
@@ -205,6 +206,7 @@ def test_an_abort_whose_rollbacks_are_acknowledged_is_finished_at_once(
     assert (stats.aborted, stats.live, stats.unfinished, stats.in_doubt) == (2, 0, 0, 0)
 
 
+@pytest.mark.format1
 def test_a_rollback_not_acknowledged_stays_unfinished(
     make_coord: MakeCoord, journal: Journal
 ) -> None:

@@ -100,6 +100,7 @@ class EngineCoordinator(TransactionCoordinator):
         try:
             if opts.recover:
                 self.last_recovery_report = self._loop.recover_now()
+            self.last_recovery_report.stale_readers_cleared = self.log.stale_readers_cleared
             self._loop.start()
         except BaseException:
             self.abandon()

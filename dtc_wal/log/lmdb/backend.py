@@ -30,7 +30,9 @@ def _check_options(
     path: object, map_size: object, max_map_size: object, lazy_delay: object
 ) -> None:
     if isinstance(path, bool) or not isinstance(path, str | os.PathLike) or not str(path):
-        raise InvalidOptionError(f"a log path is a directory's str or os.PathLike, not {path!r}")
+        raise InvalidOptionError(
+            f"a log path is a directory's str or os.PathLike, not {type(path).__name__} {path!r}"
+        )
     for name, value in (("map_size", map_size), ("max_map_size", max_map_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidOptionError(f"{name} is a positive number of bytes, not {value!r}")
@@ -178,6 +180,11 @@ class LmdbLog:
         if not isinstance(prefix, str):
             raise InvalidOptionError(f"prefix is a str, not {type(prefix).__name__}")
         return iter_transactions(self._open(), prefix.encode("utf-8", "surrogatepass"))
+
+    @property
+    def stale_readers_cleared(self) -> int:
+        """Reader slots of dead processes LMDB freed when this log was opened."""
+        return self._store.stale_readers_cleared
 
     def info(self) -> LogInfo:
         store = self._open()

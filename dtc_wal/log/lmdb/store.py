@@ -80,6 +80,8 @@ class LmdbStore:
                     "through that log object"
                 ) from exc
             raise LogError(f"cannot open the log at {path}: {exc}") from exc
+        # Slots of readers that died (a SIGKILLed process) are freed now, and counted.
+        self.stale_readers_cleared = 0 if readonly else self.env.reader_check()
         self._gate = _ReadWriteGate()
         self._write_mu = threading.Lock()
         self.syncs = 0
