@@ -118,6 +118,21 @@ class TxModel:
     def saga(self) -> bool:
         return self.mode is self.words.mode.SAGA
 
+    def shows(self, m: MemberModel, logged: Any) -> bool:
+        """Whether the coordinator may report ``logged`` for member ``m``. Format 2 writes
+        the votes in the ``Decided`` record and decides abort at the first refusal, so a
+        yes vote that came after it is not in the log: a 2PC member of an aborting
+        transaction that the model has voted yes may show enlisted until its rollback."""
+        if logged is m.state:
+            return True
+        return (
+            self.words.log_format == 2
+            and not self.saga
+            and self.state is self.words.tx.DECIDED_ABORT
+            and m.state is self.words.member.PREPARED
+            and logged is self.words.member.ENLISTED
+        )
+
     def member(self, name: str) -> MemberModel | None:
         return next((m for m in self.members if m.name == name), None)
 
