@@ -2,8 +2,14 @@
 
 It predicts, from the participants' behaviours alone, what every call returns and what the
 log must then say about every transaction -- the ``DatabaseComparison`` pattern of
-hypothesis ``docs/stateful.rst``. It follows docs/protocol.md and docs/recovery.md, not the
-code: where the two disagree the machine fails.
+hypothesis ``docs/stateful.rst``. It follows docs/protocol.md and docs/recovery.md (format
+1) and docs/architecture.md (format 2), not the code: where the two disagree the machine
+fails.
+
+The two log formats report states in different enums (``dtc_wal.states`` for format 1, the
+protocol's for format 2), and differ where issue 12 renamed a concept or changed which
+records are forced; :class:`Words` holds the difference and :class:`Model` predicts each
+format's own states.
 """
 
 from __future__ import annotations
@@ -11,12 +17,60 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from dtc_wal import Mode, ParticipantState, TxState
+from dtc_wal import protocol, states
 
 from .world import PREPARE_PHASES, World
 
 #: ``max_retries`` of the coordinator under test: a call is tried 1 + MAX_RETRIES times.
 MAX_RETRIES = 2
+
+#: Member states after which nothing more is sent, and transaction states that are ended
+#: (the same strings in both formats; the enums are string enums).
+SETTLED = frozenset({"committed", "rolled-back", "skipped", "resolved", "read-only"})
+ENDED = frozenset({"committed", "aborted"})
+
+
+def settled(state: Any) -> bool:
+    return state in SETTLED
+
+
+def ended(state: Any) -> bool:
+    return state in ENDED
+
+
+@dataclasses.dataclass(frozen=True)
+class Words:
+    """The enums a coordinator on one log format reports its states in."""
+
+    log_format: int
+    tx: Any  # the TxState enum
+    member: Any  # ParticipantState (format 1) or MemberState (format 2)
+    mode: Any
+    commit: Any  # the outcome a commit decision reports
+    abort: Any  # ... and an abort decision: Outcome.ROLLBACK (1) or Outcome.ABORT (2)
+    step_done: Any  # a saga step whose action ran: PREPARED (1) or STEP_DONE (2)
+
+
+WORDS = {
+    1: Words(
+        1,
+        states.TxState,
+        states.ParticipantState,
+        states.Mode,
+        states.Outcome.COMMIT,
+        states.Outcome.ROLLBACK,
+        states.ParticipantState.PREPARED,
+    ),
+    2: Words(
+        2,
+        protocol.TxState,
+        protocol.MemberState,
+        protocol.Mode,
+        protocol.Outcome.COMMIT,
+        protocol.Outcome.ABORT,
+        protocol.MemberState.STEP_DONE,
+    ),
+}
 
 
 @dataclasses.dataclass
@@ -24,25 +78,60 @@ class MemberModel:
     name: str
     system: str
     recoverable: bool  # built from a registry factory, so recovery can rebuild it
-    state: ParticipantState = ParticipantState.ENLISTED
+    state: Any  # the format's member state, ENLISTED when it joins
     started: bool = False  # saga: its action may have run
 
     @property
     def done(self) -> bool:
-        return self.state.done
+        return settled(self.state)
 
 
 @dataclasses.dataclass
 class TxModel:
     txid: str
     started_at: float  # the coordinator clock's monotonic time at begin
-    mode: Mode | None = None
+    words: Words
+    mode: Any = None  # the format's Mode once a member fixed it
     members: list[MemberModel] = dataclasses.field(default_factory=list)
-    state: TxState | None = TxState.ACTIVE  # None: the log does not know it (vanished)
+    state: Any = None  # the format's TxState; None: the log does not know it (vanished)
     open: bool = True  # owned by its caller: begun, not yet committed or rolled back
     data: Any = None  # data logged with the commit decision
     acked_commit: bool = False  # the caller was told the outcome is commit
     objects_lost: bool = False  # a crash since: non-recoverable members cannot be rebuilt
+
+    def __post_init__(self) -> None:
+        self.state = self.words.tx.ACTIVE
+
+    def join(self, name: str, system: str, recoverable: bool, saga: bool) -> None:
+        self.mode = self.words.mode.SAGA if saga else self.words.mode.TWO_PHASE
+        self.members.append(MemberModel(name, system, recoverable, self.words.member.ENLISTED))
+
+    @property
+    def logged_mode(self) -> Any:
+        """The mode the coordinator reports: format 2 names one in ``Opened`` even when no
+        member joined (2PC), format 1 leaves it None until the first member."""
+        if self.mode is None and self.words.log_format == 2:
+            return self.words.mode.TWO_PHASE
+        return self.mode
+
+    @property
+    def saga(self) -> bool:
+        return self.mode is self.words.mode.SAGA
+
+    def shows(self, m: MemberModel, logged: Any) -> bool:
+        """Whether the coordinator may report ``logged`` for member ``m``. Format 2 writes
+        the votes in the ``Decided`` record and decides abort at the first refusal, so a
+        yes vote that came after it is not in the log: a 2PC member of an aborting
+        transaction that the model has voted yes may show enlisted until its rollback."""
+        if logged is m.state:
+            return True
+        return (
+            self.words.log_format == 2
+            and not self.saga
+            and self.state is self.words.tx.DECIDED_ABORT
+            and m.state is self.words.member.PREPARED
+            and logged is self.words.member.ENLISTED
+        )
 
     def member(self, name: str) -> MemberModel | None:
         return next((m for m in self.members if m.name == name), None)
@@ -56,7 +145,7 @@ class TxModel:
     @property
     def unfinished(self) -> bool:
         """Decided (in the log), not yet completed."""
-        return self.state in (TxState.DECIDED_COMMIT, TxState.DECIDED_ABORT)
+        return self.state in (self.words.tx.DECIDED_COMMIT, self.words.tx.DECIDED_ABORT)
 
     def reachable_member(self, member: MemberModel) -> bool:
         """Whether the coordinator holds (or can rebuild) a live object for ``member``."""
@@ -66,8 +155,9 @@ class TxModel:
 class Model:
     """Transactions as they must be, and the failure countdowns the systems must be at."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, log_format: int = 1) -> None:
         self.world = world
+        self.w = WORDS[log_format]
         self.txs: dict[str, TxModel] = {}
         # (system, phase, txid) -> failures still to come; absent = the behaviour's n.
         self.left: dict[tuple[str, str, str], int] = {}
@@ -109,26 +199,27 @@ class Model:
 
     def commit(self, tx: TxModel, data: dict[str, Any]) -> str:
         """Predict ``commit_transaction``: "ok", "incomplete" or "aborted"."""
+        w = self.w
         tx.open = False
-        if tx.mode is Mode.SAGA:
+        if tx.saga:
             failed = False
             for m in tx.members:
                 m.started = True
                 if not self.call(m.system, "action", tx.txid):
                     failed = True
                     break
-                m.state = ParticipantState.PREPARED
+                m.state = w.step_done
         else:
             votes = [self.call(m.system, "prepare", tx.txid) for m in tx.members]
             for m, yes in zip(tx.members, votes, strict=True):
                 if yes:
-                    m.state = ParticipantState.PREPARED
+                    m.state = w.member.PREPARED
             failed = not all(votes)
         if failed:
-            tx.state = TxState.DECIDED_ABORT
+            tx.state = w.tx.DECIDED_ABORT
             self.deliver(tx)
             return "aborted"
-        tx.state = TxState.DECIDED_COMMIT
+        tx.state = w.tx.DECIDED_COMMIT
         tx.data = data or None
         tx.acked_commit = True
         return "incomplete" if self.deliver(tx) else "ok"
@@ -136,30 +227,31 @@ class Model:
     def rollback(self, tx: TxModel) -> None:
         """Predict ``rollback_transaction`` of an open transaction (also the zombie reaper)."""
         tx.open = False
-        tx.state = TxState.DECIDED_ABORT
+        tx.state = self.w.tx.DECIDED_ABORT
         self.deliver(tx)
 
     def deliver(self, tx: TxModel) -> list[MemberModel]:
         """Send the decided outcome to every member still pending; return those left."""
-        commit = tx.state is TxState.DECIDED_COMMIT
-        saga = tx.mode is Mode.SAGA
+        w = self.w
+        commit = tx.state is w.tx.DECIDED_COMMIT
+        saga = tx.saga
         for m in reversed(tx.members) if saga else tx.members:
             if m.done:
                 continue
             if saga and commit:
-                m.state = ParticipantState.COMMITTED  # the action was the commit
+                m.state = w.member.COMMITTED  # the action was the commit
                 continue
-            if saga and m.state is not ParticipantState.PREPARED and not m.started:
-                m.state = ParticipantState.SKIPPED
+            if saga and m.state is not w.step_done and not m.started:
+                m.state = w.member.SKIPPED
                 continue
             if not tx.reachable_member(m):
                 continue
             phase = "compensate" if saga else ("commit" if commit else "rollback")
             if self.call(m.system, phase, tx.txid):
-                m.state = ParticipantState.COMMITTED if commit else ParticipantState.ROLLED_BACK
+                m.state = w.member.COMMITTED if commit else w.member.ROLLED_BACK
         pending = tx.pending()
         if not pending:
-            tx.state = TxState.COMMITTED if commit else TxState.ABORTED
+            tx.state = w.tx.COMMITTED if commit else w.tx.ABORTED
         return pending
 
     def crash(self) -> None:
@@ -173,35 +265,47 @@ class Model:
     def lose_lazy_records(self, tx: TxModel, how: str) -> None:
         """What the log holds of ``tx`` when a crash lost every lazy record of its last
         call (``commit`` or ``rollback``): only the forced ones are left."""
+        w = self.w
         if how == "rollback":  # of an open transaction: nothing of it was forced
             tx.state = None
             return
-        if tx.acked_commit:  # DECIDED_COMMIT, with every yes-vote, was forced
-            tx.state = TxState.DECIDED_COMMIT
+        if tx.acked_commit:
+            if w.log_format == 2 and (tx.saga or not tx.members):
+                # Format 2 forces a saga's (and an empty transaction's) Decided commit
+                # together with its Ended: the transaction is finished, nothing was lost.
+                return
+            # DECIDED_COMMIT, with every yes-vote, was forced.
+            tx.state = w.tx.DECIDED_COMMIT
             for m in tx.members:
-                m.state = ParticipantState.PREPARED
+                m.state = w.member.PREPARED
             return
         # Aborted while committing: the opening records were forced, and for a saga the
-        # PREPARED record of every step before the one that failed; the decision was lazy.
-        tx.state = TxState.ACTIVE
+        # step-done record of every step before the one that failed; the decision was lazy
+        # (format 2: the votes travel in it, so every 2PC member is back to enlisted).
+        tx.state = w.tx.ACTIVE
         failed = max((i for i, m in enumerate(tx.members) if m.started), default=-1)
         for i, m in enumerate(tx.members):
-            before_failed = tx.mode is Mode.SAGA and i < failed
-            m.state = ParticipantState.PREPARED if before_failed else ParticipantState.ENLISTED
+            before_failed = tx.saga and i < failed
+            m.state = w.step_done if before_failed else w.member.ENLISTED
 
     def recover(self) -> set[str]:
         """A recovery pass: re-send the outcome of every unfinished transaction; presume
         abort for one that the log shows begun and undecided."""
         examined = set()
         for tx in self.txs.values():
-            if tx.state is TxState.ACTIVE and not tx.open:
-                tx.state = TxState.DECIDED_ABORT
+            if tx.state is self.w.tx.ACTIVE and not tx.open:
+                tx.state = self.w.tx.DECIDED_ABORT
             if tx.unfinished:
                 examined.add(tx.txid)
                 self.deliver(tx)
         return examined
 
     # -- queries --------------------------------------------------------------------------------
+
+    def begin(self, txid: str, started_at: float) -> TxModel:
+        """A transaction just begun (registered in :attr:`txs`)."""
+        tx = self.txs[txid] = TxModel(txid, started_at, self.w)
+        return tx
 
     def open_txids(self) -> list[str]:
         return [t.txid for t in self.txs.values() if t.open]

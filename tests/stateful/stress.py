@@ -10,7 +10,7 @@ follow the transition table, and after recovery nothing is left unfinished.
 Runs in-process (tests/stateful/test_stress.py) and as a script, so that a test can run it
 under ``python -X dev -W error::ResourceWarning``::
 
-    cd tests && python -m stateful.stress --threads 8 --per-thread 50 /tmp/some-dir
+    cd tests && python -m stateful.stress --threads 8 --per-thread 50 --log-format 2 /tmp/some-dir
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ from typing import Any
 from dtc_wal import (
     CommitIncompleteError,
     ManualClock,
-    Mode,
     TransactionAborted,
     TransactionCoordinator,
 )
 
 from .checks import closed_log_problems, history_problems, world_problems
-from .model import MAX_RETRIES, MemberModel, Model, TxModel
+from .model import MAX_RETRIES, Model, Words
 from .world import TWO_PHASE_FACTORY, Behaviour, TwoPhaseProxy, World, step_factory
 
 #: The systems every stress transaction draws from, by behaviour.
@@ -101,10 +100,15 @@ def _one(coord: TransactionCoordinator, world: World, rng: random.Random, names:
 
 
 def run_stress(
-    path: str | Path, threads: int = 32, per_thread: int = 500, seed: int = 0
+    path: str | Path,
+    threads: int = 32,
+    per_thread: int = 500,
+    seed: int = 0,
+    log_format: int = 1,
 ) -> collections.Counter[str]:
-    """Run the stress workload on a log at ``path``; return how the transactions ended
-    (``ok``, ``incomplete``, ``aborted``, ``rollback``, and ``saga-compensated``).
+    """Run the stress workload on a new log at ``path`` in ``log_format``; return how the
+    transactions ended (``ok``, ``incomplete``, ``aborted``, ``rollback``, and
+    ``saga-compensated``).
 
     Raises AssertionError listing every broken invariant.
     """
@@ -117,6 +121,7 @@ def run_stress(
         registry=world.registry(),
         clock=ManualClock(),
         recovery_interval=None,
+        log_format=log_format,
         max_retries=MAX_RETRIES,
         prepare_timeout=60.0,
         phase2_timeout=60.0,
@@ -141,7 +146,7 @@ def run_stress(
             t.join()
         assert not errors, f"caller threads raised: {errors!r}"
         done = [d for per in results for d in per]
-        model = Model(world)
+        model = Model(world, log_format)
         problems = _outcome_problems(model, done)
         coord.recover_now()  # finishes what failed commit/compensation for too long
         model.recover()
@@ -149,7 +154,7 @@ def run_stress(
         if unfinished:
             problems.append(f"the model leaves unfinished after one pass: {unfinished}")
         problems += [f"(after recovery) {p}" for p in model.countdown_mismatches()]
-        problems += _state_problems(coord, world, done)
+        problems += _state_problems(coord, world, done, model.w)
     finally:
         coord.close()
     problems += closed_log_problems(path)
@@ -165,11 +170,9 @@ def _outcome_problems(model: Model, done: list[Done]) -> list[str]:
     """Each caller got the result the model predicts from the behaviours."""
     problems = []
     for d in done:
-        tx = TxModel(d.txid, 0.0)
+        tx = model.begin(d.txid, 0.0)
         for name, system, recoverable in d.members:
-            tx.mode = Mode.SAGA if d.saga else Mode.TWO_PHASE
-            tx.members.append(MemberModel(name, system, recoverable))
-        model.txs[d.txid] = tx
+            tx.join(name, system, recoverable, d.saga)
         if d.how == "rollback":
             model.rollback(tx)
             continue
@@ -180,14 +183,16 @@ def _outcome_problems(model: Model, done: list[Done]) -> list[str]:
     return problems
 
 
-def _state_problems(coord: TransactionCoordinator, world: World, done: list[Done]) -> list[str]:
+def _state_problems(
+    coord: TransactionCoordinator, world: World, done: list[Done], words: Words
+) -> list[str]:
     """After one recovery pass every transaction is finished, and everything agrees."""
     problems = [f"still unfinished after recovery: {v.txid}" for v in coord.unfinished()]
     problems += world.violations()
     for d in done:
         view = coord.transaction(d.txid)
         members = [(name, system) for name, system, _ in d.members]
-        problems += world_problems(world, view, d.txid, members, d.acked)
+        problems += world_problems(world, view, d.txid, members, d.acked, words)
         problems += history_problems(coord, view)
     return problems
 
@@ -197,14 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--per-thread", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-format", type=int, choices=(1, 2), default=1)
     parser.add_argument("path", nargs="?", help="log directory (default: a new temporary one)")
     args = parser.parse_args(argv)
     logging.getLogger("dtc_wal").propagate = False  # failures are expected; keep stderr clean
     threads_before = set(threading.enumerate())
     fds_before = _open_fds()
     with tempfile.TemporaryDirectory(prefix="dtc-stress-") as tmp:
-        ends = run_stress(args.path or tmp, args.threads, args.per_thread, args.seed)
-    print(f"stress: {dict(ends)} on {args.threads} threads, invariants hold")
+        path = args.path or tmp
+        ends = run_stress(path, args.threads, args.per_thread, args.seed, args.log_format)
+    print(
+        f"stress: {dict(ends)} on {args.threads} threads, log format {args.log_format}, "
+        "invariants hold"
+    )
     # What -X dev cannot see: raw file descriptors (LMDB, the directory lock) and threads.
     leaks = []
     for thread in set(threading.enumerate()) - threads_before:

@@ -13,6 +13,7 @@ from dtc_wal import ManualClock, TransactionAborted, TransactionCoordinator, TxS
 from dtc_wal.errors import ParticipantTimeoutError
 
 from .checks import closed_log_problems, world_problems
+from .model import WORDS
 from .world import Behaviour, TwoPhaseProxy, World
 
 
@@ -32,8 +33,9 @@ class Hanging(TwoPhaseProxy):
             self.returned.set()
 
 
+@pytest.mark.parametrize("log_format", [1, 2], ids=["format1", "format2"])
 def test_prepare_hanging_past_the_timeout_aborts_and_a_late_prepare_votes_no(
-    tmp_path: Path,
+    tmp_path: Path, log_format: int
 ) -> None:
     world = World()
     slow = world.add(Behaviour("ok"))
@@ -45,6 +47,7 @@ def test_prepare_hanging_past_the_timeout_aborts_and_a_late_prepare_votes_no(
         registry=world.registry(),
         clock=ManualClock(),
         recovery_interval=None,
+        log_format=log_format,
         prepare_timeout=0.2,  # real seconds: run_parallel waits on the pool
     )
     try:
@@ -62,7 +65,8 @@ def test_prepare_hanging_past_the_timeout_aborts_and_a_late_prepare_votes_no(
         assert txid not in slow.prepared
         view = coord.transaction(txid)
         members = [(slow.name, slow.name), (fine.name, fine.name)]
-        assert world_problems(world, view, txid, members, acked_commit=False) == []
+        words = WORDS[log_format]
+        assert world_problems(world, view, txid, members, False, words) == []
         assert world.violations() == []
     finally:
         release.set()

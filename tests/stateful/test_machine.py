@@ -27,14 +27,9 @@ from hypothesis.stateful import (
 from dtc_wal import (
     CommitIncompleteError,
     ManualClock,
-    Mode,
-    Outcome,
-    ParticipantState,
     RecordType,
     TransactionAborted,
     TransactionCoordinator,
-    TransactionView,
-    TxState,
 )
 from dtc_wal.errors import (
     DuplicateParticipantError,
@@ -47,9 +42,9 @@ from dtc_wal.errors import (
     UnknownTransactionError,
 )
 
-from .checks import closed_log_problems, history_problems, world_problems
+from .checks import closed_log_problems, history_problems, opened_data, world_problems
 from .conftest import stateful_settings
-from .model import MAX_RETRIES, MemberModel, Model, TxModel
+from .model import MAX_RETRIES, Model, TxModel, ended
 from .world import (
     TWO_PHASE_FACTORY,
     Behaviour,
@@ -111,13 +106,17 @@ def _never(*_args: object) -> None:
 
 
 class CoordinatorMachine(RuleBasedStateMachine):
+    """On a format-1 log; :class:`CoordinatorMachineFormat2` runs the same on format 2."""
+
     systems = Bundle("systems")
+    log_format = 1
 
     def __init__(self) -> None:
         super().__init__()
         self.path = tempfile.mkdtemp(prefix="dtc-stateful-")
         self.world = World()
-        self.model = Model(self.world)
+        self.model = Model(self.world, self.log_format)
+        self.w = self.model.w
         self.clock = ManualClock()
         self.registry = self.world.registry()
         self.coord: TransactionCoordinator | None = self._open()
@@ -132,6 +131,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
             registry=self.registry,
             clock=self.clock,
             recovery_interval=None,
+            log_format=self.log_format,
             zombie_timeout=ZOMBIE_TIMEOUT,
             max_retries=MAX_RETRIES,
             # Real seconds: no call is slow here, these only stop a bug from hanging CI.
@@ -160,7 +160,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
         txid = data.draw(st.sampled_from(self.model.open_txids()), label="open txid")
         return self.model.txs[txid]
 
-    def _view(self, txid: str) -> TransactionView | None:
+    def _view(self, txid: str) -> Any:
         try:
             return self.c.transaction(txid)
         except UnknownTransactionError:
@@ -201,8 +201,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
         returned = call()
         if not saga:
             assert returned == name
-        tx.mode = Mode.SAGA if saga else Mode.TWO_PHASE
-        tx.members.append(MemberModel(name, system, recoverable))
+        tx.join(name, system, recoverable, saga)
 
     def _finish(self, tx: TxModel, how: str, payload: dict[str, Any]) -> None:
         """Commit or roll back an open transaction; the result must be the predicted one."""
@@ -219,10 +218,12 @@ class CoordinatorMachine(RuleBasedStateMachine):
         """Yes-voters got the caller's data, and the decision record carries it."""
         for m in tx.members:
             system = self.world.systems[m.system]
-            seen = system.done if tx.mode is Mode.SAGA else system.prepared
+            seen = system.done if tx.saga else system.prepared
             if tx.acked_commit or tx.txid in seen:
                 assert seen.get(tx.txid) == payload, (tx.txid, m.name)
-        if tx.acked_commit:
+        if tx.acked_commit and self.log_format == 2:  # format 2: the data is in Opened
+            assert opened_data(self.c, tx.txid) == [payload or None]
+        elif tx.acked_commit:
             decisions = [
                 r
                 for _, r in self.c.wal.store.records_of(tx.txid)
@@ -235,14 +236,12 @@ class CoordinatorMachine(RuleBasedStateMachine):
         problems = []
         for view in self.c.unfinished():
             tx = self.model.txs[view.txid]
-            commit = view.outcome is Outcome.COMMIT
+            commit = view.outcome is self.w.commit
             for part in view.pending():
                 m = tx.member(part.name)
                 assert m is not None
                 system = self.world.systems[m.system]
-                phase = (
-                    "compensate" if tx.mode is Mode.SAGA else ("commit" if commit else "rollback")
-                )
+                phase = "compensate" if tx.saga else ("commit" if commit else "rollback")
                 if system.unreachable or not tx.reachable_member(m):
                     continue
                 if system.failed_last(phase, tx.txid):
@@ -269,7 +268,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
     def begin(self) -> None:
         started = self.clock.monotonic()
         txid = self.c.begin_transaction()
-        self.model.txs[txid] = TxModel(txid, started)
+        self.model.begin(txid, started)
         self.begun_since_crash += 1
 
     @precondition(lambda self: self.world.systems)
@@ -282,7 +281,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
         saga = data.draw(st.booleans(), label="saga")
         recoverable = data.draw(st.booleans(), label="recoverable")
         explicit = data.draw(st.booleans(), label="explicit name")
-        mode = Mode.SAGA if saga else Mode.TWO_PHASE
+        mode = self.w.mode.SAGA if saga else self.w.mode.TWO_PHASE
         candidates = [
             txid
             for txid in self.model.open_txids()
@@ -315,7 +314,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
         tx = self.model.txs[txid]
         if tx.state is None:
             expected: type[Exception] = UnknownTransactionError
-        elif tx.state.finished:
+        elif ended(tx.state):
             expected = TransactionFinishedError
         else:
             expected = TransactionStateError  # decided, owned by recovery
@@ -388,11 +387,9 @@ class CoordinatorMachine(RuleBasedStateMachine):
         with cf.ThreadPoolExecutor(len(plans), thread_name_prefix="caller") as pool:
             results = list(pool.map(run, plans))
         for txid, saga, joined, how, payload, got in results:
-            tx = TxModel(txid, self.clock.monotonic(), mode=None)
+            tx = self.model.begin(txid, self.clock.monotonic())
             for name, system, recoverable in joined:
-                tx.mode = Mode.SAGA if saga else Mode.TWO_PHASE
-                tx.members.append(MemberModel(name, system, recoverable))
-            self.model.txs[txid] = tx
+                tx.join(name, system, recoverable, saga)
             if how == "rollback":
                 self.model.rollback(tx)
                 continue
@@ -436,21 +433,40 @@ class CoordinatorMachine(RuleBasedStateMachine):
         report = self.c.last_recovery_report
         assert {a.txid for a in report.transactions} == examined
         for action in report.transactions:
-            assert action.finished == self.model.txs[action.txid].state.finished
+            assert action.finished == ended(self.model.txs[action.txid].state)
         problems = self._stuck_problems()
         assert not problems, "\n".join(problems)
 
     def _finish_then_lose_lazy_records(self, tx: TxModel, how: str) -> None:
         """Finish ``tx`` with its lazy appends held back, so the crash that follows loses
         them all -- deterministically, unlike racing the log's flusher thread. Within one
-        call no forced append follows a lazy one, so this is a state a real crash leaves."""
-        wal = self.c.wal
-        forced = wal.append
+        call no forced append may follow a lazy one (checked), so this is a state a real
+        crash leaves."""
+        dropped: list[Any] = []
+        if self.log_format == 2:
+            log: Any = self.c.log  # type: ignore[attr-defined]
+            forced2 = log.append
 
-        def append(records: Any, *, wait: bool = True) -> Any:
-            return forced(records, wait=wait) if wait else None
+            def append2(records: Any, *, durable: bool = True) -> Any:
+                if not durable:
+                    dropped.append(records)
+                    return None
+                assert not dropped, f"a forced append {records} after lazy ones {dropped}"
+                return forced2(records, durable=True)
 
-        wal.append = append  # type: ignore[method-assign]
+            log.append = append2
+        else:
+            wal = self.c.wal
+            forced = wal.append
+
+            def append(records: Any, *, wait: bool = True) -> Any:
+                if not wait:
+                    dropped.append(records)
+                    return None
+                assert not dropped, f"a forced append {records} after lazy ones {dropped}"
+                return forced(records, wait=wait)
+
+            wal.append = append  # type: ignore[method-assign]
         self._finish(tx, how, {"crash": True})
 
     @precondition(lambda self: self.model.open_txids())
@@ -473,7 +489,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
         expected = self.model.recover()
         report = self.c.recover_now()
         assert {a.txid for a in report.transactions} == expected
-        assert set(report.finished) == {t for t in expected if self.model.txs[t].state.finished}
+        assert set(report.finished) == {t for t in expected if ended(self.model.txs[t].state)}
         problems = self._stuck_problems()
         assert not problems, "\n".join(problems)
 
@@ -486,14 +502,14 @@ class CoordinatorMachine(RuleBasedStateMachine):
         name = data.draw(st.sampled_from([m.name for m in tx.pending()]), label="participant")
         m = tx.member(name)
         assert m is not None
-        outcome = "commit" if tx.state is TxState.DECIDED_COMMIT else "rollback"
-        self.world.systems[m.system].settle(txid, outcome, saga=tx.mode is Mode.SAGA)
+        outcome = "commit" if tx.state is self.w.tx.DECIDED_COMMIT else "rollback"
+        self.world.systems[m.system].settle(txid, outcome, saga=tx.saga)
         view = self.c.resolve(
             txid, outcome, reason="settled by hand", participant=name, actor="hypothesis"
         )
-        m.state = ParticipantState.RESOLVED
+        m.state = self.w.member.RESOLVED
         if not tx.pending():
-            tx.state = TxState.COMMITTED if outcome == "commit" else TxState.ABORTED
+            tx.state = self.w.tx.COMMITTED if outcome == "commit" else self.w.tx.ABORTED
         assert view.state is tx.state
 
     # -- rules: bad input ---------------------------------------------------------------------
@@ -547,14 +563,14 @@ class CoordinatorMachine(RuleBasedStateMachine):
             tx = data.draw(st.sampled_from(with_members))
             name = data.draw(st.sampled_from([m.name for m in tx.members]))
             with pytest.raises(DuplicateParticipantError):
-                if tx.mode is Mode.SAGA:
+                if tx.saga:
                     self.c.register_participant(tx.txid, name, _never, _never)
                 else:
                     self.c.enlist_participant(tx.txid, stranger, name=name)
         elif kind == "mixed" and with_members:
             tx = data.draw(st.sampled_from(with_members))
             with pytest.raises(MixedTransactionError):
-                if tx.mode is Mode.SAGA:
+                if tx.saga:
                     self.c.enlist_participant(tx.txid, stranger, name="other")
                 else:
                     self.c.register_participant(tx.txid, "other", _never, _never)
@@ -572,7 +588,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
                 self.c.register_participant(tx.txid, "half", commit_function=_never)
         elif kind == "contradicting-resolve" and unfinished:
             tx = self.model.txs[data.draw(st.sampled_from(unfinished))]
-            wrong = "rollback" if tx.state is TxState.DECIDED_COMMIT else "commit"
+            wrong = "rollback" if tx.state is self.w.tx.DECIDED_COMMIT else "commit"
             with pytest.raises(TransactionStateError):
                 self.c.resolve(tx.txid, wrong, reason="wrong outcome")
         assert stranger.system.calls == []
@@ -624,7 +640,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
     def _tx_problems(self, tx: TxModel) -> list[str]:
         view = self._view(tx.txid)
         members = [(m.name, m.system) for m in tx.members]
-        problems = world_problems(self.world, view, tx.txid, members, tx.acked_commit)
+        problems = world_problems(self.world, view, tx.txid, members, tx.acked_commit, self.w)
         if view is None:
             if tx.state is not None:
                 problems.append(f"{tx.txid}: unknown to the log, model says {tx.state}")
@@ -633,14 +649,17 @@ class CoordinatorMachine(RuleBasedStateMachine):
             return [*problems, f"{tx.txid}: vanished in the model, log says {view.state}"]
         if view.state is not tx.state:
             problems.append(f"{tx.txid}: log says {view.state}, model {tx.state}")
-        if view.mode is not tx.mode:
-            problems.append(f"{tx.txid}: log mode {view.mode}, model {tx.mode}")
+        if view.mode is not tx.logged_mode:
+            problems.append(f"{tx.txid}: log mode {view.mode!r}, model {tx.logged_mode!r}")
         logged = [(p.name, p.state) for p in view.ordered()]
         modelled = [(m.name, m.state) for m in tx.members]
-        if logged != modelled:
+        names = [name for name, _ in logged] == [m.name for m in tx.members]
+        if not names or not all(
+            tx.shows(m, state) for m, (_, state) in zip(tx.members, logged, strict=True)
+        ):
             problems.append(f"{tx.txid}: log participants {logged}, model {modelled}")
         problems += history_problems(self.c, view)
-        if not problems and view.state.finished:
+        if not problems and ended(view.state):
             self.settled.add(tx.txid)
         return problems
 
@@ -667,5 +686,14 @@ def _commit(
     return "ok", set()
 
 
+class CoordinatorMachineFormat2(CoordinatorMachine):
+    """The same machine on a format-2 log: the coordinator on the new core (the facade
+    over the Engine), its states in the protocol's enums."""
+
+    log_format = 2
+
+
 CoordinatorMachine.TestCase.settings = stateful_settings()
+CoordinatorMachineFormat2.TestCase.settings = stateful_settings()
 TestCoordinatorMachine = CoordinatorMachine.TestCase
+TestCoordinatorMachineFormat2 = CoordinatorMachineFormat2.TestCase

@@ -21,18 +21,20 @@ def world() -> World:
     return World()
 
 
-def _open(path: Path, world: World) -> TransactionCoordinator:
+def _open(path: Path, world: World, log_format: int) -> TransactionCoordinator:
     return TransactionCoordinator(
         path,
         registry=world.registry(),
         clock=ManualClock(),
         recovery_interval=None,
+        log_format=log_format,
         max_retries=MAX_RETRIES,
     )
 
 
+@pytest.mark.parametrize("log_format", [1, 2], ids=["format1", "format2"])
 def test_recovery_does_not_resend_to_a_participant_an_operator_resolved(
-    tmp_path: Path, world: World
+    tmp_path: Path, world: World, log_format: int
 ) -> None:
     """Found as: concurrent_batch (2PC, two participants failing commit) -> resolve_by_hand
     (one of them) -> recover_now. The handed-over transaction kept its stale member states,
@@ -42,7 +44,7 @@ def test_recovery_does_not_resend_to_a_participant_an_operator_resolved(
     acknowledged/resolved states from the log)."""
     a = world.add(Behaviour("phase2-fail", MAX_RETRIES + 1))
     b = world.add(Behaviour("phase2-fail", MAX_RETRIES + 1))
-    coord = _open(tmp_path, world)
+    coord = _open(tmp_path, world, log_format)
     try:
         txid = coord.begin_transaction()
         for system in (a, b):
