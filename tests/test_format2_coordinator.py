@@ -70,6 +70,13 @@ def test_a_format_1_log_is_never_converted_by_opening(log_dir: Path) -> None:
     assert log_format(log_dir) == 1
 
 
+def test_a_format_2_log_is_not_opened_as_format_1(log_dir: Path) -> None:
+    open2(log_dir).close()
+    with pytest.raises(UnsupportedFormatError, match="no way back from format 2"):
+        TransactionCoordinator(log_dir, log_format=1)
+    assert log_format(log_dir) == 2
+
+
 def test_bad_log_format_values_are_refused(log_dir: Path) -> None:
     for bad in (3, True, "2"):
         with pytest.raises(InvalidOptionError, match="log_format"):

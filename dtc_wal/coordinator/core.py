@@ -386,8 +386,8 @@ def _format_of(
     log_path: object, given: CoordinatorOptions | None, overrides: Mapping[str, Any]
 ) -> int:
     """The format of the log at ``log_path``: the one on disk, or for a new log the
-    ``log_format`` option. Asking for format 2 on a format-1 log is refused: only
-    ``dtc upgrade`` converts one, keeping the original."""
+    ``log_format`` option. Asking for another format than the one on disk is refused: only
+    ``dtc upgrade`` converts a log (format 1 to 2), keeping the original."""
     wanted = overrides.get("log_format", getattr(given, "log_format", None))
     found = None
     if isinstance(log_path, str | os.PathLike) and str(log_path):
@@ -399,11 +399,14 @@ def _format_of(
         if wanted is None:
             return options_module.NEW_LOG_FORMAT
         return 2 if wanted == 2 else 1  # a bad value is refused by the options
-    if wanted == 2 and found == 1:
+    if wanted in (1, 2) and not isinstance(wanted, bool) and wanted != found:
+        how = "`dtc upgrade LOG --to NEW` (or --in-place), which keeps the original"
+        if found == 2:
+            how = "none: there is no way back from format 2"
         raise UnsupportedFormatError(
-            f"the log at {log_path} is in format 1 and log_format=2 was asked for: a log "
-            "changes format only by `dtc upgrade LOG --to NEW` (or --in-place), which keeps "
-            "the original; open it without log_format to keep running on format 1"
+            f"the log at {log_path} is in format {found} and log_format={wanted} was asked "
+            f"for: a log never changes format by being opened (a way to convert it: {how}); "
+            f"open it without log_format to keep running on format {found}"
         )
     return found
 
