@@ -236,7 +236,7 @@ class EngineCoordinator(TransactionCoordinator):
         try:
             return self.engine.commit(txid, data, wait=wait)
         except BaseException:
-            if opened is not None and txid in self.engine.live_txids():
+            if opened is not None and self.engine.is_live(txid):
                 with self._lock:  # refused before it started (bad data): still open
                     self._open[txid] = opened
             raise
@@ -250,7 +250,7 @@ class EngineCoordinator(TransactionCoordinator):
         try:
             self.engine.rollback(txid, reason)
         except BaseException:
-            if opened is not None and txid in self.engine.live_txids():
+            if opened is not None and self.engine.is_live(txid):
                 with self._lock:
                     self._open[txid] = opened
             raise
