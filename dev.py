@@ -3,8 +3,7 @@
 
     python3 dev.py demo     run the e-commerce demo (2PC + saga, a failure, then success);
                             --keep keeps its log to look at with dtc, --log DIR writes it there
-    python3 dev.py test     lint (ruff), type-check (mypy --strict) and run the whole suite,
-                            then again with new logs in format 2 (the new core)
+    python3 dev.py test     lint (ruff), type-check (mypy --strict) and run the whole suite
 
 Extra arguments after ``test`` go to pytest (e.g. ``python3 dev.py test -k wal``). Needs only
 python3 and the package registries; PostgreSQL server binaries are installed with apt-get
@@ -107,16 +106,6 @@ def test(args: list[str]) -> int:
     code = run(PY, "-m", "pytest", *args, check=False, env=env)
     if code == 5:
         print("pytest collected no tests: the suite is missing or the filter matched nothing")
-        return 1
-    if code != 0 or args:
-        return code
-    # The whole suite once more with every new log in format 2, on the new core (the crash
-    # and stateful tests above already ran both formats; format-1 internals are left out).
-    second = ("--dtc-log-format", "2", "-m", "not format1", "-q")
-    leave_out = ("--ignore=tests/crash", "--ignore=tests/stateful")
-    code = run(PY, "-m", "pytest", *second, *leave_out, check=False, env=env)
-    if code == 5:
-        print("pytest collected no tests on format 2: the suite is missing")
         return 1
     return code
 

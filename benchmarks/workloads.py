@@ -78,6 +78,7 @@ def coordinator_throughput(
     with tempfile.TemporaryDirectory(prefix="dtc-bench-") as log_dir:
         coord = TransactionCoordinator(
             log_dir,
+            log_format=1,  # the old core's numbers (reads coord.wal)
             sync=sync,
             recovery_interval=None,
             max_workers=max(8, callers * 3),
@@ -199,7 +200,7 @@ def latency(samples: int, delay: float = 0.001, listing: bool = False) -> dict[s
     """
     kind = ListingNoOp if listing else NoOp
     with tempfile.TemporaryDirectory(prefix="dtc-bench-lat-") as log_dir:
-        coord = TransactionCoordinator(log_dir, recovery_interval=None)
+        coord = TransactionCoordinator(log_dir, log_format=1, recovery_interval=None)
         parts = [kind("a", delay), kind("b", delay), kind("c", delay)]
         times = []
         for _ in range(samples):

@@ -102,6 +102,21 @@ def _new_log_format(request: pytest.FixtureRequest) -> Iterator[None]:
     options.NEW_LOG_FORMAT = before
 
 
+@pytest.fixture(autouse=True)
+def _format1_tests_make_format1_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``format1`` reads format-1 log internals: the logs it makes are format 1
+    whatever this version's default is."""
+    from dtc_wal.coordinator import options
+
+    if request.node.get_closest_marker("format1") is None:
+        yield
+        return
+    before = options.NEW_LOG_FORMAT
+    options.NEW_LOG_FORMAT = 1
+    yield
+    options.NEW_LOG_FORMAT = before
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--dtc-log-format") != 2:
         return

@@ -110,6 +110,7 @@ def test_verify_is_clean_while_the_coordinator_writes(live: Live) -> None:
         assert result.stdout.startswith("ok: checked")
 
 
+@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_export_reads_one_consistent_snapshot(live: Live) -> None:
     result = run("export", live.log)
     assert result.exit_code == 0

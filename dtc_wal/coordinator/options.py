@@ -27,9 +27,9 @@ from ..wal.store import MIB
 
 __all__ = ["NEW_LOG_FORMAT", "CoordinatorOptions", "OptionsKwargs"]
 
-NEW_LOG_FORMAT = 1
+NEW_LOG_FORMAT = 2
 """The format of a new log when ``log_format`` is None. A log on disk keeps its own format:
-a format-2 one opens on the new core whatever this says."""
+a format-1 one opens on the old core whatever this says (``dtc upgrade`` converts it)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -29,10 +29,9 @@ from typing import Any
 
 import psycopg
 
-from dtc_wal import TransactionAborted, TxState
+from dtc_wal import TransactionAborted, TransactionCoordinator, TxState
 from dtc_wal.participants import BarrierState
 from dtc_wal.testing.crash_at import command as crash_at_command
-from dtc_wal.wal import WriteAheadLog
 
 from . import pg
 from .services import (
@@ -212,11 +211,8 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float = 30.0) -> None
 
 def logged_state(places: Places, txid: str) -> str:
     """What the log says about ``txid``, read without running recovery."""
-    wal = WriteAheadLog(places.log)
-    try:
-        view = wal.view(txid)
-    finally:
-        wal.close()
+    with TransactionCoordinator(places.log, recover=False, recovery_interval=None) as coord:
+        view = coord.transaction(txid)
     return "unknown" if view is None else str(view.state)
 
 

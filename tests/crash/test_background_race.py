@@ -12,6 +12,7 @@ from dtc_wal import TransactionCoordinator, TxState
 from dtc_wal.history import TransactionView
 
 
+@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_a_pass_leaves_a_transaction_begun_during_it_to_its_caller(
     make_coord: Callable[..., TransactionCoordinator], monkeypatch: pytest.MonkeyPatch
 ) -> None:

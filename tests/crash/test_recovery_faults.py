@@ -203,6 +203,7 @@ def _flip_last_byte(value: bytes) -> bytes:
     return value[:-1] + bytes([value[-1] ^ 0xFF])
 
 
+@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_a_damaged_record_puts_only_its_transaction_in_doubt_after_a_kill(
     case: Case, opened: list[TransactionCoordinator], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -232,6 +233,7 @@ def test_a_damaged_record_puts_only_its_transaction_in_doubt_after_a_kill(
     assert [p.lsn for p in verify_log(case.log).problems if p.check == "record"] == [lsn]
 
 
+@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_repair_keeps_a_copy_then_drops_the_damaged_transaction(
     case: Case, opened: list[TransactionCoordinator]
 ) -> None:
@@ -265,6 +267,7 @@ def test_repair_keeps_a_copy_then_drops_the_damaged_transaction(
         drop_transaction(case.log, txid)  # gone
 
 
+@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_an_impossible_transition_puts_its_transaction_in_doubt(
     case: Case, opened: list[TransactionCoordinator]
 ) -> None:

@@ -182,6 +182,12 @@ class LmdbLog:
         return iter_transactions(self._open(), prefix.encode("utf-8", "surrogatepass"))
 
     @property
+    def lockless(self) -> bool:
+        """True when this reader opened without LMDB's lock file (a read-only directory it
+        may not write): it cannot rule out a writer, so what it reads may be torn."""
+        return self._store.lockless
+
+    @property
     def stale_readers_cleared(self) -> int:
         """Reader slots of dead processes LMDB freed when this log was opened."""
         return self._store.stale_readers_cleared

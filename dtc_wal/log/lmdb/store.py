@@ -60,6 +60,7 @@ class LmdbStore:
         self.max_map_size = max(max_map_size, map_size)
         # A reader that may not write lock.mdb reads without it (and check_readable warns).
         without_lock = check_readable(path) if readonly else False
+        self.lockless = without_lock
         try:
             self.env = lmdb.open(
                 str(path),
