@@ -9,6 +9,7 @@ import logging
 
 from .clock import Clock, ManualClock, SystemClock
 from .coordinator import CommitHandle, CoordinatorOptions, CoordinatorStats, TransactionCoordinator
+from .coordinator.views import ParticipantView, TransactionView
 from .errors import (
     CommitIncompleteError,
     DtcError,
@@ -17,7 +18,6 @@ from .errors import (
     TransientError,
     VoteNo,
 )
-from .history import ParticipantView, TransactionView
 from .participant import Participant, SagaStep
 from .registry import ParticipantRegistry
 from .states import READ_ONLY, Mode, Outcome, ParticipantState, RecordType, TxState, Vote

@@ -259,15 +259,13 @@ def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> N
 
 
 def _logged(coord: TransactionCoordinator, txid: str) -> list[tuple[int, dict[str, Any]]]:
-    """The transaction's records as ``(number, fields)``: LSNs in format 1, positions in
-    the transaction in format 2."""
-    log = getattr(coord, "log", None)
-    if log is None:  # format 1
-        return [(lsn, r.to_dict()) for lsn, r in coord.wal.store.records_of(txid)]
+    """The transaction's records as ``(number, fields)``: their places in the transaction."""
     from .cli.v2.reading import record_dict
+    from .protocol.records import Opened
 
     coord.flush()
-    stored = log.read(txid)
+    stored = coord.log.read(txid)
     records = stored.records if stored is not None else ()
-    names = [m.name for m in records[0].members] if records else []
+    opened = records[0] if records else None
+    names = [m.name for m in opened.members] if isinstance(opened, Opened) else []
     return [(i, record_dict(r, i, names)) for i, r in enumerate(records)]

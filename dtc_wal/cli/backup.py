@@ -14,12 +14,8 @@ from pathlib import Path
 
 import click
 
-from ..wal.directory import LOCK_FILE
-from ..wal.repair import backup_log
 from .errors import CliError
-from .logs import require_log, unwritable, warn_lockless
 from .options import json_option, log_argument
-from .output import echo_json, format_bytes
 
 __all__ = ["backup", "backup_target"]
 
@@ -81,17 +77,6 @@ def backup(log: Path, target: Path | None, as_json: bool) -> None:
       dtc backup /var/lib/shop/dtc-log --to /srv/evidence/dtc-log-incident-4711
       dtc verify "$(dtc backup /var/lib/shop/dtc-log --json | jq -r .backup)"
     """
-    require_log(log)
-    dest = backup_target(log, target, "--to")
-    locked = not any(unwritable(p) for p in (log, log / LOCK_FILE))
-    if locked:
-        copy = backup_log(log, dest)
-    else:  # the lock cannot be taken in a read-only directory: copy without it
-        warn_lockless(log, "copied without taking its directory lock")
-        copy = _copy_without_lock(log, dest)
-    size = (copy / "data.mdb").stat().st_size
-    if as_json:
-        echo_json({"log": str(log), "backup": str(copy), "bytes": size, "locked": locked})
-        return
-    click.echo(f"copied {log}/data.mdb ({format_bytes(size)}) to {copy}/data.mdb")
-    click.echo(f"the copy is a log: `dtc verify {copy}` and `dtc show {copy} TXID` read it")
+    from .v2.backup import backup_v2
+
+    backup_v2(log, target, as_json)

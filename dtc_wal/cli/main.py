@@ -15,7 +15,7 @@ from .repair import repair
 from .show import show
 from .status import status
 from .upgrade import upgrade
-from .v2 import dispatching, format2_command
+from .v2 import refusing_format1
 from .verify import verify
 
 __all__ = ["cli", "main"]
@@ -105,9 +105,8 @@ for _command in (
     repair,
     upgrade,
 ):
-    _format2 = format2_command(_command.name or "")
-    if _format2 is not None and _command.callback is not None:
-        _command.callback = dispatching(_command.callback, _format2)
+    if _command is not upgrade and _command.callback is not None:
+        _command.callback = refusing_format1(_command.name or "", _command.callback)
     cli.add_command(_command)
 
 

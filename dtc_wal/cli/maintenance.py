@@ -11,41 +11,18 @@ from pathlib import Path
 
 import click
 
-from ..errors import UnknownTransactionError
-from ..history import TransactionView
-from ..recovery import RecoveryReport, recover, resolve_transaction
+from ..recovery import RecoveryReport
 from ..registry import ParticipantRegistry
-from ..states import Outcome
-from ..wal.compact import CompactReport, compact_log
-from ..wal.writer import WriteAheadLog
 from .durations import DURATION
 from .errors import EXIT_ATTENTION, CliError
-from .logs import require_log, require_writable, unknown_transaction, warn_if_lockless
 from .options import json_option, log_argument
-from .output import echo_json, format_age, format_bytes, format_time
-from .progress import progress_bar
+from .output import echo_json
 from .registry_spec import RegistrySpec
 
 __all__ = ["compact", "finish_recovery", "recover_command", "resolve"]
 
 
 # -- recover -------------------------------------------------------------------------------
-
-
-def _print_recovery(report: RecoveryReport) -> None:
-    for action in report.transactions:
-        if action.finished:
-            result = "would finish" if report.dry_run else "finished"
-        else:
-            result = f"in doubt: {', '.join(action.pending)}"
-        click.echo(f"{action.txid}  {action.state_before}: {action.action} -> {result}")
-    for resource, txid, verb in report.orphans:
-        click.echo(f"{txid}  orphan prepared branch in {resource}: {verb}")
-    for item in report.in_doubt:
-        click.echo(f"in doubt: {item}")
-    if report.stale_readers_cleared:
-        click.echo(f"cleared {report.stale_readers_cleared} stale LMDB reader slot(s)")
-    click.echo(report.summary())
 
 
 @click.command("recover")
@@ -96,15 +73,25 @@ def recover_command(
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry --dry-run
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
     """
-    require_log(log)
-    registry = registry if registry is not None else ParticipantRegistry()
-    if dry_run:
-        warn_if_lockless(log)
-    else:
-        require_writable(log, "recover")
-    with progress_bar("recovering", enabled=not dry_run) as update:
-        report = recover(log, registry, dry_run=dry_run, progress=update, recovery_workers=workers)
-    finish_recovery(report, log, dry_run=dry_run, as_json=as_json)
+    from .v2.maintenance import recover_v2
+
+    recover_v2(log, registry, dry_run, workers, as_json)
+
+
+def _print_recovery(report: RecoveryReport) -> None:
+    for action in report.transactions:
+        if action.finished:
+            result = "would finish" if report.dry_run else "finished"
+        else:
+            result = f"in doubt: {', '.join(action.pending)}"
+        click.echo(f"{action.txid}  {action.state_before}: {action.action} -> {result}")
+    for resource, txid, verb in report.orphans:
+        click.echo(f"{txid}  orphan prepared branch in {resource}: {verb}")
+    for item in report.in_doubt:
+        click.echo(f"in doubt: {item}")
+    if report.stale_readers_cleared:
+        click.echo(f"cleared {report.stale_readers_cleared} stale LMDB reader slot(s)")
+    click.echo(report.summary())
 
 
 def finish_recovery(report: RecoveryReport, log: Path, *, dry_run: bool, as_json: bool) -> None:
@@ -131,22 +118,6 @@ def finish_recovery(report: RecoveryReport, log: Path, *, dry_run: bool, as_json
 
 
 # -- resolve -------------------------------------------------------------------------------
-
-
-def _resolution_text(view: TransactionView, participant: str | None, log: Path) -> str:
-    if participant is not None:
-        p = view.participants[participant]
-        done = f"{participant} resolved {p.resolution.value if p.resolution else '?'}"
-    else:
-        done = f"decided {view.outcome.value if view.outcome else '?'}"
-    pending = ", ".join(p.name for p in view.pending())
-    rest = ""
-    if pending and not view.state.finished:
-        rest = (
-            f"; still pending: {pending} -- `dtc recover {log} --registry MODULE:ATTRIBUTE` "
-            "delivers the decision"
-        )
-    return f"{view.txid}: {done}; the transaction is now {view.state.value}{rest}"
 
 
 @click.command()
@@ -201,61 +172,12 @@ def resolve(
       dtc resolve /var/lib/shop/dtc-log 5f0c2a1e-... --commit --participant warehouse \\
           --reason "committed by hand in the warehouse DB, ticket OPS-123"
     """
-    if outcome is None:
-        raise click.UsageError("say what to record: --commit or --abort")
-    if not reason.strip():
-        raise click.BadParameter("say why; the reason is written to the log", param_hint="--reason")
-    require_log(log)
-    require_writable(log, "resolve")
-    wal = WriteAheadLog(log)  # takes the directory lock: LogLockedError while live
-    try:
-        try:
-            view = resolve_transaction(
-                wal,
-                txid,
-                Outcome(outcome),
-                reason=reason,
-                participant=participant,
-                actor=actor,
-                heuristic=heuristic,
-            )
-        except UnknownTransactionError:
-            raise unknown_transaction(txid, log) from None
-    finally:
-        wal.close()
-    if as_json:
-        echo_json(
-            {
-                "txid": view.txid,
-                "state": view.state.value,
-                "outcome": view.outcome.value if view.outcome else None,
-                "pending": [p.name for p in view.pending()],
-            }
-        )
-    else:
-        click.echo(_resolution_text(view, participant, log))
+    from .v2.maintenance import resolve_v2
+
+    resolve_v2(log, txid, outcome, participant, reason, heuristic, actor, as_json)
 
 
 # -- compact -------------------------------------------------------------------------------
-
-
-def _print_compaction(report: CompactReport) -> None:
-    click.echo(
-        f"{report.summary()}: finished before {format_time(report.cutoff)} "
-        f"(older than {format_age(report.keep)})"
-    )
-    if report.dry_run:
-        return
-    if report.copied:
-        click.echo(
-            f"file compacted by a copy: {format_bytes(report.file_bytes_before)} -> "
-            f"{format_bytes(report.file_bytes_after)} (freed {format_bytes(report.freed_bytes)})"
-        )
-    else:
-        click.echo(
-            f"file not copied: {format_bytes(report.free_bytes)} free of "
-            f"{format_bytes(report.file_bytes_after)}, reused by later writes"
-        )
 
 
 @click.command()
@@ -292,14 +214,6 @@ def compact(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: b
       dtc compact /var/lib/shop/dtc-log --keep 30d
       dtc compact /var/lib/shop/dtc-log --keep 0s --no-copy --json
     """
-    require_log(log)
-    if dry_run:
-        warn_if_lockless(log)
-    else:
-        require_writable(log, "compact")
-    with progress_bar("removing transactions", enabled=not dry_run) as update:
-        report = compact_log(log, keep=keep, dry_run=dry_run, copy=copy, progress=update)
-    if as_json:
-        echo_json(report.to_dict())
-    else:
-        _print_compaction(report)
+    from .v2.maintenance import compact_v2
+
+    compact_v2(log, keep, copy, dry_run, as_json)

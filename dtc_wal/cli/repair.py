@@ -14,60 +14,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import DtcError, TransactionStateError, UnknownTransactionError
-from ..records import decode_record, lsn_key
-from ..wal.repair import drop_transaction
-from .backup import backup_target
-from .errors import CliError
-from .logs import (
-    decode_summary,
-    open_readonly,
-    require_log,
-    require_writable,
-    unknown_transaction,
-)
 from .options import json_option, log_argument
-from .output import echo_json
-from .repair_evidence import next_steps, participants_of, settlement
-from .repair_text import print_repair
 
 __all__ = ["repair"]
-
-
-def _check_extra_lsns(log: Path, txid: str, lsns: tuple[int, ...]) -> None:
-    """Refuse an --lsn that belongs to another transaction: repair would delete it."""
-    if not lsns:
-        return
-    wanted = set(lsns)
-    hint = f"give only the damaged LSNs `dtc verify {log}` names for {txid}"
-    with open_readonly(log) as store:
-        with store.reader() as txn:
-            for lsn in sorted(wanted):
-                raw = txn.get(lsn_key(lsn), db=store.records)
-                if raw is None:
-                    continue
-                try:
-                    record = decode_record(bytes(raw), lsn)
-                except DtcError:
-                    continue
-                if record.txid != txid:
-                    raise CliError(
-                        f"--lsn {lsn} is a readable record of transaction {record.txid}, "
-                        f"not of {txid}: {hint}"
-                    )
-        for other, raw_summary in store.iter_summaries():
-            if other == txid:
-                continue
-            try:
-                listed = decode_summary(other, raw_summary).get("l") or []
-            except DtcError:
-                continue
-            claimed = sorted(wanted.intersection(n for n in listed if isinstance(n, int)))
-            if claimed:
-                raise CliError(
-                    f"--lsn {claimed[0]} belongs to transaction {other} (its index entry lists "
-                    f"it), not to {txid}: {hint}"
-                )
 
 
 @click.command()
@@ -127,35 +76,6 @@ def repair(
       dtc repair /var/lib/shop/dtc-log 5f0c2a1e-8d4b-4c1e-9a57-0b6d1f3e2c10 --lsn 4711 \\
           --backup-to /srv/evidence/incident-4711 --json > incident-4711.json
     """
-    require_log(log)
-    require_writable(log, "repair")
-    _check_extra_lsns(log, txid, lsns)
-    target = backup_target(log, backup_to, "--backup-to")
-    try:
-        report = drop_transaction(log, txid, extra_lsns=lsns, backup_to=target, force=force)
-    except UnknownTransactionError:
-        raise unknown_transaction(txid, log) from None
-    except TransactionStateError:
-        raise CliError(
-            f"transaction {txid} is not damaged: its records read and replay, so recovery "
-            f"can finish it (start the coordinator, or `dtc recover {log} --registry "
-            "MODULE:ATTRIBUTE`); pass --force to drop it anyway"
-        ) from None
-    participants, source = participants_of(report)
-    settle = settlement(report, participants)
-    steps = next_steps(log, report, settle)
-    if as_json:
-        echo_json(
-            {
-                **report.to_dict(),
-                "damaged": [
-                    {"lsn": lsn, "reason": why} for lsn, why in sorted(report.damaged.items())
-                ],
-                "participants": participants,
-                "participant_states": source,
-                "settle": settle,
-                "next": steps,
-            }
-        )
-    else:
-        print_repair(report, participants, source, steps)
+    from .v2.repair import repair_v2
+
+    repair_v2(log, txid, lsns, backup_to, force, as_json)

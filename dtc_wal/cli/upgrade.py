@@ -25,12 +25,6 @@ def _print(report: UpgradeReport, skip_damaged: bool) -> None:
         return
     click.echo(f"format-2 log: {report.target}")
     click.echo(f"format-1 original (unchanged): {report.evidence}")
-    click.echo(
-        "note: format 2 is a preview in this version: TransactionCoordinator runs this log "
-        "on the new core, and new logs are still made in format 1 unless log_format=2; the "
-        "format-1 original is unchanged",
-        err=True,
-    )
 
 
 @click.command()

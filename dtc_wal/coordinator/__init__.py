@@ -1,9 +1,9 @@
-"""The coordinator: public API (core), protocol drivers, participant calls."""
+"""The coordinator: the public facade over a driver, a log and a registry."""
 
 from __future__ import annotations
 
-from .completer import CommitHandle
-from .core import TransactionCoordinator
+from ..drivers.handle import CommitHandle
+from .facade import TransactionCoordinator
 from .options import CoordinatorOptions
 from .stats import CoordinatorStats
 

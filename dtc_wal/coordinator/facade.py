@@ -1,14 +1,13 @@
-"""The coordinator on the new core: a thin facade over the :class:`~dtc_wal.drivers.Engine`,
-a format-2 :class:`~dtc_wal.log.lmdb.LmdbLog` and a registry.
-
-``TransactionCoordinator(path)`` gives one of these when the log at ``path`` is in format 2,
-or when a new log is made with ``log_format=2`` (docs/architecture.md). It keeps the public
-API, options, return contract and errors of the format-1 coordinator it subclasses; what it
-shows of a transaction is a :class:`~.views.TransactionView` of the protocol's state.
+"""The public coordinator: a thin facade over the :class:`~dtc_wal.drivers.Engine` (the
+protocol machines on threads), a format-2 :class:`~dtc_wal.log.lmdb.LmdbLog` and a registry
+(docs/architecture.md). It checks arguments, keeps the caller-facing bookkeeping (open
+transactions for the zombie reaper, counters, the background recovery loop) and shows a
+transaction as a :class:`~.views.TransactionView` of the protocol's state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -21,36 +20,93 @@ from ..drivers import Engine, EngineOptions
 from ..drivers.handle import CommitHandle
 from ..drivers.recovery import transaction_of
 from ..errors import (
+    CoordinatorClosedError,
     InvalidOptionError,
     InvalidParticipantError,
+    LogError,
     NotRecoverableError,
     NotRecoverableWarning,
     TransactionDamagedError,
     TransactionFinishedError,
     TransactionStateError,
     UnknownTransactionError,
+    UnsupportedFormatError,
 )
 from ..log.lmdb import LmdbLog
+from ..log.lmdb.format import log_format
 from ..participant import NOT_RECOVERABLE, CallableStep
-from ..protocol import Mode, Outcome
+from ..protocol import Mode, Outcome, TxState
 from ..protocol import Options as ProtocolOptions
 from ..recovery.report import InDoubt, RecoveryReport
 from ..registry import ParticipantRegistry
-from ..states import Mode as LegacyMode
-from .core import TransactionCoordinator, _check_objects, _options
-from .joining import _not_recoverable
-from .options import CoordinatorOptions, OptionsKwargs
+from .options import NEW_LOG_FORMAT, CoordinatorOptions, OptionsKwargs
 from .recovery_loop import Progress, RecoveryLoop
 from .stats import CoordinatorStats, Counters
 from .views import TransactionView, view_of
 
-__all__ = ["EngineCoordinator"]
+__all__ = ["TransactionCoordinator"]
 
 log = logging.getLogger("dtc_wal.coordinator")
 
 
-class EngineCoordinator(TransactionCoordinator):
-    """``TransactionCoordinator`` on a format-2 log (see the module docstring)."""
+class TransactionCoordinator:
+    """Drives participants through two-phase commit or an ordered saga, durably.
+
+    Every state transition goes to the write-ahead log at ``log_path`` (an LMDB directory,
+    created when missing, in log format 2) before the coordinator acts on it; see
+    docs/protocol.md. A format-1 log (dtc-wal before the redesign) is refused with
+    :class:`~dtc_wal.errors.UnsupportedFormatError`: ``dtc upgrade`` converts it. One
+    live coordinator holds a log at a time. Thread-safe: any number of threads may run
+    transactions at once.
+
+    Options (all keyword-only; defaults in parentheses) -- or one frozen
+    :class:`~dtc_wal.CoordinatorOptions` as ``options=``, which the keywords then override:
+
+    * ``registry`` -- named participant factories, for recovery (an empty registry).
+    * ``prepare_timeout`` (5 s) -- limit for a participant's prepare or saga action,
+      retries included; ``phase2_timeout`` (30 s) -- the same for commit/rollback.
+    * ``max_retries`` (3), ``backoff_initial`` (0.05 s), ``backoff_max`` (2 s), ``jitter``
+      (0.05 s), ``transient_errors`` -- retry policy (docs/protocol.md).
+    * ``max_workers`` (32) -- threads for participant calls that run in parallel.
+    * ``map_size`` (64 MiB), ``max_map_size`` (8 GiB) -- the LMDB map and its growth limit.
+    * ``sync`` (True) -- sync every log write; False is for benchmarks only.
+    * ``clock`` -- a :class:`~dtc_wal.clock.Clock` (``ManualClock`` in tests).
+    * ``recover`` (True) -- run recovery on open; ``recovery_interval`` (5 s, None: off) and
+      ``recovery_backoff_max`` (300 s) -- the background retry loop; ``recovery_workers``
+      (8) -- transactions one recovery pass drives at once (1: one after another).
+    * ``zombie_timeout`` (300 s, None: off) -- roll back transactions left open that long.
+    * ``inline_threshold`` (0.5 ms, None: off) -- call consistently fast participants in
+      the caller's thread.
+    * ``one_phase`` (True) -- one-phase commit for a lone participant that supports it.
+    * ``max_data_bytes`` (1 MiB, None: no limit) -- the largest ``data`` of a commit, and
+      ``params`` of a participant, encoded; larger ones raise ``DataTooLargeError``
+      (docs/protocol.md, "What the log accepts").
+    * ``strict`` (False) -- refuse, with :class:`~dtc_wal.errors.NotRecoverableError`,
+      participants and saga steps that recovery could not rebuild after a crash (objects
+      enlisted directly, saga callables that are not importable module-level functions);
+      by default such saga callables get a :class:`~dtc_wal.errors.NotRecoverableWarning`
+      and direct objects are accepted as documented.
+
+    A saga step built by a registry factory, which recovery rebuilds after a crash
+    (importable module-level functions are recoverable too; see ``register_participant``):
+
+    >>> import tempfile
+    >>> from dtc_wal import ParticipantRegistry, TransactionCoordinator
+    >>> done = []
+    >>> class Order:
+    ...     def action(self, txid, data): done.append(f"order {data['sku']}")
+    ...     def compensate(self, txid, data): done.append(f"undo order {data['sku']}")
+    >>> registry = ParticipantRegistry()
+    >>> registry.register("order", Order)
+    >>> with TransactionCoordinator(tempfile.mkdtemp(), registry=registry) as coord:
+    ...     txid = coord.begin_transaction()
+    ...     coord.register_participant(txid, "order")
+    ...     coord.commit_transaction(txid, data={"sku": "A1"})
+    ...     coord.state(txid)
+    <TxState.COMMITTED: 'committed'>
+    >>> done
+    ['order A1']
+    """
 
     def __init__(
         self,
@@ -61,13 +117,15 @@ class EngineCoordinator(TransactionCoordinator):
         clock: Clock | None = None,
         **overrides: Unpack[OptionsKwargs],
     ) -> None:
+        # Every option is checked before anything opens: a bad value leaks nothing.
         opts = _options(options, overrides)
         _check_objects(registry, clock)
         if opts.log_writer != "caller":
             raise InvalidOptionError(
-                "log_writer='thread' is a format-1 option; a format-2 log always commits "
+                "log_writer='thread' was a format-1 option; a format-2 log always commits "
                 "in groups led by the appenders: leave log_writer at 'caller'"
             )
+        _refuse_format1(log_path, opts.log_format)
         self.options = opts
         self.max_data_bytes = opts.max_data_bytes
         self.registry = registry if registry is not None else ParticipantRegistry()
@@ -130,8 +188,11 @@ class EngineCoordinator(TransactionCoordinator):
         self.engine.close(drain=False)
         self.log.abandon()
 
-    def __enter__(self) -> EngineCoordinator:
+    def __enter__(self) -> TransactionCoordinator:
         return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def flush(self) -> None:
         """Wait until every record appended so far, lazy ones included, is durable."""
@@ -157,17 +218,24 @@ class EngineCoordinator(TransactionCoordinator):
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> str:
+        """Add a two-phase-commit participant; return the name it is logged under.
+
+        ``participant`` is an object with ``prepare``/``commit``/``rollback``, or the name of
+        a registry factory -- then it is built with ``params`` now and rebuilt from
+        ``(name, params)`` by recovery after a crash. Objects passed directly cannot be
+        rebuilt after a crash: give them a factory for that. Under ``strict=True`` they are
+        refused with :class:`~dtc_wal.errors.NotRecoverableError`; by default they are
+        accepted without a warning: the object form is never recoverable, as documented.
+        """
         self._require_live(txid)
         if not isinstance(participant, str) and params is None and self.strict:
             member = name or getattr(participant, "name", None) or type(participant).__name__
             why = f"an object ({type(participant).__name__}) enlisted directly"
-            message = _not_recoverable(LegacyMode.TWO_PHASE, str(member), why)
+            message = _not_recoverable(Mode.TWO_PHASE, str(member), why)
             raise NotRecoverableError(f"{message} (refused: strict=True)")
         joined = self.engine.enlist(txid, participant, name=name, params=params)
         self._log_joined(txid, joined, Mode.TWO_PHASE, participant)
         return joined
-
-    enlist_participant.__doc__ = TransactionCoordinator.enlist_participant.__doc__
 
     def register_participant(
         self,
@@ -179,6 +247,22 @@ class EngineCoordinator(TransactionCoordinator):
         params: Mapping[str, Any] | None = None,
         factory: str | None = None,
     ) -> None:
+        """Add a saga step; steps run in registration order, compensations in reverse.
+
+        With ``commit_function(txid, data)`` and ``rollback_function(txid)`` -- or
+        ``rollback_function(txid, data)``, which gets the data the action got -- the step
+        is those callables. When both are importable module-level functions their import
+        paths are logged and recovery rebuilds the step by import after a crash; anything
+        else (a lambda, a closure, a bound method, a callable object, a function of the
+        script run as ``__main__``) cannot be rebuilt: a
+        :class:`~dtc_wal.errors.NotRecoverableWarning` says so, or under ``strict=True`` a
+        :class:`~dtc_wal.errors.NotRecoverableError` refuses the step.
+
+        Without the functions the step is built by the registry factory ``factory``
+        (default: ``service_name``) with ``params``, returning an object with ``action``
+        and ``compensate`` (optionally ``compensate(txid, data)``), which recovery
+        rebuilds -- so one factory can serve several steps under different service names.
+        """
         self._require_live(txid)
         if not isinstance(service_name, str) or not service_name:
             raise InvalidParticipantError("a saga step's service_name is a non-empty string")
@@ -204,7 +288,7 @@ class EngineCoordinator(TransactionCoordinator):
         step = CallableStep(commit_function, rollback_function)
         logged_factory, logged = step.log_entry()
         if logged_factory is None:
-            message = _not_recoverable(LegacyMode.SAGA, service_name, logged[NOT_RECOVERABLE])
+            message = _not_recoverable(Mode.SAGA, service_name, logged[NOT_RECOVERABLE])
             if self.strict:
                 raise NotRecoverableError(f"{message} (refused: strict=True)")
             warnings.warn(
@@ -214,8 +298,6 @@ class EngineCoordinator(TransactionCoordinator):
             )
         self.engine.enlist(txid, step, name=service_name, mode=Mode.SAGA)
         self._log_joined(txid, service_name, Mode.SAGA, logged_factory)
-
-    register_participant.__doc__ = TransactionCoordinator.register_participant.__doc__
 
     @overload
     def commit_transaction(
@@ -230,6 +312,20 @@ class EngineCoordinator(TransactionCoordinator):
     def commit_transaction(
         self, txid: str, data: Mapping[str, Any] | None = None, *, wait: bool = True
     ) -> CommitHandle | None:
+        """Commit: returns only when every participant acknowledged commit.
+
+        Raises :class:`TransactionAborted` when the outcome is rollback (``cause`` says
+        why), :class:`CommitIncompleteError` when commit is decided and durable but some
+        participant has not acknowledged yet (recovery finishes it), and
+        :class:`UnencodableDataError` (:class:`DataTooLargeError` past ``max_data_bytes``)
+        -- with nothing sent or logged and the transaction still open -- when the log could
+        not read ``data`` back equal (docs/protocol.md, "What the log accepts").
+
+        With ``wait=False`` it returns a :class:`CommitHandle` as soon as the commit
+        decision is durable; phase two runs in the background (batched for participants
+        with ``commit_many``) and ``handle.wait()`` reports its end. Aborts still raise
+        :class:`TransactionAborted` before returning.
+        """
         self._require_live(txid)
         with self._lock:
             opened = self._open.pop(txid, None)
@@ -241,9 +337,10 @@ class EngineCoordinator(TransactionCoordinator):
                     self._open[txid] = opened
             raise
 
-    commit_transaction.__doc__ = TransactionCoordinator.commit_transaction.__doc__
-
     def rollback_transaction(self, txid: str, reason: str = "rolled back by the caller") -> None:
+        """Roll back an open transaction: every 2PC participant gets ``rollback``; saga
+        steps never ran, so none is compensated. Returns when the decision is logged and
+        delivered; participants whose rollback failed are left to recovery (logged)."""
         self._require_live(txid)
         with self._lock:
             opened = self._open.pop(txid, None)
@@ -255,11 +352,13 @@ class EngineCoordinator(TransactionCoordinator):
                     self._open[txid] = opened
             raise
 
-    rollback_transaction.__doc__ = TransactionCoordinator.rollback_transaction.__doc__
-
     # -- reading ---------------------------------------------------------------------------
 
-    def transaction(self, txid: str) -> TransactionView:  # type: ignore[override]
+    def state(self, txid: str) -> TxState:
+        """Shortcut for ``transaction(txid).state``."""
+        return self.transaction(txid).state
+
+    def transaction(self, txid: str) -> TransactionView:
         """The transaction as its records say (a copy), live or from the log."""
         if not isinstance(txid, str):
             raise UnknownTransactionError(repr(txid))
@@ -271,7 +370,7 @@ class EngineCoordinator(TransactionCoordinator):
             raise UnknownTransactionError(txid)
         return view_of(tx)
 
-    def unfinished(self) -> list[TransactionView]:  # type: ignore[override]
+    def unfinished(self) -> list[TransactionView]:
         """Every transaction the log does not show ended, oldest first (damaged ones are
         left out: :meth:`in_doubt` reports them)."""
         self.log.flush()
@@ -345,7 +444,7 @@ class EngineCoordinator(TransactionCoordinator):
             reaped.append(txid)
         return reaped
 
-    def resolve(  # type: ignore[override]
+    def resolve(
         self,
         txid: str,
         outcome: Outcome | str,
@@ -373,6 +472,12 @@ class EngineCoordinator(TransactionCoordinator):
         return self.engine.live_txids()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CoordinatorClosedError(
+                "this coordinator is closed; open a new TransactionCoordinator on the log"
+            )
 
     def _require_live(self, txid: str) -> None:
         """Return when ``txid`` is a caller's transaction live here; else raise what it is:
@@ -407,3 +512,77 @@ def _resolution(outcome: Outcome | str) -> Outcome:
     if value in ("abort", "rollback"):
         return Outcome.ABORT
     raise InvalidOptionError(f"an operator resolves to 'commit' or 'abort', not {outcome!r}")
+
+
+def _not_recoverable(mode: Mode, name: str, why: str) -> str:
+    """What NotRecoverableWarning and NotRecoverableError say (no txid: one warning per
+    step and reason, not one per transaction)."""
+    if mode is Mode.SAGA:
+        return (
+            f"saga step {name!r} cannot be rebuilt after a crash: {why}. Register "
+            "module-level functions, a registry factory (register_participant(txid, name, "
+            "factory=..., params=...)) or registry.register_functions(name, commit, "
+            "rollback) to make it recoverable; otherwise, after a crash, compensate it by "
+            "hand and record that with `dtc resolve`"
+        )
+    return (
+        f"participant {name!r} cannot be rebuilt after a crash: it is {why}. Enlist it by "
+        "the name of a registry factory (registry.register(name, factory); "
+        "enlist_participant(txid, name, params=...)) to make it recoverable; otherwise, "
+        "after a crash, settle it by hand and record that with `dtc resolve`"
+    )
+
+
+def _refuse_format1(log_path: str | os.PathLike[str], wanted: int | None) -> None:
+    """A format-1 log, or ``log_format=1``: UnsupportedFormatError saying what to do. Only
+    ``dtc upgrade`` converts a log (format 1 to 2), keeping the original as evidence."""
+    if wanted == 1:
+        raise UnsupportedFormatError(
+            f"log_format=1 was asked for, but this version writes only log format "
+            f"{NEW_LOG_FORMAT}; leave log_format out (format 1 logs are read only by "
+            "`dtc upgrade`, which converts them)"
+        )
+    try:
+        found = log_format(log_path)
+    except LogError:  # no log yet, or one the open below explains better
+        return
+    if found == 1:
+        raise UnsupportedFormatError(
+            f"the log at {log_path} is in format 1, written by a dtc-wal before the "
+            "redesign; this version runs format 2 only. Convert it with `dtc upgrade "
+            f"{log_path} --in-place` (the original is kept beside it as evidence; "
+            "`--dry-run` first shows what would change), then open it again"
+        )
+
+
+def _check_objects(registry: object, clock: object) -> None:
+    if registry is not None and not isinstance(registry, ParticipantRegistry):
+        raise InvalidOptionError(
+            f"registry must be a dtc_wal.ParticipantRegistry (or None), not "
+            f"{type(registry).__name__}"
+        )
+    if clock is not None and not all(
+        callable(getattr(clock, m, None)) for m in ("now", "monotonic", "sleep")
+    ):
+        raise InvalidOptionError(
+            "clock must be a dtc_wal.Clock (now(), monotonic() and sleep()), e.g. "
+            f"ManualClock(), not {type(clock).__name__}"
+        )
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(CoordinatorOptions))
+
+
+def _options(given: CoordinatorOptions | None, overrides: Mapping[str, Any]) -> CoordinatorOptions:
+    """``given`` (or the defaults) with the keyword overrides, checked."""
+    if given is not None and not isinstance(given, CoordinatorOptions):
+        raise InvalidOptionError(
+            f"options must be a dtc_wal.CoordinatorOptions (or None), not {type(given).__name__}"
+        )
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(_FIELDS))}"
+        )
+    base = given if given is not None else CoordinatorOptions()
+    return dataclasses.replace(base, **overrides) if overrides else base

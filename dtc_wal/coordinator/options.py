@@ -21,15 +21,14 @@ from typing import TypedDict
 from .. import options
 from ..drivers.calls import DEFAULT_TRANSIENT, CallPolicy
 from ..errors import InvalidOptionError
+from ..log.lmdb.store import MIB
 from ..log_values import DEFAULT_MAX_DATA_BYTES, check_max_data_bytes
-from ..recovery.workers import check_workers
-from ..wal.store import MIB
 
 __all__ = ["NEW_LOG_FORMAT", "CoordinatorOptions", "OptionsKwargs"]
 
 NEW_LOG_FORMAT = 2
-"""The format of a new log when ``log_format`` is None. A log on disk keeps its own format:
-a format-1 one opens on the old core whatever this says (``dtc upgrade`` converts it)."""
+"""The format this version writes. A format-1 log (written before the redesign) is refused
+at open; ``dtc upgrade`` converts it, keeping the original."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,13 +67,13 @@ class CoordinatorOptions:
         options.non_negative("inline_threshold", self.inline_threshold, off=True)
         for option, minimum in (("max_workers", 1), ("map_size", 1), ("max_map_size", 1)):
             options.count(option, getattr(self, option), minimum)
-        check_workers(self.recovery_workers)
+        options.count("recovery_workers", self.recovery_workers, 1)
         options.one_of("log_writer", self.log_writer, ("caller", "thread"))
         fmt = self.log_format
         if fmt is not None and (isinstance(fmt, bool) or fmt not in (1, 2)):
             raise InvalidOptionError(
-                f"log_format must be 1 or 2 (the format a new log is made in; None: "
-                f"{NEW_LOG_FORMAT}, this version's default), not {fmt!r}"
+                f"log_format must be {NEW_LOG_FORMAT} (the format this version writes) or "
+                f"None, not {fmt!r}"
             )
         for option in ("sync", "recover", "one_phase", "strict"):
             options.flag(option, getattr(self, option))

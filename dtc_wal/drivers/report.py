@@ -25,7 +25,6 @@ from ..protocol import (
     fold,
 )
 from ..recovery.report import DAMAGED, InDoubt, TransactionAction
-from ..recovery.standalone import NOT_REBUILDABLE
 
 __all__ = [
     "damaged",
@@ -37,6 +36,12 @@ __all__ = [
 ]
 
 PRESUMED = "presumed abort: roll back"
+
+
+NOT_REBUILDABLE = (
+    "enlisted as an object, not through a registry factory: recovery cannot rebuild it; "
+    "settle it by hand and record that with `dtc resolve`"
+)
 
 
 def word(outcome: Outcome | None) -> str | None:

@@ -3,8 +3,7 @@
 :class:`~dtc_wal.protocol.Resolve` (or, for an undecided transaction,
 :class:`~dtc_wal.protocol.Rollback`), and the driver appends what it returns.
 
-The checks and their messages are those of the old core's
-:func:`dtc_wal.recovery.resolve_transaction` (what ``dtc resolve`` users see):
+The checks and their messages (what ``dtc resolve`` users see):
 
 * decided: the operator settles pending members by hand (``member`` None: all of them);
   one that is not pending is refused (InvalidParticipantError), and an outcome against
@@ -15,12 +14,15 @@ The checks and their messages are those of the old core's
   delivers the rollbacks. Deciding commit is refused: format 2 logs the votes only with
   the decision, so an undecided transaction has no yes vote in the log, and the protocol
   machine takes only an abort decision on a seeded undecided transaction (the old core
-  allowed commit when every PREPARED record was in the log; format 2 has none).
+  allowed commit when every yes vote was in the log; format 2 has none).
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
+import socket
 
 from ..errors import (
     InvalidOptionError,
@@ -32,7 +34,6 @@ from ..errors import (
 from ..log_values import check_text
 from ..protocol import Event, Machine, Outcome, Resolve, Rollback, Transaction
 from ..protocol import Options as ProtocolOptions
-from ..recovery.resolve import default_actor
 from .members import LiveMember
 from .recovery import transaction_of
 from .report import word
@@ -173,3 +174,11 @@ def _log(
         reason,
         extra={"txid": txid},
     )
+
+
+def default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"

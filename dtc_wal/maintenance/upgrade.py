@@ -43,12 +43,12 @@ from ..errors import (
     LogLockedError,
     UnsupportedFormatError,
 )
+from ..format1.records import LogRecord
+from ..format1.store import LogStore
+from ..format1.verify import verify_log as verify_format1
 from ..log.lmdb import LmdbLog
+from ..log.lmdb.directory import DirectoryLock
 from ..protocol.records import Record
-from ..records import LogRecord
-from ..wal.directory import DirectoryLock
-from ..wal.store import LogStore
-from ..wal.verify import verify_log as verify_format1
 from .upgrade_convert import NotConvertible, convert_checked
 from .verify import log_format, verify_log
 

@@ -34,7 +34,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import states as f1
-from ..history import TransactionView, replay
+from ..format1.history import TransactionView, replay
+from ..format1.records import LogRecord
 from ..protocol import OutOfOrderError, Transaction, fold
 from ..protocol.records import (
     Acked,
@@ -52,7 +53,6 @@ from ..protocol.records import (
     StepDone,
     Vote,
 )
-from ..records import LogRecord
 
 __all__ = ["NotConvertible", "check_same", "convert", "convert_checked"]
 

@@ -1,26 +1,14 @@
-"""Crash recovery: replay the log, drive every unfinished transaction to its outcome.
+"""Crash recovery: drive every unfinished transaction in the log to its outcome.
 
 A :class:`~dtc_wal.TransactionCoordinator` recovers by itself when it opens a log and keeps
 retrying in a background loop; :func:`recover` is the same pass for tools (``dtc recover``).
+The pass itself is :mod:`dtc_wal.drivers.recovery`: protocol machines seeded from the log.
 """
 
 from __future__ import annotations
 
-from .engine import PRESUMED_ABORT, RecoveryEngine, plan, rebuild_members
+from ..protocol import PRESUMED_ABORT
 from .report import InDoubt, RecoveryReport, TransactionAction
-from .resolve import default_actor, resolve_transaction
-from .standalone import in_doubt_of, recover
+from .standalone import recover
 
-__all__ = [
-    "PRESUMED_ABORT",
-    "InDoubt",
-    "RecoveryEngine",
-    "RecoveryReport",
-    "TransactionAction",
-    "default_actor",
-    "in_doubt_of",
-    "plan",
-    "rebuild_members",
-    "recover",
-    "resolve_transaction",
-]
+__all__ = ["PRESUMED_ABORT", "InDoubt", "RecoveryReport", "TransactionAction", "recover"]

@@ -1,7 +1,7 @@
 """Live participants back from the log: by registry factory, or by import for a saga step
 of two module-level functions; and why not, when they cannot be rebuilt.
 
-What the log names (docs/log-format.md, ``enlisted``):
+What the log names (docs/log-format.md, the members of ``Opened``):
 
 * a factory -- ``registry.create(factory, params)``;
 * ``dtc_wal:callables`` -- a saga step whose ``params`` are the import paths of its two
@@ -16,9 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..abilities import abilities_of
-from ..coordinator.live import Member
-from ..history import ParticipantView, TransactionView
 from ..import_paths import find_module
 from ..participant import (
     CALLABLES_FACTORY,
@@ -26,36 +23,11 @@ from ..participant import (
     CallableStep,
     as_participant,
     as_saga_step,
-    compensation_takes_data,
 )
 from ..registry import ParticipantRegistry
-from ..states import Mode, ParticipantState
+from ..states import Mode
 
-__all__ = ["plan_blocker", "plan_blocker_of", "rebuild_members", "rebuild_object"]
-
-
-def rebuild_members(view: TransactionView, registry: ParticipantRegistry) -> list[Member]:
-    """Live members for ``view``: rebuilt where the log says how (a registry factory, or
-    the import paths of a saga step's functions); the others with ``unavailable`` saying
-    why not and what to do."""
-    members: list[Member] = []
-    for p in view.ordered():
-        member = Member(
-            name=p.name,
-            order=p.order,
-            obj=None,
-            factory=p.factory,
-            params=dict(p.params),
-            state=p.state,
-            attempts=p.attempts,
-            last_error=p.last_error,
-            prepared_logged=p.state is not ParticipantState.ENLISTED,
-        )
-        if not p.state.done:
-            _rebuild(member, view.mode, registry)
-        members.append(member)
-    _mark_started(view.mode, members)
-    return members
+__all__ = ["plan_blocker_of", "rebuild_object"]
 
 
 def rebuild_object(
@@ -65,33 +37,23 @@ def rebuild_object(
     mode: Mode | None,
     registry: ParticipantRegistry,
 ) -> tuple[object | None, str | None]:
-    """One member back from what the log names, by the rules above: ``(object, None)``, or
-    ``(None, why not and what to do)``. For drivers that keep members by position."""
-    member = Member(name=name, order=0, obj=None, factory=factory, params=dict(params or {}))
-    _rebuild(member, mode, registry)
-    return member.obj, member.unavailable
-
-
-def _rebuild(member: Member, mode: Mode | None, registry: ParticipantRegistry) -> None:
-    if member.factory is None:
-        member.unavailable = _not_rebuildable(member.name, mode, member.params)
-        return
+    """One member back from what the log names: ``(object, None)``, or ``(None, why not and
+    what to do)``."""
+    params = dict(params or {})
+    if factory is None:
+        return None, _not_rebuildable(name, mode, params)
     try:
-        if member.factory == CALLABLES_FACTORY:
-            obj: object = CallableStep.from_log(member.params)
+        if factory == CALLABLES_FACTORY:
+            obj: object = CallableStep.from_log(params)
         else:
-            obj = registry.create(member.factory, member.params)
+            obj = registry.create(factory, params)
         if mode is Mode.SAGA:
-            as_saga_step(obj, f"factory {member.factory!r}")
+            as_saga_step(obj, f"factory {factory!r}")
         else:
-            as_participant(obj, f"factory {member.factory!r}")
+            as_participant(obj, f"factory {factory!r}")
     except Exception as exc:
-        member.unavailable = _rebuild_failed(member, exc)
-        return
-    member.obj = obj
-    member.abilities = abilities_of(obj)
-    if mode is Mode.SAGA:
-        member.takes_data = compensation_takes_data(obj)
+        return None, _rebuild_failed(name, factory, params, exc)
+    return obj, None
 
 
 def _not_rebuildable(name: str, mode: Mode | None, params: Mapping[str, Any]) -> str:
@@ -115,28 +77,16 @@ def _not_rebuildable(name: str, mode: Mode | None, params: Mapping[str, Any]) ->
     )
 
 
-def _rebuild_failed(member: Member, exc: Exception) -> str:
-    if member.factory == CALLABLES_FACTORY:
-        paths = ", ".join(str(v) for v in member.params.values())
+def _rebuild_failed(name: str, factory: str, params: Mapping[str, Any], exc: Exception) -> str:
+    if factory == CALLABLES_FACTORY:
+        paths = ", ".join(str(v) for v in params.values())
         return (
-            f"cannot rebuild step {member.name!r} by importing {paths}: "
+            f"cannot rebuild step {name!r} by importing {paths}: "
             f"{type(exc).__name__}: {exc}; make the module importable where recovery runs "
             "(install it, or add its directory to PYTHONPATH) and recover again, or "
             "compensate by hand and record that with `dtc resolve`"
         )
-    return (
-        f"cannot rebuild {member.name} with factory {member.factory!r}: {type(exc).__name__}: {exc}"
-    )
-
-
-def plan_blocker(
-    participant: ParticipantView, mode: Mode | None, registry: ParticipantRegistry
-) -> str | None:
-    """Why recovery could not rebuild ``participant``, seen without calling any factory or
-    importing any module (its module is only looked up); None when it could."""
-    return plan_blocker_of(
-        participant.name, participant.factory, participant.params, mode, registry
-    )
+    return f"cannot rebuild {name} with factory {factory!r}: {type(exc).__name__}: {exc}"
 
 
 def plan_blocker_of(
@@ -146,7 +96,8 @@ def plan_blocker_of(
     mode: Mode | None,
     registry: ParticipantRegistry,
 ) -> str | None:
-    """:func:`plan_blocker` for a member named by what the log holds, whatever its format."""
+    """Why recovery could not rebuild this member, seen without calling any factory or
+    importing any module (its module is only looked up); None when it could."""
     params = params or {}
     if factory is None:
         if mode is Mode.SAGA:
@@ -161,13 +112,3 @@ def plan_blocker_of(
     if factory not in registry:
         return f"factory {factory!r} is not in the registry"
     return None
-
-
-def _mark_started(mode: Mode | None, members: list[Member]) -> None:
-    """Saga: the first step without a PREPARED record may have run; mark it to compensate."""
-    if mode is not Mode.SAGA:
-        return
-    for member in members:
-        if member.state is ParticipantState.ENLISTED:
-            member.started = True
-            return

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..wal.unfinished import Damage
-
-__all__ = ["InDoubt", "RecoveryReport", "TransactionAction", "damage_action", "damage_in_doubt"]
+__all__ = ["InDoubt", "RecoveryReport", "TransactionAction"]
 
 DAMAGED = "damaged"
 
@@ -123,21 +121,3 @@ class RecoveryReport:
         if self.orphans:
             text += f", {len(self.orphans)} orphan prepared branch(es) resolved"
         return text
-
-
-def damage_in_doubt(damage: Damage) -> InDoubt:
-    """The in-doubt entry for a transaction found damaged: nothing known is invented."""
-    return InDoubt(damage.name, "*", None, DAMAGED, damage.reason, 0, damaged=True, lsn=damage.lsn)
-
-
-def damage_action(damage: Damage) -> TransactionAction:
-    """What a recovery pass does with a damaged transaction: nothing, and says so."""
-    return TransactionAction(
-        txid=damage.name,
-        mode=None,
-        state_before=damage.state or "unknown",
-        action=f"damaged at {damage.where}: left alone",
-        outcome=None,
-        finished=False,
-        pending=damage.participants or ("*",),
-    )

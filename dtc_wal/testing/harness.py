@@ -40,8 +40,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..coordinator import TransactionCoordinator
 from ..coordinator import options as options_module
-from ..coordinator.core import TransactionCoordinator
 from ..log.lmdb import log_format
 from ..recovery.report import InDoubt, RecoveryReport
 from .checks import CheckResult, check_invariants

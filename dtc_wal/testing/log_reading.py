@@ -1,15 +1,11 @@
-"""The crash harness's reading of a log, one small reader per log format.
+"""The crash harness's reading of a log: a :class:`LogSnapshot` of every transaction the
+log holds, as :class:`Logged` (its state, its participants by name, those still pending),
+and every problem its integrity check (``dtc verify``) finds. The invariants of
+:mod:`.checks` are written over these.
 
-Both readers give the same thing: a :class:`LogSnapshot` of every transaction the log
-holds, as :class:`Logged` (its state, its participants by name, those still pending), and
-every problem the format's integrity check (``dtc verify``) finds. The invariants of
-:mod:`.checks` are written once, over these.
-
-* format 1: :func:`dtc_wal.wal.verify.verify_log`, then every record replayed
-  (:func:`dtc_wal.history.replay`);
-* format 2: :func:`dtc_wal.maintenance.verify.verify_log`, then every transaction read
-  through :class:`~dtc_wal.log.lmdb.LmdbLog` (read-only) and folded by the protocol's own
-  transition table (:func:`dtc_wal.protocol.fold`).
+:func:`dtc_wal.maintenance.verify.verify_log`, then every transaction read through
+:class:`~dtc_wal.log.lmdb.LmdbLog` (read-only) and folded by the protocol's own transition
+table (:func:`dtc_wal.protocol.fold`).
 
 A transaction that does not read back or fold is left out of ``transactions``: the
 integrity check reports it in ``problems``.
@@ -20,23 +16,19 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..errors import DtcError
-from ..history import replay
+from ..errors import UnsupportedFormatError
 from ..log.lmdb import LmdbLog, log_format
 from ..maintenance import verify as verify2
 from ..protocol import OutOfOrderError, Transaction, fold
 from ..protocol.vocabulary import SETTLED
-from ..records import LogRecord, decode_record
 from ..states import TxState
-from ..wal import verify as verify1
-from ..wal.store import LogStore
 
 __all__ = ["LogSnapshot", "Logged", "read_log"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Logged:
-    """One transaction as its log tells it, whatever the format."""
+    """One transaction as its log tells it."""
 
     txid: str
     state: TxState
@@ -50,7 +42,7 @@ class Logged:
 class LogSnapshot:
     """Every transaction in a log, and every integrity problem found."""
 
-    format: int = 1
+    format: int = 2
     transactions: dict[str, Logged] = dataclasses.field(default_factory=dict)
     problems: list[str] = dataclasses.field(default_factory=list)
     records: int = 0
@@ -63,34 +55,13 @@ def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
     Do not call it while a coordinator in this process has the log open (LMDB forbids
     opening one environment twice in a process); another process may hold it.
     """
-    if log_format(path) == 2:
-        return _read_format_2(path)
-    return _read_format_1(path)
-
-
-def _read_format_1(path: str | os.PathLike[str]) -> LogSnapshot:
-    report = verify1.verify_log(path)
-    snap = LogSnapshot(1, problems=[str(p) for p in report.problems], records=report.records)
-    by_txid: dict[str, list[tuple[int, LogRecord]]] = {}
-    store = LogStore(path, readonly=True)
-    try:
-        for lsn, raw in store.iter_records():
-            try:
-                record = decode_record(raw, lsn)
-            except DtcError:
-                continue  # reported by verify_log
-            by_txid.setdefault(record.txid, []).append((lsn, record))
-    finally:
-        store.close()
-    for txid, records in by_txid.items():
-        try:
-            view = replay(records)
-        except DtcError:
-            continue  # reported by verify_log
-        names = tuple(p.name for p in view.ordered())
-        pending = tuple(p.name for p in view.pending())
-        snap.transactions[txid] = Logged(txid, view.state, names, pending)
-    return snap
+    found = log_format(path)
+    if found != 2:
+        raise UnsupportedFormatError(
+            f"the log at {path} is in format {found}: the harness reads format 2 only "
+            "(`dtc upgrade` converts a format-1 log)"
+        )
+    return _read_format_2(path)
 
 
 def _read_format_2(path: str | os.PathLike[str]) -> LogSnapshot:

@@ -36,8 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..coordinator.core import TransactionCoordinator
-from ..coordinator.facade import EngineCoordinator
+from ..coordinator import TransactionCoordinator
 from ..errors import CommitIncompleteError, InvalidOptionError, TransactionAborted
 from ..log.lmdb import log_format
 from ..registry import ParticipantRegistry
@@ -253,11 +252,8 @@ def _new_log_format(args: argparse.Namespace) -> int | None:
 
 
 def set_lazy_delay(coord: TransactionCoordinator, seconds: float) -> None:
-    """Let lazy records wait ``seconds`` for a batch to ride, on either log format."""
-    if isinstance(coord, EngineCoordinator):
-        coord.log.lazy_delay = seconds
-    else:
-        coord.wal.lazy_delay = seconds
+    """Let lazy records wait ``seconds`` for a batch to ride."""
+    coord.log.lazy_delay = seconds
 
 
 def _recover(args: argparse.Namespace) -> int:

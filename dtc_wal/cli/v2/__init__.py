@@ -1,11 +1,10 @@
-"""Every ``dtc`` command on a format-2 log, read and written only through
+"""What every ``dtc`` command does, read and written only through
 :class:`~dtc_wal.log.TransactionLog` (:class:`~dtc_wal.log.lmdb.LmdbLog`) and, for recovery
-and resolution, :class:`~dtc_wal.drivers.Engine`.
+and resolution, :class:`~dtc_wal.drivers.Engine`. The click commands (their options and
+help) are in the modules above; each calls its function here.
 
-:func:`dispatching` is the one place that switches on the format: a command's callback
-runs the format-2 function of the same name with the same arguments when its ``LOG``
-holds format 2, and its format-1 body otherwise. The format-1 path stays apart, to be
-deleted as a whole.
+:func:`refusing_format1` is the one place that looks at the format: a format-1 log (written
+before the redesign) gets an error naming ``dtc upgrade``, the only command that reads it.
 """
 
 from __future__ import annotations
@@ -15,37 +14,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .reading import is_format2
+from ...errors import LogError
+from ...log.lmdb import log_format
+from ..errors import CliError
 
-__all__ = ["dispatching", "format2_command"]
-
-
-def format2_command(name: str) -> Callable[..., None] | None:
-    """The format-2 function of command ``name`` (None: the command has no format-2 form)."""
-    from . import backup, export, listing, maintenance, repair, show, status
-
-    table: dict[str, Callable[..., None]] = {
-        "status": status.status_v2,
-        "list": listing.list_v2,
-        "show": show.show_v2,
-        "recover": maintenance.recover_v2,
-        "resolve": maintenance.resolve_v2,
-        "compact": maintenance.compact_v2,
-        "export": export.export_v2,
-        "backup": backup.backup_v2,
-        "repair": repair.repair_v2,
-    }
-    return table.get(name)
+__all__ = ["refusing_format1"]
 
 
-def dispatching(format1: Callable[..., Any], format2: Callable[..., None]) -> Callable[..., Any]:
-    """A callback running ``format2`` on a format-2 ``log``, ``format1`` otherwise."""
+def refusing_format1(command: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback``, refusing a format-1 ``log`` with what to do instead."""
 
-    @functools.wraps(format1)
-    def callback(*args: Any, **kwargs: Any) -> Any:
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
         log = kwargs.get("log")
-        if isinstance(log, Path) and is_format2(log):
-            return format2(*args, **kwargs)
-        return format1(*args, **kwargs)
+        if isinstance(log, Path):
+            try:
+                found = log_format(log)
+            except LogError:
+                found = None  # no log, or one the command explains better
+            if found == 1:
+                raise CliError(
+                    f"the log at {log} is in format 1, written by a dtc-wal before the "
+                    f"redesign; `dtc {command}` reads format 2 only. Convert it with `dtc "
+                    f"upgrade {log} --in-place` (the original is kept beside it; "
+                    "`--dry-run` first shows what would change)"
+                )
+        return callback(*args, **kwargs)
 
-    return callback
+    return checked

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from ...log.lmdb.directory import LOCK_FILE
 from ...log.lmdb.repair import backup_log
-from ...wal.directory import LOCK_FILE
 from ..backup import _copy_without_lock, backup_target
 from ..logs import require_log, unwritable, warn_lockless
 from ..output import echo_json, format_bytes

@@ -13,14 +13,13 @@ from ...errors import (
     LogError,
 )
 from ...protocol.records import Record
-from ...wal.directory import DirectoryLock, open_log_directory
-from ...wal.store import MIB
 from ..group_commit import GroupCommit
 from ..interface import Compacted, LogInfo, OnDone, StoredTransaction
 from . import compact as _compact
 from .codec import FORMAT, EncodedRecord, encode, txid_key
+from .directory import DirectoryLock, open_log_directory
 from .reader import iter_transactions, iter_unfinished, read_range
-from .store import LmdbStore
+from .store import MIB, LmdbStore
 from .writer import Appender
 
 __all__ = ["LmdbLog"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ...log_values import encode_mapping
+from ...log_values import EncodedMap, encode_mapping
 from ...protocol.records import (
     Acked,
     Decided,
@@ -30,7 +30,6 @@ from ...protocol.records import (
     StepDone,
     Vote,
 )
-from ...records import EncodedMap
 
 __all__ = [
     "ACKS",

@@ -15,10 +15,10 @@ from pathlib import Path
 import lmdb
 
 from ...errors import LogError, TransactionStateError, UnknownTransactionError
-from ...wal.directory import DirectoryLock
 from ..interface import StoredTransaction
 from .backend import LmdbLog
 from .codec import TN, txid_key
+from .directory import DirectoryLock
 from .reader import read_range
 from .store import LmdbStore
 

@@ -27,11 +27,12 @@ from typing import TypeVar
 import lmdb
 
 from ...errors import LogError, LogFullError, LogLockedError, UnsupportedFormatError
-from ...wal.read_only import check_readable
-from ...wal.store import MIB, _ReadWriteGate
 from .codec import FORMAT, TN
+from .read_only import check_readable
 
-__all__ = ["COMPACTION_HEADROOM", "LmdbStore"]
+__all__ = ["COMPACTION_HEADROOM", "MIB", "LmdbStore"]
+
+MIB = 1024 * 1024
 
 log = logging.getLogger("dtc_wal.log")
 
@@ -41,6 +42,42 @@ _TABLES = (b"records", b"txns", b"unfinished", b"meta")
 
 COMPACTION_HEADROOM = 4 * MIB
 """How far past ``max_map_size`` compaction may grow the map to delete from a full log."""
+
+
+class _ReadWriteGate:
+    """Many readers or one map resize: LMDB forbids set_mapsize while a txn is open."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._resizing = False
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing or self._readers:
+                self._cond.wait()
+            self._resizing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
 
 
 class LmdbStore:

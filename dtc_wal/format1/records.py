@@ -19,15 +19,15 @@ from __future__ import annotations
 import dataclasses
 import operator
 import struct
-import threading
 import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import msgpack
 
-from .errors import LogCorruptError, UnencodableDataError, UnsupportedFormatError
-from .states import Mode, Outcome, RecordType
+from ..errors import LogCorruptError, UnencodableDataError, UnsupportedFormatError
+from ..log_values import EncodedMap, pack, unpack
+from ..states import Mode, Outcome, RecordType
 
 __all__ = [
     "FORMAT_VERSION",
@@ -86,61 +86,6 @@ def lsn_key(lsn: int) -> bytes:
 def key_lsn(key: bytes) -> int:
     value: int = LSN.unpack(key)[0]
     return value
-
-
-_packers = threading.local()
-
-
-def pack(obj: Any) -> bytes:
-    """msgpack with the options every dtc-wal writer uses (str keys, bin type).
-
-    A Packer per thread: three times faster than ``msgpack.packb``, which builds one per
-    call. Str and int enums pack as their plain values.
-    """
-    packer = getattr(_packers, "packer", None)
-    if packer is None:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True, datetime=False)
-    data: bytes = packer.pack(obj)
-    return data
-
-
-def unpack(data: bytes) -> Any:
-    """Decode msgpack as every dtc-wal reader does (tolerant of what format 1 may hold).
-
-    Keys need not be str: format-1 logs written before the write-side check
-    (docs/protocol.md, "What the log accepts") may hold int, nil or bytes keys inside
-    ``data`` and ``params``, and array keys (from tuples) -- those read back as tuples.
-    """
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
-    except TypeError as exc:
-        if "unhashable" not in str(exc):
-            raise
-        # An array used as a map key: the slow path, taken only for such old records.
-        return msgpack.unpackb(
-            data, raw=False, strict_map_key=False, use_list=True, object_pairs_hook=_pairs
-        )
-
-
-def _pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    return {_hashable(k): v for k, v in pairs}
-
-
-def _hashable(key: Any) -> Any:
-    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
-
-
-class EncodedMap(dict[str, Any]):
-    """A dict checked by :func:`dtc_wal.log_values.encode_mapping`, carrying its msgpack
-    encoding in ``packed``.
-
-    :func:`encode_record` splices ``packed`` into the record instead of packing the dict
-    again: the check costs the only encoding, and the log holds exactly what was checked
-    even if a participant changes the dict (it receives it as ``data``) meanwhile.
-    """
-
-    __slots__ = ("packed",)
-    packed: bytes
 
 
 _HEAD = struct.Struct(">BI")

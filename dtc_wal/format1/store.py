@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +24,10 @@ import lmdb
 
 from .. import _crash_hooks as points
 from ..errors import LogCorruptError, LogError, LogFullError, UnsupportedFormatError
-from ..records import (
+from ..log.lmdb.directory import DirectoryLock, make_log_directory
+from ..log.lmdb.read_only import check_readable
+from ..log.lmdb.store import MIB, _ReadWriteGate
+from .records import (
     FORMAT_VERSION,
     LogRecord,
     decode_record,
@@ -36,8 +38,6 @@ from ..records import (
     unframe,
     unpack,
 )
-from .directory import DirectoryLock, make_log_directory
-from .read_only import check_readable
 
 __all__ = ["DirectoryLock", "LogStore", "Summary"]
 
@@ -45,44 +45,6 @@ log = logging.getLogger("dtc_wal.wal")
 
 T = TypeVar("T")
 Summary = dict[str, Any]
-
-MIB = 1024 * 1024
-
-
-class _ReadWriteGate:
-    """Many readers or one map resize: LMDB forbids set_mapsize while a txn is open."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._resizing = False
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._resizing:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._resizing or self._readers:
-                self._cond.wait()
-            self._resizing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._resizing = False
-                self._cond.notify_all()
 
 
 class LogStore:
@@ -168,12 +130,9 @@ class LogStore:
                 txn.put(b"format", lsn_key(FORMAT_VERSION), db=self.meta)
             elif fmt == 2:
                 raise UnsupportedFormatError(
-                    f"log at {self.path} is in format 2, as `dtc upgrade` writes it; this "
-                    "version's coordinator and its commands other than `dtc verify` still "
-                    "run on format 1 (format 2 is a preview until the coordinator switches "
-                    "to it). Run on the format-1 original: `dtc upgrade` never changes it "
-                    "(after --in-place it is beside this directory as "
-                    f"{self.path.name}.format1-<time>: move it back here)"
+                    f"log at {self.path} is in format 2: this reader of format-1 logs (for "
+                    "`dtc upgrade`) has nothing to do with it; open it with "
+                    "TransactionCoordinator or any `dtc` command"
                 )
             elif fmt is not None and fmt != FORMAT_VERSION:
                 raise UnsupportedFormatError(

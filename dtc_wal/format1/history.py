@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import InvalidTransitionError
+from ..errors import InvalidTransitionError
+from ..states import Mode, Outcome, ParticipantState, RecordType, TxState
 from .records import LogRecord
-from .states import Mode, Outcome, ParticipantState, RecordType, TxState
 
 __all__ = ["ParticipantView", "TransactionView", "replay", "replay_until_refused"]
 

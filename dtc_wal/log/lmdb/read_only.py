@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import LogError
+from ...errors import LogError
 
 __all__ = ["check_readable", "reader_lock_available"]
 

@@ -10,8 +10,8 @@ import lmdb
 import msgpack
 
 from ..errors import InvalidTransitionError, LogCorruptError
-from ..history import TransactionView
-from ..records import FORMAT_VERSION, decode_record, key_lsn, unframe, unpack
+from .history import TransactionView
+from .records import FORMAT_VERSION, decode_record, key_lsn, unframe, unpack
 from .store import LogStore
 from .verify_report import Problem, Progress, VerifyReport
 

@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..errors import InvalidOptionError, LogError, LogLockedError
+from ...errors import InvalidOptionError, LogError, LogLockedError
 
 __all__ = ["LOCK_FILE", "DirectoryLock", "make_log_directory", "open_log_directory"]
 
