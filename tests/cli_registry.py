@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+from fixtures.format1.writer import WriteAheadLog
 
 from dtc_wal import Clock, Mode, ParticipantRegistry, RecordType, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted, VoteNo
-from dtc_wal.records import LogRecord
+from dtc_wal.format1.records import LogRecord
 from dtc_wal.testing.crash_at import command
-from dtc_wal.wal import WriteAheadLog
 
 
 class FileParticipant:

@@ -11,7 +11,6 @@ import pytest
 from helpers import Journal
 
 from dtc_wal import ManualClock, ParticipantRegistry, TransactionCoordinator
-from dtc_wal.wal import WriteAheadLog
 
 
 @pytest.fixture
@@ -61,22 +60,6 @@ def coord(
     """A coordinator with a manual clock (retries sleep instantly) and a short prepare
     timeout, so a test that goes wrong fails fast instead of hanging."""
     return make_coord(clock=clock, prepare_timeout=10.0, phase2_timeout=10.0)
-
-
-@pytest.fixture
-def make_wal(log_dir: Path) -> Iterator[Callable[..., WriteAheadLog]]:
-    """Open write-ahead logs on ``log_dir`` (keyword arguments pass through); all are
-    closed at the end of the test."""
-    opened: list[WriteAheadLog] = []
-
-    def make(**kwargs: Any) -> WriteAheadLog:
-        wal = WriteAheadLog(kwargs.pop("path", log_dir), **kwargs)
-        opened.append(wal)
-        return wal
-
-    yield make
-    for wal in reversed(opened):
-        wal.close()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

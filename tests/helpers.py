@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dtc_wal.errors import VoteNo
-from dtc_wal.records import LogRecord
-from dtc_wal.states import RecordType
 
 
 class Journal:
@@ -162,17 +160,6 @@ def saga_functions(
     commit_function.__qualname__ = f"commit_{name}"
     rollback_function.__qualname__ = f"rollback_{name}"
     return commit_function, rollback_function
-
-
-def record(
-    kind: RecordType, txid: str = "tx-1", at: float | None = None, **fields: Any
-) -> LogRecord:
-    """A log record with a default txid and time, for table and WAL tests."""
-    return LogRecord(kind, txid, time.time() if at is None else at, **fields)
-
-
-def types_of(records: list[tuple[int, LogRecord]]) -> list[RecordType]:
-    return [r.type for _, r in records]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

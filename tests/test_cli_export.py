@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from cli_registry import populate, raw_tables
 from click.testing import CliRunner, Result
-
-from dtc_wal.cli import cli
 from dtc_wal.records import lsn_key
 from dtc_wal.wal.store import LogStore
+
+from dtc_wal.cli import cli
 
 
 @pytest.fixture

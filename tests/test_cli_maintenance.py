@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from cli_registry import append_records, journal_lines, populate, raw_tables
 from click.testing import CliRunner, Result
-
-from dtc_wal import ManualClock, Mode, RecordType, TransactionCoordinator, TxState
-from dtc_wal.cli import cli
-from dtc_wal.errors import LogError, LogLockedError
 from dtc_wal.records import LogRecord, lsn_key
 from dtc_wal.wal import WriteAheadLog
 from dtc_wal.wal.compact import COPY_DIR, compact_log
 from dtc_wal.wal.store import DirectoryLock, LogStore
 from dtc_wal.wal.verify import verify_log
+
+from dtc_wal import ManualClock, Mode, RecordType, TransactionCoordinator, TxState
+from dtc_wal.cli import cli
+from dtc_wal.errors import LogError, LogLockedError
 
 REGISTRY = "cli_registry:registry"
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from cli_registry import append_records, journal_lines, populate, raw_tables, registry
 from click.testing import CliRunner, Result
-
-from dtc_wal import Mode, RecordType, TransactionCoordinator
-from dtc_wal.cli import cli
 from dtc_wal.records import LogRecord, lsn_key
 from dtc_wal.wal import WriteAheadLog
 from dtc_wal.wal.store import DirectoryLock, LogStore
+
+from dtc_wal import Mode, RecordType, TransactionCoordinator
+from dtc_wal.cli import cli
 
 pytestmark = (
     pytest.mark.format1

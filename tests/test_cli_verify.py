@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from cli_registry import append_records, populate, raw_tables
 from click.testing import CliRunner
+from dtc_wal.records import LogRecord, encode_record, frame, key_lsn, lsn_key, pack, unframe, unpack
+from dtc_wal.wal.store import LogStore
+from dtc_wal.wal.verify import Problem, verify_log
 
 from dtc_wal.cli import cli
 from dtc_wal.errors import LogError
-from dtc_wal.records import LogRecord, encode_record, frame, key_lsn, lsn_key, pack, unframe, unpack
 from dtc_wal.states import Outcome, RecordType
-from dtc_wal.wal.store import LogStore
-from dtc_wal.wal.verify import Problem, verify_log
 
 pytestmark = pytest.mark.format1  # the format-1 log's own checks
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtc_wal.wal import WriteAheadLog
 from helpers import FOREVER, Failures, Journal, RecordingParticipant, types_of
 
 from dtc_wal import (
@@ -26,7 +27,6 @@ from dtc_wal import (
     VoteNo,
 )
 from dtc_wal.errors import ParticipantTimeoutError, TransactionStateError
-from dtc_wal.wal import WriteAheadLog
 
 R = RecordType
 MakeCoord = Callable[..., TransactionCoordinator]

@@ -75,7 +75,7 @@ def test_the_library_loads_no_test_machinery() -> None:
     """Importing the library (coordinator, log, recovery, CLI) does not import
     ``dtc_wal.testing`` or its alias; the hook the hot paths call is all that is loaded."""
     code = (
-        "import sys, dtc_wal, dtc_wal.cli.main, dtc_wal.recovery, dtc_wal.wal\n"
+        "import sys, dtc_wal, dtc_wal.cli.main, dtc_wal.recovery, dtc_wal.log.lmdb\n"
         "print(sorted(m for m in sys.modules if m.startswith("
         "('dtc_wal.testing', 'dtc_wal.fault_injection', 'dtc_wal._crash_hooks'))))"
     )

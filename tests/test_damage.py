@@ -18,19 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dtc_wal.wal.store
+import dtc_wal.wal.unfinished
 import pytest
 from cli_registry import FileParticipant, append_records, journal_lines, raw_tables, registry
 from click.testing import CliRunner, Result
+from dtc_wal.records import LogRecord, encode_record, frame, lsn_key, pack, unframe, unpack
+from dtc_wal.wal import WriteAheadLog
 from helpers import wait_until
 
-import dtc_wal.wal.store
-import dtc_wal.wal.unfinished
 from dtc_wal import Outcome, ParticipantRegistry, RecordType, TransactionCoordinator, TxState
 from dtc_wal.cli import cli
 from dtc_wal.errors import LogCorruptError, TransactionDamagedError
-from dtc_wal.records import LogRecord, encode_record, frame, lsn_key, pack, unframe, unpack
 from dtc_wal.recovery import InDoubt
-from dtc_wal.wal import WriteAheadLog
 
 pytestmark = (
     pytest.mark.format1

@@ -9,13 +9,13 @@ import pytest
 
 MODULES = [
     "dtc_wal",
-    "dtc_wal.coordinator.core",
+    "dtc_wal.coordinator.facade",
     "dtc_wal.import_paths",
     "dtc_wal.log_values",
     "dtc_wal.registry",
     "dtc_wal.testing.crash_at",
     "dtc_wal.testing.participants",
-    "dtc_wal.wal.writer",
+    "dtc_wal.log.lmdb.backend",
 ]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtc_wal.wal import WriteAheadLog, compact_log
 from helpers import Journal, RecordingParticipant
 
 import dtc_wal
@@ -27,7 +28,6 @@ from dtc_wal.drivers.calls import CallPolicy
 from dtc_wal.participants.barrier import IdempotencyBarrier
 from dtc_wal.testing import points
 from dtc_wal.testing.participants import FailTimes
-from dtc_wal.wal import WriteAheadLog, compact_log
 
 PACKAGE = Path(dtc_wal.__file__).resolve().parent
 DOCS = PACKAGE.parent / "docs"

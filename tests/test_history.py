@@ -7,11 +7,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+from dtc_wal.history import TransactionView, replay
+from dtc_wal.records import LogRecord
 from helpers import record
 
 from dtc_wal.errors import InvalidTransitionError
-from dtc_wal.history import TransactionView, replay
-from dtc_wal.records import LogRecord
 from dtc_wal.states import Mode, Outcome, ParticipantState, RecordType, TxState
 
 R = RecordType

@@ -15,7 +15,7 @@ from helpers import Journal, RecordingParticipant
 
 from dtc_wal import TransactionCoordinator, TxState
 from dtc_wal import errors as E
-from dtc_wal.wal import LogStore, WriteAheadLog
+from dtc_wal.log.lmdb import LmdbLog
 
 
 def test_a_second_open_in_this_process_says_so(log_dir: Path, journal: Journal) -> None:
@@ -25,7 +25,7 @@ def test_a_second_open_in_this_process_says_so(log_dir: Path, journal: Journal) 
         first.commit_transaction(txid)
         for reopen in (
             lambda: TransactionCoordinator(log_dir),
-            lambda: WriteAheadLog(log_dir),
+            lambda: LmdbLog(log_dir),
         ):
             with pytest.raises(E.LogLockedError) as info:
                 reopen()
@@ -54,7 +54,7 @@ def test_a_log_path_that_is_a_file(tmp_path: Path) -> None:
 
 
 def test_a_path_to_a_file_inside_a_log_points_at_the_log(log_dir: Path) -> None:
-    WriteAheadLog(log_dir).close()
+    LmdbLog(log_dir).close()
     for name in ("data.mdb", "coordinator.lock"):
         with pytest.raises(E.LogError, match=f"give its directory, {log_dir}"):
             TransactionCoordinator(log_dir / name)
@@ -66,7 +66,7 @@ def test_a_parent_that_is_a_file_is_named(tmp_path: Path) -> None:
     blocker = tmp_path / "var"
     blocker.write_text("")
     path = blocker / "lib" / "dtc-log"
-    for opener in (TransactionCoordinator, WriteAheadLog, LogStore):
+    for opener in (TransactionCoordinator, LmdbLog):
         with pytest.raises(E.LogError) as info:
             opener(path)
         message = str(info.value)
@@ -85,7 +85,7 @@ def test_missing_parents_are_created(tmp_path: Path) -> None:
 
 def test_a_log_path_that_is_no_path() -> None:
     with pytest.raises(E.InvalidOptionError, match="log path is empty"):
-        WriteAheadLog("")
+        LmdbLog("")
     with pytest.raises(E.InvalidOptionError, match="not NoneType") as info:
         TransactionCoordinator(None)  # type: ignore[arg-type]
     assert isinstance(info.value, TypeError)

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtc_wal.records import LogRecord, decode_record, encode_record, pack
+from dtc_wal.wal import WriteAheadLog
 from helpers import Journal, RecordingParticipant, RecordingStep, record
 
 from dtc_wal import ParticipantRegistry, RecordType, TransactionAborted, TransactionCoordinator
 from dtc_wal import errors as E
 from dtc_wal.log_values import DEFAULT_MAX_DATA_BYTES, MAX_DEPTH, encode_mapping
-from dtc_wal.records import LogRecord, decode_record, encode_record, pack
 from dtc_wal.recovery import resolve_transaction
 from dtc_wal.states import Mode, Outcome, TxState
-from dtc_wal.wal import WriteAheadLog
 
 pytestmark = pytest.mark.format1  # the format-1 log's own checks
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtc_wal.records import pack
 from helpers import Journal, RecordingParticipant, RecordingStep
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,6 @@ from hypothesis import strategies as st
 from dtc_wal import ParticipantRegistry, RecordType, TransactionCoordinator
 from dtc_wal.errors import DataTooLargeError, UnencodableDataError, UnknownTransactionError
 from dtc_wal.log_values import MAX_DEPTH
-from dtc_wal.records import pack
 
 pytestmark = pytest.mark.format1  # the format-1 log's own checks
 

@@ -44,15 +44,15 @@ PUBLIC = {
 SUBMODULES = [
     "dtc_wal.clock",
     "dtc_wal.errors",
-    "dtc_wal.history",
     "dtc_wal.participant",
-    "dtc_wal.records",
     "dtc_wal.registry",
     "dtc_wal.states",
-    "dtc_wal.wal",
-    "dtc_wal.wal.store",
-    "dtc_wal.wal.writer",
     "dtc_wal.coordinator",
+    "dtc_wal.drivers",
+    "dtc_wal.log",
+    "dtc_wal.log.lmdb",
+    "dtc_wal.protocol",
+    "dtc_wal.recovery",
 ]
 
 
@@ -128,7 +128,7 @@ def test_library_adds_only_a_null_handler() -> None:
     assert type(logger.handlers[0]) is logging.NullHandler
     assert logger.level == logging.NOTSET  # the application decides the level
     assert logger.propagate
-    for child in ("dtc_wal.wal", "dtc_wal.coordinator"):
+    for child in ("dtc_wal.log", "dtc_wal.coordinator", "dtc_wal.drivers"):
         assert logging.getLogger(child).handlers == []
 
 

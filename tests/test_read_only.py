@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtc_wal.history import TransactionView
+from dtc_wal.records import LogRecord
 
 from dtc_wal import READ_ONLY, Outcome, ParticipantState, RecordType, TransactionCoordinator
 from dtc_wal.errors import InvalidTransitionError, TransactionAborted, VoteNo
-from dtc_wal.history import TransactionView
-from dtc_wal.records import LogRecord
 from dtc_wal.states import Mode
 
 

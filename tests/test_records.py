@@ -9,16 +9,6 @@ from pathlib import Path
 
 import lmdb
 import pytest
-from helpers import record
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from dtc_wal.errors import (
-    LogCorruptError,
-    TransactionDamagedError,
-    UnencodableDataError,
-    UnsupportedFormatError,
-)
 from dtc_wal.records import (
     FORMAT_VERSION,
     HEADER,
@@ -31,8 +21,18 @@ from dtc_wal.records import (
     pack,
     unframe,
 )
-from dtc_wal.states import Mode, Outcome, RecordType
 from dtc_wal.wal import WriteAheadLog
+from helpers import record
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dtc_wal.errors import (
+    LogCorruptError,
+    TransactionDamagedError,
+    UnencodableDataError,
+    UnsupportedFormatError,
+)
+from dtc_wal.states import Mode, Outcome, RecordType
 
 # One fully populated example per record type, with the fields that type carries.
 EXAMPLES: dict[RecordType, LogRecord] = {

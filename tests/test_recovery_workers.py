@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtc_wal.recovery.engine import RecoveryEngine
+from dtc_wal.recovery.workers import run_adaptive
 from helpers import FOREVER, Failures, Journal, RecordingParticipant
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
 from dtc_wal.clock import ManualClock
 from dtc_wal.errors import CommitIncompleteError, LogError
-from dtc_wal.recovery.engine import RecoveryEngine
-from dtc_wal.recovery.workers import run_adaptive
 
 MakeCoord = Callable[..., TransactionCoordinator]
 QUICK = 5

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import saga_steps
+from dtc_wal.records import LogRecord
+from dtc_wal.wal import WriteAheadLog
 from helpers import Journal, RecordingParticipant, RecordingStep
 
 from dtc_wal import (
@@ -32,10 +34,8 @@ from dtc_wal.errors import (
     UnknownTransactionError,
 )
 from dtc_wal.participant import CALLABLES_FACTORY
-from dtc_wal.records import LogRecord
 from dtc_wal.recovery import recover
 from dtc_wal.states import Mode
-from dtc_wal.wal import WriteAheadLog
 
 MakeCoord = Callable[..., TransactionCoordinator]
 DATA = {"sku": "A1", "qty": 2}

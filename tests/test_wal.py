@@ -15,6 +15,9 @@ from typing import Any
 
 import lmdb
 import pytest
+from dtc_wal.records import decode_record, encode_record, lsn_key, unframe, unpack
+from dtc_wal.wal import DirectoryLock, WriteAheadLog, unfinished
+from dtc_wal.wal.store import MIB, LogStore
 from helpers import record, types_of, wait_until
 
 from dtc_wal.errors import (
@@ -26,10 +29,7 @@ from dtc_wal.errors import (
     TransactionDamagedError,
     UnencodableDataError,
 )
-from dtc_wal.records import decode_record, encode_record, lsn_key, unframe, unpack
 from dtc_wal.states import Mode, Outcome, RecordType, TxState
-from dtc_wal.wal import DirectoryLock, WriteAheadLog, unfinished
-from dtc_wal.wal.store import MIB, LogStore
 
 R = RecordType
 MakeWal = Callable[..., WriteAheadLog]
@@ -738,8 +738,9 @@ def test_dedicated_writer_thread_mode_appends_the_same_way(tmp_path: Path) -> No
 
 
 def test_repair_refuses_an_extra_lsn_of_another_transaction(tmp_path: Path) -> None:
-    from dtc_wal.errors import TransactionStateError
     from dtc_wal.wal.repair import drop_transaction
+
+    from dtc_wal.errors import TransactionStateError
 
     with WriteAheadLog(tmp_path) as wal:
         wal.append(opening("victim", "a"))  # LSNs 1-2

@@ -542,9 +542,11 @@ def _refuse_format1(log_path: str | os.PathLike[str], wanted: int | None) -> Non
             f"{NEW_LOG_FORMAT}; leave log_format out (format 1 logs are read only by "
             "`dtc upgrade`, which converts them)"
         )
+    if isinstance(log_path, bool) or not isinstance(log_path, str | os.PathLike):
+        return  # the log's own check says what a log path is
     try:
         found = log_format(log_path)
-    except LogError:  # no log yet, or one the open below explains better
+    except (LogError, OSError):  # no log yet, or one the open below explains better
         return
     if found == 1:
         raise UnsupportedFormatError(

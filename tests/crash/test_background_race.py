@@ -6,10 +6,10 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from dtc_wal.history import TransactionView
 from helpers import Journal, RecordingParticipant
 
 from dtc_wal import TransactionCoordinator, TxState
-from dtc_wal.history import TransactionView
 
 
 @pytest.mark.format1  # to port to format 2 (issue 12)

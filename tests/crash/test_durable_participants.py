@@ -7,12 +7,12 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from dtc_wal.records import lsn_key
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, VoteNo
 from dtc_wal.log.lmdb import log_format as dtc_log_format
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN
 from dtc_wal.participant import PreparedResource
-from dtc_wal.records import lsn_key
 from dtc_wal.testing.checks import check_invariants, read_acks
 from dtc_wal.testing.durable import (
     APPLIED,

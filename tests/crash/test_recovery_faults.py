@@ -14,6 +14,10 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
+from dtc_wal.wal.repair import drop_transaction
+from dtc_wal.wal.store import MIB
+from dtc_wal.wal.verify import verify_log
 from helpers import wait_until
 
 from dtc_wal import (
@@ -30,7 +34,6 @@ from dtc_wal.errors import (
     TransactionStateError,
     UnknownTransactionError,
 )
-from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
 from dtc_wal.states import Outcome, RecordType
 from dtc_wal.testing.durable import (
     COMMITTED,
@@ -44,9 +47,6 @@ from dtc_wal.testing.durable import (
 )
 from dtc_wal.testing.harness import Case, workload_command
 from dtc_wal.testing.workload import coordinator_options, make_registry
-from dtc_wal.wal.repair import drop_transaction
-from dtc_wal.wal.store import MIB
-from dtc_wal.wal.verify import verify_log
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ from typing import Any
 import lmdb
 import msgpack
 import pytest
+from fixtures.format1.writer import WriteAheadLog
 
 from dtc_wal.errors import (
     InvalidOptionError,
@@ -22,13 +23,12 @@ from dtc_wal.errors import (
     RecordDamagedError,
     UnsupportedFormatError,
 )
+from dtc_wal.format1.records import LogRecord
 from dtc_wal.log import Damage, StoredTransaction
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, frame
 from dtc_wal.protocol.records import Failed, Mode, Op, Opened
-from dtc_wal.records import LogRecord
 from dtc_wal.states import RecordType
-from dtc_wal.wal import WriteAheadLog
 
 from .conftest import child, decided, ended, opened
 
@@ -136,7 +136,7 @@ def test_a_format_1_log_is_refused_and_left_as_it_was(log_dir: Path) -> None:
     with pytest.raises(UnsupportedFormatError) as info:
         LmdbLog(log_dir)
     message = str(info.value)
-    assert "format 1" in message and "dtc upgrade" in message and "later version" in message
+    assert "format 1" in message and f"dtc upgrade {log_dir} --in-place" in message
     with WriteAheadLog(log_dir) as wal:  # the lock was released; nothing changed
         assert [v.txid for v in wal.unfinished()] == ["old-tx"]
 

@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_registry import append_records
-from test_damage import DAMAGED, DECIDED, UNDECIDED, build, change_record, flip_last
+from fixtures.format1.logs import (
+    DAMAGED,
+    DECIDED,
+    UNDECIDED,
+    append_records,
+    build,
+    change_record,
+    flip_last,
+)
+from fixtures.format1.writer import WriteAheadLog
 
 from dtc_wal.errors import (
     InvalidOptionError,
@@ -27,7 +35,9 @@ from dtc_wal.errors import (
     LogLockedError,
     UnsupportedFormatError,
 )
-from dtc_wal.history import replay
+from dtc_wal.format1.history import replay
+from dtc_wal.format1.records import LogRecord
+from dtc_wal.format1.store import LogStore
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.maintenance.upgrade import upgrade_log
 from dtc_wal.maintenance.upgrade_convert import expected_state
@@ -48,11 +58,8 @@ from dtc_wal.protocol.records import (
     StepDone,
     Vote,
 )
-from dtc_wal.records import LogRecord
 from dtc_wal.states import Outcome as F1Outcome
 from dtc_wal.states import RecordType
-from dtc_wal.wal import WriteAheadLog
-from dtc_wal.wal.store import LogStore
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "format1"
 MANIFEST: dict[str, dict[str, Any]] = json.loads((FIXTURE / "manifest.json").read_text())
@@ -168,12 +175,12 @@ def test_a_dry_run_writes_nothing(log: Path) -> None:
     assert sorted(p.name for p in log.parent.iterdir()) == ["mixed"]
 
 
-LIVE = (
+LIVE = (  # a coordinator of the version that wrote the log holds its directory lock
     "import sys, time\n"
-    "from dtc_wal import TransactionCoordinator\n"
-    "with TransactionCoordinator(sys.argv[1], recovery_interval=None):\n"
-    "    print('ready', flush=True)\n"
-    "    time.sleep(60)\n"
+    "from dtc_wal.log.lmdb.directory import open_log_directory\n"
+    "lock = open_log_directory(sys.argv[1])\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
 )
 
 

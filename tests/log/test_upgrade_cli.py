@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_damage import DAMAGED, build, change_record, flip_last
+from fixtures.format1.logs import DAMAGED, build, change_record, flip_last
 
 from dtc_wal.cli import cli
 from dtc_wal.maintenance.verify import log_format
@@ -47,7 +47,8 @@ def test_upgrade_to_a_new_directory_then_verify_it(log: Path, tmp_path: Path) ->
     verified = run("verify", tmp_path / "log2")
     assert verified.exit_code == 0, verified.output
     assert "10 transaction(s) (6 unfinished), format 2; no problems" in verified.output
-    assert run("verify", log).exit_code == 0  # format 1: the existing path
+    refused = run("verify", log)  # format 1: only `dtc upgrade` reads it
+    assert refused.exit_code == 1 and f"dtc upgrade {log} --in-place" in refused.output
 
 
 def test_json_and_dry_run(log: Path) -> None:
@@ -79,6 +80,7 @@ def test_damaged_transactions_exit_4_unless_skipped(tmp_path: Path) -> None:
 
 def test_a_live_coordinator_exits_3(log: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", LIVE, str(log)], stdout=subprocess.PIPE)
+    # LIVE holds the directory lock as a coordinator of the version that wrote it would
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
         result = run("upgrade", log, "--in-place")
@@ -133,19 +135,17 @@ def test_not_killed_the_original_ends_as_format1_evidence(log: Path) -> None:
     assert evidence.name.startswith("shop-log.format1-") and digest(evidence) == before
 
 
-def test_the_upgraded_log_opens_on_the_new_core(log: Path, tmp_path: Path) -> None:
-    """The coordinator runs an upgraded log on the new core, with its unfinished
-    transactions, and `dtc` commands read it; the format-1 original keeps running on the
-    old one."""
+def test_the_upgraded_log_opens_and_the_original_is_refused(log: Path, tmp_path: Path) -> None:
+    """The coordinator runs an upgraded log, with its unfinished transactions, and `dtc`
+    commands read it; the format-1 original is refused with the upgrade hint."""
     from dtc_wal import TransactionCoordinator
-    from dtc_wal.coordinator.facade import EngineCoordinator
+    from dtc_wal.errors import UnsupportedFormatError
 
     upgraded = run("upgrade", log, "--to", tmp_path / "log2")
-    assert upgraded.exit_code == 0 and "format 2 is a preview" in upgraded.stderr
+    assert upgraded.exit_code == 0 and upgraded.stderr == ""
     with TransactionCoordinator(tmp_path / "log2", recovery_interval=None, recover=False) as new:
-        assert isinstance(new, EngineCoordinator)
         assert len(new.unfinished()) == 6
     status = run("status", tmp_path / "log2")
     assert status.exit_code == 0 and "unfinished         6" in status.output
-    with TransactionCoordinator(log, recovery_interval=None, recover=False) as coord:
-        assert len(coord.unfinished()) == 6  # the original still runs
+    with pytest.raises(UnsupportedFormatError, match="dtc upgrade"):
+        TransactionCoordinator(log, recovery_interval=None, recover=False)

@@ -14,15 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dtc_wal.history import replay
+from dtc_wal.wal.store import LogStore
+
 from dtc_wal import TransactionCoordinator
 from dtc_wal.coordinator.views import view_of
 from dtc_wal.errors import DtcError
-from dtc_wal.history import replay
 from dtc_wal.log.lmdb import LmdbLog, log_format
 from dtc_wal.maintenance.verify import verify_log as verify_format_2
 from dtc_wal.protocol import OutOfOrderError, fold
 from dtc_wal.protocol.records import Opened
-from dtc_wal.wal.store import LogStore
 
 from .model import Words, ended, settled
 from .world import World

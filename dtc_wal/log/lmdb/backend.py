@@ -28,7 +28,9 @@ __all__ = ["LmdbLog"]
 def _check_options(
     path: object, map_size: object, max_map_size: object, lazy_delay: object
 ) -> None:
-    if isinstance(path, bool) or not isinstance(path, str | os.PathLike) or not str(path):
+    if isinstance(path, str | os.PathLike) and not isinstance(path, bool) and not str(path):
+        raise InvalidOptionError("the log path is empty: give a directory, e.g. var/dtc-log")
+    if isinstance(path, bool) or not isinstance(path, str | os.PathLike):
         raise InvalidOptionError(
             f"a log path is a directory's str or os.PathLike, not {type(path).__name__} {path!r}"
         )

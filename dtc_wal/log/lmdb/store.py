@@ -150,10 +150,9 @@ class LmdbStore:
             version = TN.unpack(raw)[0] if raw is not None and len(raw) == 8 else None
             if version == 1:
                 raise UnsupportedFormatError(
-                    f"the log at {self.path} is in format 1 (written by the current "
-                    "coordinator); this backend reads format 2. Open it with "
-                    "dtc_wal.TransactionCoordinator or dtc_wal.wal.WriteAheadLog for now; a "
-                    "later version converts it (`dtc upgrade`), keeping the original"
+                    f"the log at {self.path} is in format 1, written by a dtc-wal before "
+                    "the redesign; this version reads format 2. Convert it with `dtc "
+                    f"upgrade {self.path} --in-place` (the original is kept beside it)"
                 )
             if version != FORMAT:
                 raise UnsupportedFormatError(

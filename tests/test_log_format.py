@@ -1,10 +1,11 @@
-"""``TransactionCoordinator`` on the new core: a format-2 log (made with ``log_format=2``, or
-found on disk) gets the engine-backed coordinator, with the same API and return contract.
-The whole suite also runs on it with ``pytest --dtc-log-format 2``; these tests pin what is
-particular to the switch itself."""
+"""``TransactionCoordinator`` writes log format 2 (the only one this version writes): what is
+particular to the format -- the records a commit leaves, a format-1 log or ``log_format=1``
+refused without touching anything, bad ``log_format`` values -- and the seed paths end to
+end on it."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from dtc_wal import (
     TransactionAborted,
     TransactionCoordinator,
 )
-from dtc_wal.coordinator.facade import EngineCoordinator
 from dtc_wal.errors import InvalidOptionError, UnsupportedFormatError
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.format import log_format
@@ -36,9 +36,10 @@ def records_of(path: Path, txid: str) -> list[type]:
     return [type(r) for r in stored.records]
 
 
-def test_a_new_log_in_format_2_gets_the_new_core(log_dir: Path, journal: Journal) -> None:
+def test_a_new_log_is_format_2_with_three_records_per_commit(
+    log_dir: Path, journal: Journal
+) -> None:
     with open2(log_dir) as coord:
-        assert isinstance(coord, EngineCoordinator)
         txid = coord.begin_transaction()
         a, b = RecordingParticipant("a", journal), RecordingParticipant("b", journal)
         coord.enlist_participant(txid, a)
@@ -54,25 +55,29 @@ def test_a_new_log_in_format_2_gets_the_new_core(log_dir: Path, journal: Journal
     calls = journal.of(txid)
     assert sorted(calls[:2]) == [("a", "prepare"), ("b", "prepare")]
     assert sorted(calls[2:]) == [("a", "commit"), ("b", "commit")]
-    # Reopened without the option: the format on disk decides.
-    with TransactionCoordinator(log_dir, recovery_interval=None) as again:
-        assert isinstance(again, EngineCoordinator)
+    with TransactionCoordinator(log_dir, recovery_interval=None) as again:  # no option
         assert again.state(txid) is TxState.COMMITTED
 
 
-def test_a_format_1_log_is_never_converted_by_opening(log_dir: Path) -> None:
-    with TransactionCoordinator(log_dir, log_format=1, recovery_interval=None) as coord:
-        assert not isinstance(coord, EngineCoordinator)
-        txid = coord.begin_transaction()
-        coord.commit_transaction(txid)
-    with pytest.raises(UnsupportedFormatError, match="dtc upgrade"):
-        TransactionCoordinator(log_dir, log_format=2)
-    assert log_format(log_dir) == 1
+FORMAT1 = Path(__file__).parent / "fixtures" / "format1" / "mixed"
 
 
-def test_a_format_2_log_is_not_opened_as_format_1(log_dir: Path) -> None:
+def test_a_format_1_log_is_refused_and_never_converted_by_opening(tmp_path: Path) -> None:
+    log = tmp_path / "old"
+    shutil.copytree(FORMAT1, log)
+    before = (log / "data.mdb").read_bytes()
+    for options in ({}, {"log_format": 2}):
+        with pytest.raises(UnsupportedFormatError, match=r"format 1.*`dtc upgrade .* --in-place`"):
+            TransactionCoordinator(log, recovery_interval=None, **options)  # type: ignore[arg-type]
+    assert log_format(log) == 1 and (log / "data.mdb").read_bytes() == before
+
+
+def test_log_format_1_is_refused_for_a_new_or_a_format_2_log(log_dir: Path) -> None:
+    with pytest.raises(UnsupportedFormatError, match="writes only log format 2"):
+        TransactionCoordinator(log_dir, log_format=1)
+    assert not (log_dir / "data.mdb").exists()
     open2(log_dir).close()
-    with pytest.raises(UnsupportedFormatError, match="no way back from format 2"):
+    with pytest.raises(UnsupportedFormatError, match="writes only log format 2"):
         TransactionCoordinator(log_dir, log_format=1)
     assert log_format(log_dir) == 2
 
