@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
-from fixtures.format1.writer import WriteAheadLog
 
-from dtc_wal import Clock, Mode, ParticipantRegistry, RecordType, TransactionCoordinator
+from dtc_wal import Clock, ParticipantRegistry, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted, VoteNo
-from dtc_wal.format1.records import LogRecord
 from dtc_wal.testing.crash_at import command
 
 
@@ -237,36 +235,6 @@ def populate(log: Path, journal: Path, clock: Clock | None = None) -> dict[str, 
         coord.register_participant(txid, "charge", lambda t, d: None, lambda t: None)
         coord.commit_transaction(txid)
     return ids
-
-
-def append_records(log: Path, txid: str, journal: Path, *, decide: bool, **params: Any) -> str:
-    """Write an unfinished 2PC transaction with two prepared "file" participants straight
-    to the log: undecided (as if its coordinator died before deciding) or decided commit
-    (died right after). ``params`` go to the ``payment`` participant (e.g. ``fail``)."""
-    now = time.time()
-    kinds = [
-        LogRecord(RecordType.BEGUN, txid, now),
-        *(
-            LogRecord(
-                RecordType.ENLISTED,
-                txid,
-                now,
-                participant=name,
-                factory="file",
-                params={"journal": str(journal), "name": name, **extra},
-                order=order,
-                mode=Mode.TWO_PHASE,
-            )
-            for order, (name, extra) in enumerate((("payment", params), ("stock", {})))
-        ),
-        LogRecord(RecordType.PREPARED, txid, now, participant="payment"),
-        LogRecord(RecordType.PREPARED, txid, now, participant="stock"),
-    ]
-    if decide:
-        kinds.append(LogRecord(RecordType.DECIDED_COMMIT, txid, now))
-    with WriteAheadLog(log) as wal:
-        wal.append(kinds)
-    return txid
 
 
 @contextlib.contextmanager

@@ -49,8 +49,9 @@ def warn_lockless(log: Path, done: str = "read without LMDB's lock file (lock.md
 
 def warn_if_lockless(log: Path) -> None:
     """:func:`warn_lockless` for commands that open the log through the library."""
-    if (log / "data.mdb").exists() and not reader_lock_available(log):
-        warn_lockless(log)
+    data = log / "data.mdb"
+    if data.exists() and os.access(data, os.R_OK) and not reader_lock_available(log):
+        warn_lockless(log)  # (an unreadable log: the open says so, without this warning)
 
 
 def lock_holder(log: Path) -> str | None:

@@ -18,7 +18,7 @@ from ...errors import LogError
 
 __all__ = ["check_readable", "reader_lock_available"]
 
-log = logging.getLogger("dtc_wal.wal")
+log = logging.getLogger("dtc_wal.log")
 
 
 def reader_lock_available(directory: Path) -> bool:
