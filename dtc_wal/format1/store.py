@@ -41,7 +41,7 @@ from .records import (
 
 __all__ = ["DirectoryLock", "LogStore", "Summary"]
 
-log = logging.getLogger("dtc_wal.wal")
+log = logging.getLogger("dtc_wal.format1")
 
 T = TypeVar("T")
 Summary = dict[str, Any]

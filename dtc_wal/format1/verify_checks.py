@@ -1,6 +1,6 @@
-"""The checks behind :func:`dtc_wal.wal.verify.verify_log`, run over one LMDB read
+"""The checks behind :func:`dtc_wal.format1.verify.verify_log`, run over one LMDB read
 transaction: meta, records and transitions, the ``txns`` index, the ``unfinished`` index
-(the module docstring of :mod:`dtc_wal.wal.verify` lists them)."""
+(the module docstring of :mod:`dtc_wal.format1.verify` lists them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What :func:`dtc_wal.wal.verify.verify_log` returns -- a :class:`VerifyReport` listing
+"""What :func:`dtc_wal.format1.verify.verify_log` returns -- a :class:`VerifyReport` listing
 every :class:`Problem` -- and the :data:`Progress` callback it reports to."""
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The transaction log behind an interface (issue 12): format-2 records
-(:mod:`.records`), the :class:`TransactionLog` contract (:mod:`.interface`), store-agnostic
-group commit (:mod:`.group_commit`) and the LMDB backend (:mod:`.lmdb`, class
-``LmdbLog``). Not yet used by the running coordinator, which still writes format 1 through
-:mod:`dtc_wal.wal`."""
+"""The transaction log behind an interface: the :class:`TransactionLog` contract
+(:mod:`.interface`) over format-2 records (:mod:`dtc_wal.protocol.records`), store-agnostic
+group commit (:mod:`.group_commit`) and the LMDB backend (:mod:`.lmdb`, class ``LmdbLog``)."""
 
 from __future__ import annotations
 

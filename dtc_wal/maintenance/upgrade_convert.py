@@ -1,6 +1,6 @@
 """One format-1 transaction in format-2 records, and the check that nothing changed.
 
-:func:`convert` maps the records of one format-1 transaction (:mod:`dtc_wal.records`)
+:func:`convert` maps the records of one format-1 transaction (:mod:`dtc_wal.format1.records`)
 to the format-2 records (:mod:`dtc_wal.protocol.records`) that say the same, keeping each
 record's time:
 
@@ -22,10 +22,10 @@ COMPLETED                       ``Ended``
 Format 2 records votes only in the decision: the votes of an undecided 2PC transaction
 have no place. A yes vote there changes nothing (presumed abort rolls the member back
 either way) and reads back as ``enlisted``; a read-only vote would change what recovery
-sends, so such a transaction is refused (:class:`NotConvertible`): recover it with the
-format-1 log first. :func:`check_same` folds the result with the protocol's own
+sends, so such a transaction is refused (:class:`NotConvertible`): recover the format-1
+log first with the dtc-wal that wrote it (this version no longer runs format 1). :func:`check_same` folds the result with the protocol's own
 transition table (:func:`dtc_wal.protocol.fold`) and compares it with format 1's replay
-(:func:`dtc_wal.history.replay`); any difference refuses the transaction.
+(:func:`dtc_wal.format1.history.replay`); any difference refuses the transaction.
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ def convert(records: Sequence[LogRecord]) -> tuple[Record, ...]:
             raise NotConvertible(
                 f"transaction {txid} is undecided and {', '.join(voters)} voted read-only: "
                 "format 2 keeps votes only in a decision, and recovery would then roll back "
-                "a read-only member. Recover the format-1 log first (`dtc recover`), then "
-                "upgrade"
+                "a read-only member. Recover the format-1 log first with the dtc-wal that "
+                "wrote it (0.1: `pip install dtc-wal==0.1.0`, then `dtc recover`), then "
+                "upgrade with this version"
             )
     return tuple(out)
 

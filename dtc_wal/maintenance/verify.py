@@ -98,8 +98,8 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
     """Check the format-2 log at ``path`` read-only and return every problem found.
 
     Raises :class:`~dtc_wal.errors.LogError` only when the log cannot be opened at all
-    (UnsupportedFormatError for a format-1 log: check it with
-    :func:`dtc_wal.wal.verify.verify_log`).
+    (UnsupportedFormatError for a format-1 log: ``dtc upgrade`` converts it, checking it
+    with :func:`dtc_wal.format1.verify.verify_log` first).
     """
     report = VerifyReport(path=str(path))
     with LmdbLog(path, readonly=True) as log:

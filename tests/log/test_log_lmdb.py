@@ -243,7 +243,7 @@ def only_victim_damaged(log: LmdbLog, damage: Damage, seq: int | None) -> Record
     error = found[VICTIM].damage
     assert isinstance(error, RecordDamagedError)
     assert (error.txid, error.seq, error.damage) == (VICTIM, seq, damage)
-    assert VICTIM in str(error) and "docs/log-format-2.md" in str(error)
+    assert VICTIM in str(error) and "docs/log-format.md" in str(error)
     if seq is not None:
         assert len(found[VICTIM].records) == seq  # the records before the damaged one
     read = log.read(VICTIM)

@@ -1,4 +1,4 @@
-"""The LMDB backend of the transaction log, in log format 2 (docs/log-format-2.md).
+"""The LMDB backend of the transaction log, in log format 2 (docs/log-format.md).
 
 ``codec`` (framing and record layouts), ``store`` (environment, tables, map growth),
 ``writer`` (group commit's batch writes), ``reader`` (damage-isolating reads),

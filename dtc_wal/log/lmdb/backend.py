@@ -47,7 +47,7 @@ def _describe(entry: Sequence[EncodedRecord]) -> str:
 
 
 class LmdbLog:
-    """A format-2 log in an LMDB directory (docs/log-format-2.md).
+    """A format-2 log in an LMDB directory (docs/log-format.md).
 
     One process appends: opening takes ``<path>/coordinator.lock`` (LogLockedError while
     another process holds it). ``readonly=True`` opens for reading only, without the lock,

@@ -1,4 +1,4 @@
-"""Log format 2, byte-exact: keys, framing and record payloads (docs/log-format-2.md).
+"""Log format 2, byte-exact: keys, framing and record payloads (docs/log-format.md).
 
 The one module that both the writer (:mod:`.writer`) and every reader import; keep it and
 the document in step (a test checks the document's worked example against this code).
@@ -64,7 +64,7 @@ EncodedRecord = tuple[str, bytes, int, float, bytes]
 
 _HELP = (
     "; the transaction is set aside (in doubt) and the rest of the log reads normally -- "
-    'settle its participants by hand (docs/log-format-2.md, "Damaged records")'
+    'settle its participants by hand (docs/log-format.md, "Damaged records")'
 )
 
 
@@ -163,7 +163,7 @@ def unframe(key: bytes, value: bytes, txid: str, seq: int) -> bytes:
     """Check a stored value and return its payload, or raise RecordDamagedError.
 
     The checks run in this order, one damage each: truncated, unknown version, bad
-    length, bad checksum (docs/log-format-2.md).
+    length, bad checksum (docs/log-format.md).
     """
     if len(value) < HEADER.size:
         raise _damaged(

@@ -84,7 +84,7 @@ def _held_message(directory: Path, holder: str) -> str:
     if found and int(found[1]) == os.getpid() and found[2] == socket.gethostname():
         return (
             f"log {directory} is held by this process ({holder}): it is already open here, "
-            "by another TransactionCoordinator or WriteAheadLog (or a compaction or repair "
+            "by another TransactionCoordinator or LmdbLog (or a compaction or repair "
             "running now); close that one first (close(), or leave its with-block) or reuse "
             "it -- a process opens a log once"
         )

@@ -1,4 +1,4 @@
-"""Log format 2: the array layout of each record's payload (docs/log-format-2.md).
+"""Log format 2: the array layout of each record's payload (docs/log-format.md).
 
 Each record is one msgpack array, positional: ``[type code, at, fields...]``; enums are
 small ints (their position in the tables below: never reorder, only append). The

@@ -24,7 +24,7 @@ CHUNK = 128
 
 _HELP = (
     "; the transaction is set aside (in doubt) and the rest of the log reads normally -- "
-    'settle its participants by hand (docs/log-format-2.md, "Damaged records")'
+    'settle its participants by hand (docs/log-format.md, "Damaged records")'
 )
 
 

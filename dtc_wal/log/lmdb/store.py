@@ -1,6 +1,6 @@
 """The LMDB environment of a format-2 log: tables, the format check, map growth, commits.
 
-Tables (LMDB named databases; docs/log-format-2.md is the spec):
+Tables (LMDB named databases; docs/log-format.md is the spec):
 
 * ``records``    transaction number (8 bytes) + sequence (4 bytes) -> framed record; a
   transaction's records are one cursor range, and new transactions append at the end;
