@@ -24,7 +24,8 @@ have no place. A yes vote there changes nothing (presumed abort rolls the member
 either way) and reads back as ``enlisted``; a read-only vote would change what recovery
 sends, so such a transaction is refused (:class:`NotConvertible`): recover the format-1
 log first with the dtc-wal that wrote it (this version no longer runs format 1).
-:func:`check_same` folds the result with the protocol's own transition table (:func:`dtc_wal.protocol.fold`) and compares it with format 1's replay
+:func:`check_same` folds the result with the protocol's own transition table
+(:func:`dtc_wal.protocol.fold`) and compares it with format 1's replay
 (:func:`dtc_wal.format1.history.replay`); any difference refuses the transaction.
 """
 
