@@ -1,4 +1,4 @@
-"""docs/log-format-2.md stays byte-exact: its worked example is what the codec writes, and
+"""docs/log-format.md stays byte-exact: its worked example is what the codec writes, and
 its code tables are the codec's."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dtc_wal.protocol.records import (
     Vote,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "log-format-2.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "log-format.md"
 
 EXAMPLE: tuple[Record, ...] = (
     Opened(
