@@ -34,6 +34,7 @@ from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, encode, frame
 from dtc_wal.protocol.records import (
     Acked,
     Decided,
+    Ended,
     MemberSpec,
     MemberState,
     Mode,
@@ -425,3 +426,29 @@ def test_resolve_on_the_command_line_points_at_repair(log: Path) -> None:
     with LmdbLog(log, readonly=True) as read:
         assert read.read(DAMAGED) is None
         assert [t.txid for t in read.unfinished()] == [DECIDED, UNDECIDED]
+
+
+def test_a_damaged_record_of_a_finished_transaction_does_not_matter_to_start_up(
+    log: Path, journal: Journal, open_coordinator: Callable[..., TransactionCoordinator]
+) -> None:
+    """Start-up never reads finished transactions: it opens clean; reading that one by
+    txid reports the damage, and ``dtc verify`` finds it."""
+    with LmdbLog(log) as written:
+        written.append([Opened("tx-done", 1.0, Mode.TWO_PHASE, MEMBERS)])
+        written.append([Decided("tx-done", 2.0, Outcome.COMMIT, YES)])
+        both = ((0, MemberState.COMMITTED), (1, MemberState.COMMITTED))
+        written.append([Ended("tx-done", 3.0, both)])
+    edit(
+        log,
+        "records",
+        lambda txn, db: txn.put(key(1, 1), flip_last(txn.get(key(1, 1), db=db)), db=db),
+    )
+    coord = open_coordinator()
+    assert coord.last_recovery_report.examined == 0
+    assert coord.in_doubt() == [] and coord.stats().unfinished == 0
+    with pytest.raises(TransactionDamagedError, match="record 1 of transaction tx-done"):
+        coord.transaction("tx-done")
+    coord.close()
+    assert journal.calls == []
+    verified = run("verify", log)
+    assert verified.exit_code == 4 and "tx-done" in verified.output
