@@ -28,7 +28,12 @@ from helpers import Journal, RecordingParticipant, wait_until
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
 from dtc_wal.cli import cli
-from dtc_wal.errors import LogError, TransactionDamagedError
+from dtc_wal.errors import (
+    LogCorruptError,
+    LogError,
+    TransactionDamagedError,
+    UnsupportedFormatError,
+)
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, encode, frame
 from dtc_wal.protocol.records import (
@@ -402,17 +407,29 @@ def test_background_passes_keep_reporting_it_and_log_it_once(
 
 
 @pytest.mark.parametrize(
-    ("value", "says"),
-    [(b"\0\0\2", "has format None"), (TN.pack(3), "has format 3")],
+    ("value", "says", "error"),
+    [
+        (b"\0\0\2", "meta/format is 3 bytes, expected 8", LogCorruptError),
+        (TN.pack(3), "has format 3", UnsupportedFormatError),
+    ],
     ids=["not 8 bytes", "another version"],
 )
-def test_damaged_meta_stops_the_open(
-    log: Path, open_coordinator: Callable[..., TransactionCoordinator], value: bytes, says: str
+def test_damaged_meta_stops_the_open_and_says_what_to_do(
+    log: Path,
+    open_coordinator: Callable[..., TransactionCoordinator],
+    value: bytes,
+    says: str,
+    error: type[LogError],
 ) -> None:
     build(log)
+
     edit(log, "meta", lambda txn, db: txn.put(b"format", value, db=db))
-    with pytest.raises(LogError, match=says):
+    with pytest.raises(error, match=says) as info:
         open_coordinator()
+    if error is LogCorruptError:
+        assert "restore data.mdb from a good backup" in str(info.value)
+    with pytest.raises(error, match=says):
+        LmdbLog(log, readonly=True)  # readers refuse it alike
 
 
 def test_resolve_on_the_command_line_points_at_repair(log: Path) -> None:
