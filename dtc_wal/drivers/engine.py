@@ -79,6 +79,7 @@ class Engine(EngineOperations):
         self._parked: dict[str, Run] = {}  # finished with members pending: for recover()
         self._lock = threading.Lock()
         self._pass_lock = threading.Lock()  # one recovery pass or resolution at a time
+        self._damage_logged: set[str] = set()  # damaged txids logged at ERROR (once each)
         self._closed = False
 
     # -- transactions -----------------------------------------------------------------------

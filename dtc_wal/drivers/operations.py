@@ -49,6 +49,7 @@ class EngineOperations:
     _lock: threading.Lock
     _pass_lock: threading.Lock
     _closed: bool
+    _damage_logged: set[str]
 
     # -- recovery ------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class EngineOperations:
                     progress,
                     _LiveOrSkipped(self._live, skip),
                     self.options.recovery_workers,
+                    self._damage_logged,
                 )
             finally:
                 with self._lock:
@@ -199,7 +201,7 @@ class EngineOperations:
         back or its records do not fold."""
         self.log.flush()
         stored = self.log.read(txid)
-        return None if stored is None else transaction_of(stored)
+        return None if stored is None else transaction_of(stored, self.log)
 
     def is_live(self, txid: str) -> bool:
         """True while ``txid`` is begun here and its commit or rollback has not returned."""

@@ -57,14 +57,20 @@ def seed(tx: Transaction, registry: ParticipantRegistry, options: ProtocolOption
     return run
 
 
-def transaction_of(stored: StoredTransaction) -> Transaction:
-    """Fold what the log holds; TransactionDamagedError when it cannot be read or folded."""
+def transaction_of(stored: StoredTransaction, log: object = None) -> Transaction:
+    """Fold what the log holds; TransactionDamagedError when it cannot be read or folded
+    (naming ``log``'s path in the commands it suggests, when it has one)."""
+    where = str(getattr(log, "path", None) or "LOG")
     if stored.damage is not None:
-        raise TransactionDamagedError(stored.txid, None, str(stored.damage)) from stored.damage
+        raise TransactionDamagedError(
+            stored.txid, None, str(stored.damage), where
+        ) from stored.damage
     try:
         return fold(stored.records)
     except OutOfOrderError as exc:
-        raise TransactionDamagedError(stored.txid, None, f"its records do not fold: {exc}") from exc
+        raise TransactionDamagedError(
+            stored.txid, None, f"its records do not fold: {exc}", where
+        ) from exc
 
 
 def decision_of(log: TransactionLog) -> Callable[[str], str | None]:
@@ -91,13 +97,17 @@ def recover_pass(
     progress: Progress | None = None,
     skip_orphans: Container[str] = (),
     workers: int = 1,
+    damage_logged: set[str] | None = None,
 ) -> RecoveryReport:
     """Drive the ``parked`` runs (finished earlier with members pending, objects still
     live), then every transaction of ``stored`` (unfinished in the log, none live); then
     settle orphan prepared branches not in ``skip_orphans``. ``progress(done, total)``
     after each transaction. ``workers`` > 1 drives that many stored transactions at once
-    (one hanging participant does not hold up the rest); the report keeps log order."""
+    (one hanging participant does not hold up the rest); the report keeps log order.
+    A damaged transaction is logged at ERROR once per txid added to ``damage_logged`` (the
+    engine keeps one set per open: later passes report it in doubt and log it at DEBUG)."""
     report = RecoveryReport()
+    logged = damage_logged if damage_logged is not None else set()
     total, done = len(parked) + len(stored), 0
     again: list[StoredTransaction] = []
     for run in parked:
@@ -112,12 +122,14 @@ def recover_pass(
     todo = [*stored, *again]
     if workers <= 1 or len(todo) <= 1:
         for one in todo:
-            _add(report, _recover_stored(driver, registry, options, one))
+            _add(report, _recover_stored(driver, registry, options, one, logged))
             done += 1
             if progress is not None:
                 progress(done, total)
     else:
-        entries = _in_parallel(driver, registry, options, todo, workers, progress, done, total)
+        entries = _in_parallel(
+            driver, registry, options, todo, workers, progress, done, total, logged
+        )
         for entry in entries:
             _add(report, entry)
     driver.log.flush()  # what the pass appended, before the resources are asked
@@ -135,11 +147,14 @@ def _in_parallel(
     progress: Progress | None,
     done: int,
     total: int,
+    logged: set[str],
 ) -> list[tuple[TransactionAction, Sequence[InDoubt]] | None]:
     """``_recover_stored`` of each on ``workers`` threads; every one runs even when some
     raise (a log error), and the first such error is raised after all have ended."""
     with cf.ThreadPoolExecutor(workers, thread_name_prefix="dtc-recovery") as pool:
-        futures = [pool.submit(_recover_stored, driver, registry, options, one) for one in todo]
+        futures = [
+            pool.submit(_recover_stored, driver, registry, options, one, logged) for one in todo
+        ]
         for _ in cf.as_completed(futures):
             done += 1
             if progress is not None:
@@ -164,21 +179,30 @@ def _recover_stored(
     registry: ParticipantRegistry,
     options: ProtocolOptions,
     stored: StoredTransaction,
+    logged: set[str],
 ) -> tuple[TransactionAction, Sequence[InDoubt]] | None:
     txid = stored.txid
     if stored.damage is not None:
         action, doubt = words.damaged(txid, stored.damage, stored.records)
-        log.error("txid=%s recovery: left alone: %s", txid, stored.damage, extra={"txid": txid})
+        _log_damage(txid, stored.damage, logged)
         return action, [doubt]
     try:
         tx = fold(stored.records)
     except OutOfOrderError as exc:
         action, doubt = words.not_folding(txid, exc, stored.records)
-        log.error("txid=%s recovery: left alone: %s", txid, exc, extra={"txid": txid})
+        _log_damage(txid, f"its records do not fold: {exc}", logged)
         return action, [doubt]
     if tx.ended:
         return None  # it ended since the log was read
     return _drive(driver, seed(tx, registry, options))
+
+
+def _log_damage(txid: str, damage: object, logged: set[str]) -> None:
+    """At ERROR the first time (docs/recovery.md: "logs the damaged one at ERROR once"),
+    then at DEBUG: every pass reports it in doubt anyway."""
+    level = logging.DEBUG if txid in logged else logging.ERROR
+    logged.add(txid)
+    log.log(level, "txid=%s recovery: left alone: %s", txid, damage, extra={"txid": txid})
 
 
 def _drive(driver: ThreadedDriver, run: Run) -> _Entry | None:

@@ -81,7 +81,7 @@ def resolve(
     stored = driver.log.read(txid)
     if stored is None:
         raise UnknownTransactionError(txid)
-    tx = transaction_of(stored)
+    tx = transaction_of(stored, driver.log)
     if tx.ended:
         raise TransactionFinishedError(txid, tx.state.value)
     now = driver.clock.now()

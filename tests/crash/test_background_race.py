@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from dtc_wal.history import TransactionView
 from helpers import Journal, RecordingParticipant
 
 from dtc_wal import TransactionCoordinator, TxState
+from dtc_wal.log import StoredTransaction
+from dtc_wal.log.lmdb import LmdbLog
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_a_pass_leaves_a_transaction_begun_during_it_to_its_caller(
     make_coord: Callable[..., TransactionCoordinator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -28,7 +28,8 @@ def test_a_pass_leaves_a_transaction_begun_during_it_to_its_caller(
     errors: list[BaseException] = []
     newcomer: list[str] = []
     threads: list[threading.Thread] = []
-    original = coord.wal.unfinished
+    assert isinstance(coord.log, LmdbLog)  # format 2
+    original = coord.log.unfinished
 
     def commit(txid: str) -> None:
         try:
@@ -36,9 +37,9 @@ def test_a_pass_leaves_a_transaction_begun_during_it_to_its_caller(
         except BaseException as exc:
             errors.append(exc)
 
-    def unfinished_while_a_caller_starts() -> list[TransactionView]:
-        # Another thread begins a transaction and is inside prepare (its opening records
-        # are durable) just as the pass reads the log's unfinished transactions.
+    def unfinished_while_a_caller_starts() -> Iterator[StoredTransaction]:
+        # Another thread begins a transaction and is inside prepare (its Opened record is
+        # durable) just as the pass reads the log's unfinished transactions.
         if not newcomer:
             txid = coord.begin_transaction()
             coord.enlist_participant(txid, participant)
@@ -46,9 +47,11 @@ def test_a_pass_leaves_a_transaction_begun_during_it_to_its_caller(
             threads.append(threading.Thread(target=commit, args=(txid,)))
             threads[0].start()
             assert entered.wait(10)
+            stored = coord.log.read(txid)
+            assert stored is not None and not stored.finished  # the pass will see it
         return original()
 
-    monkeypatch.setattr(coord.wal, "unfinished", unfinished_while_a_caller_starts)
+    monkeypatch.setattr(coord.log, "unfinished", unfinished_while_a_caller_starts)
     report = coord.recover_now()
     release.set()
     threads[0].join(10)

@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from dtc_wal import ParticipantRegistry, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, TransactionAborted
+from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.testing.durable import (
     LISTING_FACTORY,
     PREPARED,
@@ -52,12 +51,12 @@ class Gate:
         pass
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_a_pass_leaves_alone_a_transaction_begun_during_it(tmp_path: Path) -> None:
     state = tmp_path / "state"
     registry = register_durable(ParticipantRegistry(), state, listing=["l0"])
     coord = TransactionCoordinator(tmp_path / "log", registry=registry, **coordinator_options())
-    coord.wal.lazy_delay = 1.0  # the opening records stay queued while the test runs
+    assert isinstance(coord.log, LmdbLog)  # format 2
+    coord.log.lazy_delay = 1.0  # the opening records stay queued while the test runs
     gate = Gate()
     outcome: dict[str, str] = {}
 

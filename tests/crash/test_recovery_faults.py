@@ -14,10 +14,6 @@ from pathlib import Path
 
 import lmdb
 import pytest
-from dtc_wal.records import LogRecord, encode_record, lsn_key, unframe, unpack
-from dtc_wal.wal.repair import drop_transaction
-from dtc_wal.wal.store import MIB
-from dtc_wal.wal.verify import verify_log
 from helpers import wait_until
 
 from dtc_wal import (
@@ -34,7 +30,12 @@ from dtc_wal.errors import (
     TransactionStateError,
     UnknownTransactionError,
 )
-from dtc_wal.states import Outcome, RecordType
+from dtc_wal.log import Damage
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, encode, frame
+from dtc_wal.log.lmdb.repair import drop_transaction
+from dtc_wal.maintenance.verify import verify_log
+from dtc_wal.protocol.records import Acked, Decided, Failed, MemberState, Opened, Record
 from dtc_wal.testing.durable import (
     COMMITTED,
     NULL_ROLLBACK,
@@ -49,6 +50,8 @@ from dtc_wal.testing.harness import Case, workload_command
 from dtc_wal.testing.workload import coordinator_options, make_registry
 
 pytestmark = pytest.mark.slow
+
+MIB = 1024 * 1024
 
 
 @pytest.fixture
@@ -185,25 +188,43 @@ def test_full_log_raises_log_full_and_loses_nothing_committed(
 # -- a damaged log -------------------------------------------------------------------------
 
 
-def _rewrite_record(log: Path, txid: str, index: int, change: object) -> int:
-    """Replace the ``index``-th record of ``txid`` through LMDB directly; return its LSN."""
+def _record_key(txn: lmdb.Transaction, env: lmdb.Environment, txid: str, seq: int) -> bytes:
+    """The ``records`` key of record ``seq`` of ``txid`` (docs/log-format-2.md)."""
+    tn_key = txn.get(txid.encode(), db=env.open_db(b"txns", txn=txn))
+    assert tn_key is not None, txid
+    return RECORD_KEY.pack(TN.unpack(bytes(tn_key))[0], seq)
+
+
+def _flip_last_byte(log: Path, txid: str, seq: int) -> None:
+    """Flip the last payload byte of record ``seq`` of ``txid`` through LMDB directly (the
+    log closed): the record's checksum no longer matches."""
     env = lmdb.open(str(log), max_dbs=8)
     try:
-        records, txns = env.open_db(b"records"), env.open_db(b"txns")
         with env.begin(write=True) as txn:
-            lsn: int = unpack(unframe(bytes(txn.get(txid.encode(), db=txns))))["l"][index]
-            value = bytes(txn.get(lsn_key(lsn), db=records))
-            txn.put(lsn_key(lsn), change(value) if callable(change) else change, db=records)
+            records = env.open_db(b"records", txn=txn)
+            key = _record_key(txn, env, txid, seq)
+            stored = txn.get(key, db=records)
+            assert stored is not None, (txid, seq)
+            value = bytearray(stored)
+            value[-1] ^= 0xFF
+            txn.put(key, bytes(value), db=records)
     finally:
         env.close()
-    return lsn
 
 
-def _flip_last_byte(value: bytes) -> bytes:
-    return value[:-1] + bytes([value[-1] ^ 0xFF])
+def _put_record(log: Path, txid: str, seq: int, record: Record) -> None:
+    """Store ``record`` as record ``seq`` of ``txid``, framed as the writer frames it (a
+    valid checksum), through LMDB directly."""
+    [(_, _, _, _, payload)] = encode([record])
+    env = lmdb.open(str(log), max_dbs=8)
+    try:
+        with env.begin(write=True) as txn:
+            key = _record_key(txn, env, txid, seq)
+            txn.put(key, frame(key, payload), db=env.open_db(b"records", txn=txn))
+    finally:
+        env.close()
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_a_damaged_record_puts_only_its_transaction_in_doubt_after_a_kill(
     case: Case, opened: list[TransactionCoordinator], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -212,17 +233,26 @@ def test_a_damaged_record_puts_only_its_transaction_in_doubt_after_a_kill(
     and leaves the damaged one in doubt, untouched, on every open."""
     run = case.run("2pc-incomplete", count=3, crash_at="prepare.after-all:3")
     assert run.killed_by_sigkill, run.describe()
+    assert run.log_format == 2
     first, second = [line.split()[1] for line in case.acks.read_text().splitlines()]
     [third] = set(read_states(case.state).states) - {first, second}
-    lsn = _rewrite_record(case.log, second, 2, _flip_last_byte)  # p1's ENLISTED record
+    with LmdbLog(case.log, readonly=True) as log:  # Opened, Decided, Failed, Acked
+        stored = log.read(second)
+        assert stored is not None and [type(r) for r in stored.records] == [
+            Opened, Decided, Failed, Acked,
+        ]  # fmt: skip
+    _flip_last_byte(case.log, second, 1)  # its commit decision
     for _ in range(2):  # the damage stays where it is: a second open says the same
-        with caplog.at_level(logging.ERROR, logger="dtc_wal.wal"):
+        with caplog.at_level(logging.ERROR, logger="dtc_wal"):
             coord = _open(case, opened)
         [doubt] = coord.in_doubt()
-        assert (doubt.txid, doubt.damaged, doubt.lsn) == (second, True, lsn)
-        assert f"LSN {lsn}" in (doubt.error or "") and "checksum" in (doubt.error or "")
+        assert (doubt.txid, doubt.damaged, doubt.participant) == (second, True, "*")
+        assert f"record 1 of transaction {second}" in (doubt.error or "")
+        assert "checksum" in (doubt.error or "")
         assert coord.state(first) is TxState.COMMITTED
         assert coord.state(third) is TxState.ABORTED
+        with pytest.raises(TransactionDamagedError, match="dtc repair"):
+            coord.state(second)
         coord.close()
     logged = [r for r in caplog.records if r.levelno == logging.ERROR and second in r.message]
     assert len(logged) == 2  # once per open
@@ -230,58 +260,78 @@ def test_a_damaged_record_puts_only_its_transaction_in_doubt_after_a_kill(
     assert set(states[first].values()) == {COMMITTED}
     assert set(states[third].values()) == {ROLLED_BACK}
     assert states[second] == {"p0": COMMITTED, "p1": PREPARED, "p2": COMMITTED}  # untouched
-    assert [p.lsn for p in verify_log(case.log).problems if p.check == "record"] == [lsn]
+    problems = [p for p in verify_log(case.log).problems if p.check == "record"]
+    assert [(p.txid, p.record) for p in problems] == [(second, 1)]
+    with LmdbLog(case.log, readonly=True) as log:  # still unfinished, records intact
+        assert [t.txid for t in log.unfinished()] == [second]
+        stored = log.read(second)
+        assert stored is not None and stored.damage is not None
+        assert (stored.damage.seq, stored.damage.damage) == (1, Damage.BAD_CHECKSUM)
+        assert [type(r) for r in stored.records] == [Opened]
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_repair_keeps_a_copy_then_drops_the_damaged_transaction(
     case: Case, opened: list[TransactionCoordinator]
 ) -> None:
-    txid = _killed(case, "2pc-commit", "prepare.after-all")
+    txid = _killed(case, "2pc-commit", "decision.after-commit-log")
     live = _open(case, opened, recover=False)
     with pytest.raises(LogLockedError):
-        drop_transaction(case.log, txid)
+        drop_transaction(case.log, txid, case.root / "refused", force=False)
     live.close()
     with pytest.raises(TransactionStateError, match="not damaged"):
-        drop_transaction(case.log, txid)  # recovery can finish this one: refused
-    lsn = _rewrite_record(case.log, txid, 2, _flip_last_byte)  # p1's ENLISTED record
+        # recovery can finish this one: refused
+        drop_transaction(case.log, txid, case.root / "refused", force=False)
+    assert not (case.root / "refused").exists()  # nothing copied for a refusal
+    _flip_last_byte(case.log, txid, 1)  # its commit decision
 
-    report = drop_transaction(case.log, txid, backup_to=case.root / "evidence")
-    assert list(report.damaged) == [lsn] and lsn in report.removed_lsns
-    assert report.summary is not None and report.summary["s"] == "active"
-    assert sorted(report.summary["p"]) == ["p0", "p1", "p2"]
-    assert [r.get("participant") for r in report.records] == [None, "p0", "p2"]
+    dropped = drop_transaction(case.log, txid, case.root / "evidence", force=False)
+    assert dropped.backup == case.root / "evidence"
+    assert dropped.records_removed == 2  # Opened and the damaged Decided
+    damage = dropped.before.damage
+    assert damage is not None and (damage.seq, damage.damage) == (1, Damage.BAD_CHECKSUM)
+    [opening] = dropped.before.records  # what still read before the damage
+    assert isinstance(opening, Opened)
+    assert [m.name for m in opening.members] == ["p0", "p1", "p2"]
     evidence = verify_log(case.root / "evidence")  # the copy still holds the damage
-    assert [p.lsn for p in evidence.problems if p.check == "record"] == [lsn]
+    assert [(p.txid, p.record) for p in evidence.problems if p.check == "record"] == [(txid, 1)]
     assert verify_log(case.log).ok
+    with LmdbLog(case.log, readonly=True) as log:
+        assert log.read(txid) is None
+        assert list(log.unfinished()) == []
 
     coord = _open(case, opened)  # starts again; the dropped transaction is the operator's
     assert coord.last_recovery_report.examined == 0
+    assert coord.in_doubt() == []
     coord.close()
     held = read_states(case.state).states[txid]
-    assert set(held.values()) == {PREPARED}
-    for name in report.summary["p"]:  # settled by hand: no commit decision was ever logged
-        DurableParticipant(case.state, name).rollback(txid)
+    assert set(held.values()) == {PREPARED}  # nobody was told anything
+    for member in opening.members:  # settled by hand, from the evidence
+        DurableParticipant(case.state, member.name).rollback(txid)
     assert set(read_states(case.state).states[txid].values()) == {ROLLED_BACK}
     with pytest.raises(UnknownTransactionError):
-        drop_transaction(case.log, txid)  # gone
+        drop_transaction(case.log, txid, case.root / "again", force=True)  # gone
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_an_impossible_transition_puts_its_transaction_in_doubt(
     case: Case, opened: list[TransactionCoordinator]
 ) -> None:
-    txid = _killed(case, "2pc-commit", "prepare.after-all")
-    forged = LogRecord(RecordType.ACKNOWLEDGED, txid, 0.0, participant="p0", outcome=Outcome.COMMIT)
-    lsn = _rewrite_record(case.log, txid, 2, encode_record(forged))  # a valid CRC, a wrong order
+    txid = _killed(case, "2pc-commit", "prepare.after-all")  # only its Opened record
+    forged = Acked(txid, 0.0, ((0, MemberState.COMMITTED),))
+    _put_record(case.log, txid, 1, forged)  # a valid checksum, a wrong order: no decision
     coord = _open(case, opened)
     [doubt] = coord.in_doubt()
-    assert (doubt.txid, doubt.damaged, doubt.lsn) == (txid, True, lsn)
-    assert "ACKNOWLEDGED" in (doubt.error or "")
+    assert (doubt.txid, doubt.damaged) == (txid, True)
+    assert "do not fold" in (doubt.error or "") and "Acked" in (doubt.error or "")
+    [action] = coord.last_recovery_report.transactions
+    assert (action.txid, action.finished) == (txid, False)
     with pytest.raises(TransactionDamagedError, match="dtc repair"):
         coord.resolve(txid, "abort", reason="by hand")
     coord.close()
     assert set(read_states(case.state).states[txid].values()) == {PREPARED}
+    problems = verify_log(case.log).problems
+    assert [(p.check, p.txid, p.record) for p in problems if p.check == "transition"] == [
+        ("transition", txid, 1)
+    ]
 
 
 # -- stale readers -------------------------------------------------------------------------

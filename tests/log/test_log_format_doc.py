@@ -23,7 +23,7 @@ from dtc_wal.protocol.records import (
     Vote,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "log-format-2.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "log-format.md"
 
 EXAMPLE: tuple[Record, ...] = (
     Opened(

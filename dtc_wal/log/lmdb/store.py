@@ -26,7 +26,13 @@ from typing import TypeVar
 
 import lmdb
 
-from ...errors import LogError, LogFullError, LogLockedError, UnsupportedFormatError
+from ...errors import (
+    LogCorruptError,
+    LogError,
+    LogFullError,
+    LogLockedError,
+    UnsupportedFormatError,
+)
 from .codec import FORMAT, TN
 from .read_only import check_readable
 
@@ -147,7 +153,13 @@ class LmdbStore:
             meta = self.env.open_db(b"meta", create=False)
             with self.env.begin() as txn:
                 raw = txn.get(b"format", db=meta)
-            version = TN.unpack(raw)[0] if raw is not None and len(raw) == 8 else None
+            if raw is not None and len(raw) != TN.size:
+                raise LogCorruptError(
+                    f"the log at {self.path} is damaged: meta/format is {len(raw)} bytes, "
+                    f"expected {TN.size}. Keep a copy of the directory and restore data.mdb "
+                    "from a good backup"
+                )
+            version = TN.unpack(raw)[0] if raw is not None else None
             if version == 1:
                 raise UnsupportedFormatError(
                     f"the log at {self.path} is in format 1, written by a dtc-wal before "

@@ -1,30 +1,36 @@
-"""What the log accepts (dtc_wal/log_values.py, docs/protocol.md "What the log accepts"):
-the path in messages, the depth and size limits, str keys, and the regression that left a
-log the coordinator could not read back. The property test is test_log_values_property.py.
+"""What the log accepts, on format 2 (dtc_wal/log_values.py, docs/protocol.md "What the log
+accepts"), through the coordinator: the path in refusals, the depth and size limits, str
+keys, and what is accepted reading back from the log as plain values. The property test
+is test_log_values_property_format2.py; the codec's own refusals are test_log_codec.py.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
-from dtc_wal.records import LogRecord, decode_record, encode_record, pack
-from dtc_wal.wal import WriteAheadLog
-from helpers import Journal, RecordingParticipant, RecordingStep, record
+from helpers import FOREVER, Failures, Journal, RecordingParticipant, RecordingStep
 
-from dtc_wal import ParticipantRegistry, RecordType, TransactionAborted, TransactionCoordinator
+from dtc_wal import ParticipantRegistry, TransactionAborted, TransactionCoordinator
 from dtc_wal import errors as E
-from dtc_wal.log_values import DEFAULT_MAX_DATA_BYTES, MAX_DEPTH, encode_mapping
-from dtc_wal.recovery import resolve_transaction
-from dtc_wal.states import Mode, Outcome, TxState
-
-pytestmark = pytest.mark.format1  # the format-1 log's own checks
-
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.log_values import DEFAULT_MAX_DATA_BYTES, MAX_DEPTH
+from dtc_wal.protocol.records import Decided, Ended, Opened, Outcome
+from dtc_wal.states import Mode, TxState
 
 MakeCoord = Callable[..., TransactionCoordinator]
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
+
+
+def log_of(coord: TransactionCoordinator) -> LmdbLog:
+    assert isinstance(coord.log, LmdbLog), "a format-2 coordinator"  # type: ignore[attr-defined]
+    return coord.log  # type: ignore[attr-defined,no-any-return]
 
 
 def _refusal(coord: TransactionCoordinator, data: Any) -> str:
@@ -36,18 +42,21 @@ def _refusal(coord: TransactionCoordinator, data: Any) -> str:
     with pytest.raises(E.UnencodableDataError) as info:
         coord.commit_transaction(txid, data=data)
     assert journal.calls == []
-    assert coord.wal.store.records_of(txid) == []
+    coord.flush()
+    assert log_of(coord).read(txid) is None
     assert coord.state(txid) is TxState.ACTIVE
     coord.rollback_transaction(txid)
     return str(info.value)
 
 
-def _decided_data(coord: TransactionCoordinator, txid: str) -> Any:
+def _logged_data(coord: TransactionCoordinator, txid: str) -> Any:
+    """The data the log holds for ``txid``: format 2 keeps it in the Opened record."""
     coord.flush()
-    (data,) = [
-        r.data for _, r in coord.wal.store.records_of(txid) if r.type is RecordType.DECIDED_COMMIT
-    ]
-    return data
+    stored = log_of(coord).read(txid)
+    assert stored is not None and stored.damage is None
+    opened = stored.records[0]
+    assert isinstance(opened, Opened)
+    return opened.data
 
 
 # --- the path of the offending value ---------------------------------------------------
@@ -93,6 +102,9 @@ def test_params_paths_name_the_factory(
     coord.enlist_participant(txid, "inventory", params={"sku": ["A1"]})  # still usable
     coord.commit_transaction(txid)
     assert coord.state(txid) is TxState.COMMITTED
+    stored = log_of(coord).read(txid)
+    assert stored is not None and isinstance(stored.records[0], Opened)
+    assert [m.params for m in stored.records[0].members] == [{"sku": ["A1"]}]
 
 
 # --- the top level: a mapping with str keys --------------------------------------------
@@ -128,7 +140,7 @@ def test_what_is_accepted_reads_back_as_plain_values(coord: TransactionCoordinat
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a"))
     coord.commit_transaction(txid, data=data)
-    read = _decided_data(coord, txid)
+    read = _logged_data(coord, txid)
     assert read == data
     assert type(next(iter(read))) is str and type(read["red"][0]) is int
     assert pack(read) == pack(data)
@@ -150,7 +162,7 @@ def test_depth_limit(coord: TransactionCoordinator) -> None:
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a"))
     coord.commit_transaction(txid, data=deepest)
-    assert _decided_data(coord, txid) == deepest
+    assert _logged_data(coord, txid) == deepest
     text = _refusal(coord, _nested(MAX_DEPTH + 1))
     assert text.startswith("data" + "['x']" * MAX_DEPTH + f" nests more than {MAX_DEPTH}")
     loop: list[Any] = []
@@ -166,7 +178,7 @@ def test_size_limit_by_default(coord: TransactionCoordinator) -> None:
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a"))
     coord.commit_transaction(txid, data=fits)
-    assert _decided_data(coord, txid) == fits
+    assert _logged_data(coord, txid) == fits
     journal = Journal()
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a", journal))
@@ -179,7 +191,8 @@ def test_size_limit_by_default(coord: TransactionCoordinator) -> None:
         str(info.value)
     )
     assert journal.calls == []
-    assert coord.wal.store.records_of(txid) == []
+    coord.flush()
+    assert log_of(coord).read(txid) is None
 
 
 def test_size_limit_option_applies_to_data_and_params(
@@ -195,6 +208,7 @@ def test_size_limit_option_applies_to_data_and_params(
         coord.commit_transaction(txid, data={"s": "x" * 100})
     coord.commit_transaction(txid, data={"s": "x" * 50})
     assert coord.state(txid) is TxState.COMMITTED
+    assert _logged_data(coord, txid) == {"s": "x" * 50}
 
 
 def test_no_size_limit(make_coord: MakeCoord) -> None:
@@ -203,17 +217,10 @@ def test_no_size_limit(make_coord: MakeCoord) -> None:
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a"))
     coord.commit_transaction(txid, data=big)
-    assert _decided_data(coord, txid) == big
+    assert _logged_data(coord, txid) == big
 
 
-@pytest.mark.parametrize("value", [0, -1, "1", True, 1.5], ids=repr)
-def test_max_data_bytes_is_checked_before_the_log_opens(log_dir: Path, value: Any) -> None:
-    with pytest.raises(ValueError, match="max_data_bytes must be a positive number of bytes"):
-        TransactionCoordinator(log_dir, max_data_bytes=value)
-    assert not log_dir.exists()
-
-
-# --- the regression: a value written that could not be read back ------------------------
+# --- a refused value leaves the log readable ----------------------------------------------
 
 
 def test_a_tuple_key_is_refused_and_the_log_stays_readable(
@@ -231,57 +238,10 @@ def test_a_tuple_key_is_refused_and_the_log_stays_readable(
     coord.abandon()  # a crash: the lazy records are lost, the decision is on disk
     reopened = make_coord()  # opens, reads the decision, finishes the transaction
     assert reopened.state(txid) is TxState.COMMITTED
-    assert _decided_data(reopened, txid) == {"a": {"1,2": 3}}
-
-
-def test_a_log_holding_a_tuple_key_from_an_older_writer_still_opens(
-    log_dir: Path, registry: ParticipantRegistry, make_coord: MakeCoord
-) -> None:
-    journal = Journal()
-    registry.register("thing", lambda **p: RecordingParticipant("thing", journal))
-    with WriteAheadLog(log_dir) as wal:  # what dtc-wal wrote before the check existed
-        wal.append(
-            [
-                record(RecordType.BEGUN, "tx-old"),
-                record(
-                    RecordType.ENLISTED,
-                    "tx-old",
-                    participant="thing",
-                    factory="thing",
-                    order=0,
-                    mode=Mode.TWO_PHASE,
-                ),
-                record(RecordType.PREPARED, "tx-old", participant="thing"),
-                record(RecordType.DECIDED_COMMIT, "tx-old", data={"a": {(1, (2, 3)): "x"}}),
-            ]
-        )
-    coord = make_coord()  # recovery on open: commits it
-    assert coord.state("tx-old") is TxState.COMMITTED
-    assert journal.of("tx-old") == [("thing", "commit")]
-    assert _decided_data(coord, "tx-old") == {"a": {(1, (2, 3)): "x"}}  # read back as tuples
-
-
-@pytest.mark.parametrize("key", [1, None, b"k", -7, 2.5], ids=repr)
-def test_records_with_non_str_keys_still_decode(key: Any) -> None:
-    """Format-1 logs may hold them (written before the check): reading them is unchanged."""
-    original = LogRecord(RecordType.DECIDED_COMMIT, "t", 1.0, data={"d": {key: [key]}})
-    assert decode_record(encode_record(original), lsn=1) == original
+    assert _logged_data(reopened, txid) == {"a": {"1,2": 3}}
 
 
 # --- the checked bytes are what is logged ----------------------------------------------
-
-
-def test_checked_data_is_logged_byte_for_byte() -> None:
-    data = {"sku": "A1", "n": [1, 2.5, None, b"x"], "deep": {"k": True}}
-    checked = encode_mapping(data, "data", None)
-    assert checked == data and checked.packed == pack(data)
-    for actor in (None, "ops@host"):  # with an actor, data is not the last field
-        spliced = LogRecord(RecordType.DECIDED_COMMIT, "t", 1.0, data=checked, actor=actor)
-        plain = LogRecord(RecordType.DECIDED_COMMIT, "t", 1.0, data=dict(data), actor=actor)
-        assert decode_record(encode_record(spliced)) == decode_record(encode_record(plain))
-        assert decode_record(encode_record(spliced)).data == data
-        if actor is None:
-            assert encode_record(spliced) == encode_record(plain)
 
 
 def test_a_participant_changing_data_does_not_change_what_is_logged(
@@ -296,7 +256,7 @@ def test_a_participant_changing_data_does_not_change_what_is_logged(
     coord.enlist_participant(txid, RecordingParticipant("b"))
     coord.commit_transaction(txid, data={"n": [1]})
     assert coord.state(txid) is TxState.COMMITTED
-    assert _decided_data(coord, txid) == {"n": [1]}
+    assert _logged_data(coord, txid) == {"n": [1]}
 
 
 # --- other text the coordinator logs ---------------------------------------------------
@@ -314,12 +274,26 @@ def test_names_and_reasons_must_be_loggable_text(coord: TransactionCoordinator) 
     assert coord.state(txid) is TxState.ACTIVE  # untouched, still open
     coord.rollback_transaction(txid, reason="fine")
     assert coord.transaction(txid).reason == "fine"
+    coord.flush()
+    stored = log_of(coord).read(txid)
+    assert stored is not None
+    [decided] = [r for r in stored.records if isinstance(r, Decided)]
+    assert (decided.outcome, decided.reason) == (Outcome.ABORT, "fine")
 
 
 def test_resolve_reason_and_actor_are_checked(coord: TransactionCoordinator) -> None:
+    stuck = RecordingParticipant("a", commit_failures=Failures(FOREVER))  # stays in doubt
+    txid = coord.begin_transaction()
+    coord.enlist_participant(txid, stuck)
+    with pytest.raises(E.CommitIncompleteError):
+        coord.commit_transaction(txid)
+    coord.flush()
+    before = log_of(coord).read(txid)
     for kwargs in ({"reason": 7}, {"reason": "ok", "actor": "ops\udc80"}):
         with pytest.raises(E.UnencodableDataError):
-            resolve_transaction(coord.wal, "any", Outcome.ROLLBACK, **kwargs)  # type: ignore[arg-type]
+            coord.resolve(txid, "commit", **kwargs)  # type: ignore[arg-type]
+    coord.flush()
+    assert log_of(coord).read(txid) == before  # nothing logged for a refusal
 
 
 def test_an_error_message_that_is_not_utf8_is_logged_escaped(
@@ -337,5 +311,9 @@ def test_an_error_message_that_is_not_utf8_is_logged_escaped(
     view = coord.transaction(txid)
     assert view.state is TxState.ABORTED  # the abort decision and acks were logged
     assert view.reason is not None and "no \\udc80 today" in view.reason
-    outcomes = [r.outcome for _, r in coord.wal.store.records_of(txid)]
-    assert outcomes.count(Outcome.ROLLBACK) == 2
+    stored = log_of(coord).read(txid)
+    assert stored is not None and stored.finished
+    kinds = [type(r) for r in stored.records]
+    assert Decided in kinds and kinds[-1] is Ended
+    [decided] = [r for r in stored.records if isinstance(r, Decided)]
+    assert decided.outcome is Outcome.ABORT and "no \\udc80 today" in (decided.reason or "")

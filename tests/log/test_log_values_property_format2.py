@@ -1,11 +1,12 @@
-"""Whatever the API accepts, the log reads back equal, byte for byte; the rest is refused
-before anything is sent or logged (dtc_wal/log_values.py, docs/protocol.md "What the log
-accepts").
+"""Whatever the API accepts, a format-2 log reads back equal, byte for byte; the rest is
+refused before anything is sent or logged (dtc_wal/log_values.py, docs/protocol.md "What
+the log accepts").
 
 One real log per test, many transactions: arbitrary nested Python values go in as commit
 ``data`` (2PC, one-phase, saga, ``wait=False``) and as ``params`` (2PC and saga factories);
-after a close and a reopen, every accepted value is read back from the log and compared.
-An independent model of the rule (:func:`allowed`) says which values must be refused.
+after a close and a reopen, every accepted value is read back from the log (its ``Opened``
+record, through ``LmdbLog.read``) and compared. An independent model of the rule
+(:func:`allowed`) says which values must be refused.
 """
 
 from __future__ import annotations
@@ -16,17 +17,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
-from dtc_wal.records import pack
 from helpers import Journal, RecordingParticipant, RecordingStep
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dtc_wal import ParticipantRegistry, RecordType, TransactionCoordinator
+from dtc_wal import ParticipantRegistry, TransactionCoordinator
 from dtc_wal.errors import DataTooLargeError, UnencodableDataError, UnknownTransactionError
+from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log_values import MAX_DEPTH
+from dtc_wal.protocol.records import Opened
 
-pytestmark = pytest.mark.format1  # the format-1 log's own checks
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
+
+
+def log_of(coord: TransactionCoordinator) -> LmdbLog:
+    assert isinstance(coord.log, LmdbLog), "a format-2 coordinator"  # type: ignore[attr-defined]
+    return coord.log  # type: ignore[attr-defined,no-any-return]
 
 
 LIMIT = 300  # max_data_bytes of the test's coordinator: some values are too large
@@ -254,7 +264,8 @@ def test_any_value_round_trips_through_the_log_or_is_refused(tmp_path: Path) -> 
             return
         # Refused before anything was sent or logged.
         assert JOURNAL.of(txid) == []
-        assert coord.wal.store.records_of(txid) == []
+        coord.flush()
+        assert log_of(coord).read(txid) is None
         refused.append(txid)
 
     try:
@@ -266,15 +277,17 @@ def test_any_value_round_trips_through_the_log_or_is_refused(tmp_path: Path) -> 
     with _open(log) as reopened:
         for txid, mode, value in accepted:
             given_value = dict(value or {})
-            records = [r for _, r in reopened.wal.store.records_of(txid)]
+            stored = log_of(reopened).read(txid)
+            assert stored is not None and stored.damage is None and stored.finished
+            opened = stored.records[0]
+            assert isinstance(opened, Opened)  # format 2 keeps data and params in it
             if mode.startswith("params"):
-                (enlisted,) = [r for r in records if r.type is RecordType.ENLISTED]
-                read = dict(enlisted.params or {})
-                view = reopened.transaction(txid).participants[enlisted.participant or ""]
+                (member,) = opened.members
+                read = dict(member.params or {})
+                view = reopened.transaction(txid).participants[member.name]
                 assert same(given_value, view.params), (mode, value, view.params)
             else:
-                (decided,) = [r for r in records if r.type is RecordType.DECIDED_COMMIT]
-                read = decided.data if decided.data is not None else {}
+                read = opened.data if opened.data is not None else {}
             assert same(given_value, read), (mode, value, read)
             assert pack(read) == pack(given_value)  # byte for byte
         for txid in refused:
