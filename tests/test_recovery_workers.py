@@ -7,6 +7,8 @@ after it in the log; the report still lists transactions in log order.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FOREVER, Failures, Journal, RecordingParticipant
+from helpers import FOREVER, Failures, Journal, RecordingParticipant, wait_until
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, TxState
 from dtc_wal.clock import ManualClock
@@ -183,6 +185,70 @@ def test_an_error_in_one_transaction_is_raised_after_the_others_ran_on_format_2(
         coord.recover_now()
     # every other transaction was still driven to its end
     assert [t for t in txids if coord.state(t) is not TxState.COMMITTED] == [txids[1]]
+
+
+def _waits_on_futures(thread_id: int) -> bool:
+    """True while the thread is blocked in concurrent.futures' wait or as_completed."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name in ("wait", "as_completed") and "concurrent" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_ctrl_c_stops_the_pass_taking_new_transactions(
+    make_coord: MakeCoord, registry: ParticipantRegistry
+) -> None:
+    """SIGINT while a pass runs on workers (``dtc recover``, Ctrl-C): the calls in flight
+    end, the transactions not started yet are left for the next pass, and the interrupt
+    reaches the caller -- the pass does not first drive every transaction left."""
+    names = [f"slow{i}" for i in range(6)]
+    txids = _in_doubt_log(make_coord, registry, names)
+    interrupted = threading.Event()
+    committed: list[str] = []
+    main = threading.main_thread().ident
+    assert main is not None
+
+    released: list[bool] = []
+
+    def hold(txid: str) -> None:
+        committed.append(txid)
+        if len(committed) == 1:
+            # Once the pass waits on its workers (every transaction handed out so far);
+            # then again until handled: a signal that lands just before the main thread
+            # blocks does not wake it (the handler runs when it next wakes).
+            assert wait_until(lambda: _waits_on_futures(main), timeout=10)
+            for _ in range(1000):
+                signal.pthread_kill(main, signal.SIGINT)
+                if interrupted.wait(0.01):
+                    break
+        released.append(interrupted.wait(10))
+
+    for name in names:
+        registry.register(
+            name, lambda **_: RecordingParticipant("slow", on_commit=hold), replace=True
+        )
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if not interrupted.is_set():  # the first one interrupts; repeats change nothing
+            interrupted.set()
+            raise KeyboardInterrupt
+
+    coord = make_coord(recovery_interval=None, recover=False, recovery_workers=2)
+    before = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            coord.recover_now()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert interrupted.is_set()
+    assert all(released)  # the calls in flight ended once the interrupt was handled
+    assert 1 <= len(committed) <= 2  # the two workers' calls in flight, no new ones
+    left = [t for t in txids if coord.state(t) is TxState.DECIDED_COMMIT]
+    assert len(left) >= 4
+    assert sorted(coord.recover_now().finished) == sorted(left)  # the next pass takes them
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "4"])
