@@ -175,10 +175,10 @@ def test_an_error_in_one_transaction_is_raised_after_the_others_ran_on_format_2(
         pytest.skip("the format-1 twin above covers the format-1 coordinator")
     real = recovery._recover_stored
 
-    def failing(driver: Any, registry: Any, options: Any, stored: Any) -> Any:
+    def failing(driver: Any, registry: Any, options: Any, stored: Any, *rest: Any) -> Any:
         if stored.txid == txids[1]:
             raise LogError("disk gone (injected)")
-        return real(driver, registry, options, stored)
+        return real(driver, registry, options, stored, *rest)
 
     monkeypatch.setattr(recovery, "_recover_stored", failing)
     with pytest.raises(LogError, match="disk gone"):
