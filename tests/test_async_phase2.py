@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from helpers import wait_until
 
-from dtc_wal import CommitHandle, RecordType, TransactionCoordinator, TxState
+from dtc_wal import CommitHandle, TransactionCoordinator, TxState
 from dtc_wal.errors import (
     CommitIncompleteError,
     CoordinatorClosedError,
     TransactionAborted,
     VoteNo,
 )
+from dtc_wal.protocol import Decided, Outcome
 
 
 class Shared:
@@ -71,7 +72,6 @@ def start(coord: TransactionCoordinator, *parts: Any) -> str:
     return txid
 
 
-@pytest.mark.format1
 def test_returns_at_the_durable_decision_then_completes(tmp_path: Path) -> None:
     a, b = Shared("a"), Shared("b")
     a.gate.clear()  # phase two cannot finish until the test says so
@@ -80,8 +80,11 @@ def test_returns_at_the_durable_decision_then_completes(tmp_path: Path) -> None:
         handle = coord.commit_transaction(txid, wait=False)
         assert isinstance(handle, CommitHandle)
         assert not handle.done()
-        types = [r.type for _, r in coord.wal.store.records_of(txid)]
-        assert RecordType.DECIDED_COMMIT in types  # durable before the return
+        # durable before the return: in the log without a flush (what the writer committed)
+        found = coord.log.read(txid)
+        assert found is not None
+        decisions = [r for r in found.records if isinstance(r, Decided)]
+        assert [d.outcome for d in decisions] == [Outcome.COMMIT]
         with pytest.raises(TimeoutError):
             handle.wait(0.05)
         a.gate.set()

@@ -11,30 +11,55 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dtc_wal.wal import WriteAheadLog
-from helpers import FOREVER, Failures, Journal, RecordingParticipant, types_of
+from helpers import FOREVER, Failures, Journal, RecordingParticipant
 
 from dtc_wal import (
     CommitIncompleteError,
     ManualClock,
-    Outcome,
     ParticipantRegistry,
     ParticipantState,
-    RecordType,
     TransactionAborted,
     TransactionCoordinator,
     TxState,
     VoteNo,
 )
 from dtc_wal.errors import ParticipantTimeoutError, TransactionStateError
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.protocol import (
+    Acked,
+    Decided,
+    Ended,
+    Failed,
+    MemberSpec,
+    MemberState,
+    Mode,
+    Op,
+    Opened,
+    Outcome,
+    Record,
+    Vote,
+    fold,
+)
 
-R = RecordType
 MakeCoord = Callable[..., TransactionCoordinator]
 
 
-def log_types(coord: TransactionCoordinator, txid: str) -> list[RecordType]:
+def stored(coord: TransactionCoordinator, txid: str) -> list[Record]:
+    """The transaction's records as durable in the log right now (nothing flushed)."""
+    found = coord.log.read(txid)
+    return [] if found is None else list(found.records)
+
+
+def logged(coord: TransactionCoordinator, txid: str) -> list[Record]:
+    """Every record of the transaction, lazy ones included (flushed first)."""
     coord.flush()
-    return types_of(coord.wal.store.records_of(txid))
+    found = coord.log.read(txid)
+    assert found is not None and found.damage is None
+    return list(found.records)
+
+
+def types(records: list[Record]) -> list[type]:
+    return [type(r) for r in records]
 
 
 # --- seed 1 ---------------------------------------------------------------------------
@@ -78,71 +103,74 @@ def test_seed_1(log_dir: Path, journal: Journal) -> None:
         assert journal.what(participant.name, txid) == ["prepare", "commit"]
 
 
-@pytest.mark.format1
 def test_log_shows_records_in_protocol_order(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
+    """Format 2 writes one record per protocol step: a 3-participant commit is Opened (every
+    member, in enlist order, with the data), Decided (every vote) and Ended (every ack)."""
     names = ["a", "b", "c"]
     txid = coord.begin_transaction()
     for name in names:
         coord.enlist_participant(txid, RecordingParticipant(name, journal))
     coord.commit_transaction(txid, data={"order": 1})
 
-    coord.flush()
-    records = [r for _, r in coord.wal.store.records_of(txid)]
-    assert [r.type for r in records] == [
-        R.BEGUN,
-        *[R.ENLISTED] * 3,
-        *[R.PREPARED] * 3,
-        R.DECIDED_COMMIT,
-        *[R.ACKNOWLEDGED] * 3,
-        R.COMPLETED,
-    ]
-    assert [r.participant for r in records[1:4]] == names
-    assert [r.order for r in records[1:4]] == [0, 1, 2]
-    assert {r.mode for r in records[1:4]} == {"2pc"}
-    assert sorted(r.participant for r in records[4:7]) == names  # type: ignore[type-var]
-    assert records[7].data == {"order": 1}
-    assert sorted(r.participant for r in records[8:11]) == names  # type: ignore[type-var]
-    assert {r.outcome for r in records[8:11]} == {Outcome.COMMIT}
+    records = logged(coord, txid)
+    assert types(records) == [Opened, Decided, Ended]
+    opened, decided, ended = records
+    assert isinstance(opened, Opened) and isinstance(decided, Decided)
+    assert isinstance(ended, Ended)
+    assert opened.mode is Mode.TWO_PHASE
+    assert opened.members == tuple(MemberSpec(name) for name in names)
+    assert opened.data == {"order": 1}
+    assert decided.outcome is Outcome.COMMIT
+    assert sorted(decided.votes) == [(0, Vote.YES), (1, Vote.YES), (2, Vote.YES)]
+    assert sorted(ended.acks) == [(i, MemberState.COMMITTED) for i in range(3)]
     assert all(r.txid == txid for r in records)
+    assert opened.at <= decided.at <= ended.at
     assert coord.unfinished() == []
 
 
-@pytest.mark.format1
 def test_opening_records_are_durable_before_prepare(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
-    seen: list[list[RecordType]] = []
+    """The Opened record (naming every member) is in the log -- read without a flush, so
+    only what the writer committed -- when the first prepare runs."""
+    seen: list[list[Record]] = []
 
     def look(txid: str, data: Mapping[str, Any]) -> None:
-        seen.append(types_of(coord.wal.store.records_of(txid)))
+        seen.append(stored(coord, txid))
 
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a", journal, on_prepare=look))
     coord.enlist_participant(txid, RecordingParticipant("b", journal))
-    assert coord.wal.store.records_of(txid) == []  # nothing sent, nothing logged yet
+    coord.flush()
+    assert coord.log.read(txid) is None  # nothing sent, nothing logged yet
     coord.commit_transaction(txid)
-    assert seen == [[R.BEGUN, R.ENLISTED, R.ENLISTED]]
+    ((opened,),) = seen
+    assert isinstance(opened, Opened)
+    assert [m.name for m in opened.members] == ["a", "b"]
 
 
-@pytest.mark.format1
 def test_commit_decision_is_durable_before_first_commit(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
-    seen: list[list[RecordType]] = []
+    """Inside every commit call the log already holds the commit decision with both yes
+    votes (read without a flush: only what the writer committed)."""
+    seen: list[list[Record]] = []
 
     def look(txid: str) -> None:
-        seen.append(types_of(coord.wal.store.records_of(txid)))
+        seen.append(stored(coord, txid))
 
     txid = coord.begin_transaction()
     coord.enlist_participant(txid, RecordingParticipant("a", journal, on_commit=look))
     coord.enlist_participant(txid, RecordingParticipant("b", journal, on_commit=look))
     coord.commit_transaction(txid)
     assert len(seen) == 2
-    for types in seen:
-        assert types[-1] is R.DECIDED_COMMIT
-        assert types.count(R.PREPARED) == 2
+    for records in seen:
+        assert types(records) == [Opened, Decided]
+        decided = records[-1]
+        assert isinstance(decided, Decided) and decided.outcome is Outcome.COMMIT
+        assert sorted(decided.votes) == [(0, Vote.YES), (1, Vote.YES)]
 
 
 def test_state_of_open_transaction(coord: TransactionCoordinator, journal: Journal) -> None:
@@ -184,7 +212,6 @@ def test_enlist_returns_the_name_it_is_logged_under(coord: TransactionCoordinato
 # --- votes and aborts -----------------------------------------------------------------
 
 
-@pytest.mark.format1
 def test_no_vote_aborts_and_everyone_rolls_back(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -206,12 +233,14 @@ def test_no_vote_aborts_and_everyone_rolls_back(
         assert journal.what(name, txid) == ["prepare", "rollback"]
     assert coord.state(txid) is TxState.ABORTED
     assert coord.unfinished() == []
-    types = log_types(coord, txid)
-    assert types[:3] == [R.BEGUN, R.ENLISTED, R.ENLISTED]
-    assert R.DECIDED_COMMIT not in types
-    assert types.count(R.DECIDED_ABORT) == 1
-    assert types.count(R.ACKNOWLEDGED) == 3
-    assert types[-1] is R.COMPLETED
+    records = logged(coord, txid)
+    assert types(records) == [Opened, Decided, Ended]
+    opened, decided, ended = records
+    assert isinstance(opened, Opened) and [m.name for m in opened.members] == ["a", "b", "c"]
+    assert isinstance(decided, Decided) and decided.outcome is Outcome.ABORT
+    assert decided.reason is not None and "b voted no" in decided.reason
+    assert isinstance(ended, Ended)
+    assert sorted(ended.acks) == [(i, MemberState.ROLLED_BACK) for i in range(3)]
     view = coord.transaction(txid)
     assert {p.state for p in view.participants.values()} == {ParticipantState.ROLLED_BACK}
     assert view.reason is not None and "b voted no" in view.reason
@@ -270,7 +299,6 @@ def test_prepare_timeout_aborts(make_coord: MakeCoord, journal: Journal) -> None
 # --- commit that cannot finish ----------------------------------------------------------
 
 
-@pytest.mark.format1
 def test_commit_failing_forever_leaves_decided_commit(
     make_coord: MakeCoord, log_dir: Path, journal: Journal
 ) -> None:
@@ -301,9 +329,18 @@ def test_commit_failing_forever_leaves_decided_commit(
     assert [p.name for p in unfinished.pending()] == ["stuck"]
     assert unfinished.participants["stuck"].attempts == 4
     assert unfinished.participants["stuck"].last_error is not None
-    types = log_types(coord, txid)
-    assert types[:8] == [R.BEGUN, *[R.ENLISTED] * 3, *[R.PREPARED] * 3, R.DECIDED_COMMIT]
-    assert sorted(types[8:]) == [R.ACKNOWLEDGED, R.ACKNOWLEDGED, R.FAILED]
+    records = logged(coord, txid)
+    assert types(records[:2]) == [Opened, Decided]
+    decided = records[1]
+    assert isinstance(decided, Decided) and decided.outcome is Outcome.COMMIT
+    # after the decision: a and c acknowledged (Acked), stuck failed 4 times; no Ended
+    after = records[2:]
+    assert Ended not in types(after)
+    acks = sorted(a for r in after if isinstance(r, Acked) for a in r.acks)
+    assert acks == [(0, MemberState.COMMITTED), (2, MemberState.COMMITTED)]
+    failed = [r for r in after if isinstance(r, Failed)]
+    assert [(f.member, f.op, f.attempts) for f in failed] == [(1, Op.COMMIT, 4)]
+    assert "injected failure" in failed[0].error
 
     # the outcome never flips: the caller can neither roll back nor commit again
     with pytest.raises(TransactionStateError):
@@ -314,10 +351,10 @@ def test_commit_failing_forever_leaves_decided_commit(
     assert all(what != "rollback" for _, what in journal.of(txid))
 
     coord.close()
-    with WriteAheadLog(log_dir) as wal:
-        view = wal.view(txid)
-        assert view is not None and view.state is TxState.DECIDED_COMMIT
-        assert [v.txid for v in wal.unfinished()] == [txid]
+    with LmdbLog(log_dir, readonly=True) as log:
+        found = log.read(txid)
+        assert found is not None and fold(found.records).state is TxState.DECIDED_COMMIT
+        assert [t.txid for t in log.unfinished()] == [txid]
 
 
 def test_rollback_failing_forever_leaves_decided_abort(
@@ -337,12 +374,14 @@ def test_rollback_failing_forever_leaves_decided_abort(
     assert [v.txid for v in coord.unfinished()] == [txid]
 
 
-@pytest.mark.format1
 def test_commit_of_transaction_without_participants(coord: TransactionCoordinator) -> None:
     txid = coord.begin_transaction()
     coord.commit_transaction(txid)
     assert coord.state(txid) is TxState.COMMITTED
-    assert log_types(coord, txid) == [R.BEGUN, R.DECIDED_COMMIT, R.COMPLETED]
+    records = logged(coord, txid)
+    assert types(records) == [Opened, Decided, Ended]
+    assert isinstance(records[0], Opened) and records[0].members == ()
+    assert isinstance(records[1], Decided) and records[1].outcome is Outcome.COMMIT
 
 
 def test_rollback_of_transaction_without_participants(coord: TransactionCoordinator) -> None:

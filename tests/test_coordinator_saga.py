@@ -10,26 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FOREVER, Failures, Journal, RecordingStep, saga_functions, types_of
+from helpers import FOREVER, Failures, Journal, RecordingStep, saga_functions
 
 from dtc_wal import (
-    Outcome,
     ParticipantRegistry,
     ParticipantState,
-    RecordType,
     TransactionAborted,
     TransactionCoordinator,
     TxState,
 )
 from dtc_wal.errors import ParticipantTimeoutError, TransactionFinishedError
+from dtc_wal.protocol import Decided, Ended, MemberState, Mode, Opened, Outcome, Record, StepDone
 
-R = RecordType
 SERVICES = ["order", "payment", "inventory", "notification"]
 
 
-def log_types(coord: TransactionCoordinator, txid: str) -> list[RecordType]:
+def logged(coord: TransactionCoordinator, txid: str) -> list[Record]:
+    """Every record of the transaction, lazy ones included (flushed first)."""
     coord.flush()
-    return types_of(coord.wal.store.records_of(txid))
+    found = coord.log.read(txid)
+    assert found is not None and found.damage is None
+    return list(found.records)
 
 
 def test_seed_2(coord: TransactionCoordinator) -> None:
@@ -97,7 +98,6 @@ def test_seed_2_failure_rolls_back_automatically(coord: TransactionCoordinator) 
     assert coord.state(txid) is TxState.ABORTED
 
 
-@pytest.mark.format1
 def test_commit_functions_run_in_registration_order_with_data(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -107,37 +107,42 @@ def test_commit_functions_run_in_registration_order_with_data(
     coord.commit_transaction(txid, data={"order_id": 42})
     assert journal.of(txid) == [(name, "commit") for name in SERVICES]
     assert coord.state(txid) is TxState.COMMITTED
-    types = log_types(coord, txid)
-    assert types == [
-        R.BEGUN,
-        *[R.ENLISTED] * 4,
-        *[R.PREPARED] * 4,
-        R.DECIDED_COMMIT,
-        *[R.ACKNOWLEDGED] * 4,
-        R.COMPLETED,
-    ]
-    records = [r for _, r in coord.wal.store.records_of(txid)]
-    assert [r.participant for r in records[1:5]] == SERVICES
-    assert {r.mode for r in records[1:5]} == {"saga"}
-    assert [r.participant for r in records[5:9]] == SERVICES
+    # Format 2: Opened (every step, in order, with the data), a StepDone per step but the
+    # last (whose completion travels in the commit decision), Decided commit, Ended.
+    records = logged(coord, txid)
+    assert [type(r) for r in records] == [Opened, StepDone, StepDone, StepDone, Decided, Ended]
+    opened = records[0]
+    assert isinstance(opened, Opened)
+    assert [m.name for m in opened.members] == SERVICES
+    assert opened.mode is Mode.SAGA
+    assert opened.data == {"order_id": 42}
+    assert [r.index for r in records if isinstance(r, StepDone)] == [0, 1, 2]
+    decided = records[4]
+    assert isinstance(decided, Decided) and decided.outcome is Outcome.COMMIT
 
 
-@pytest.mark.format1
 def test_each_step_is_durable_before_the_next_starts(coord: TransactionCoordinator) -> None:
-    seen: list[list[RecordType]] = []
+    """Each action sees, in the log (read without a flush: only what the writer committed),
+    the Opened record and a StepDone for every step before it."""
+    seen: list[list[tuple[type, int | None]]] = []
 
     def look(txid: str, data: Mapping[str, Any]) -> None:
-        seen.append(types_of(coord.wal.store.records_of(txid)))
+        found = coord.log.read(txid)
+        assert found is not None
+        seen.append([(type(r), getattr(r, "index", None)) for r in found.records])
 
     txid = coord.begin_transaction()
     for name in ("one", "two", "three"):
         coord.register_participant(txid, name, look, lambda t: None)
     coord.commit_transaction(txid)
-    opening = [R.BEGUN, *[R.ENLISTED] * 3]
-    assert seen == [opening, [*opening, R.PREPARED], [*opening, R.PREPARED, R.PREPARED]]
+    opening = [(Opened, None)]
+    assert seen == [
+        opening,
+        [*opening, (StepDone, 0)],
+        [*opening, (StepDone, 0), (StepDone, 1)],
+    ]
 
 
-@pytest.mark.format1
 def test_failing_step_compensates_in_reverse_and_skips_unstarted(
     coord: TransactionCoordinator, journal: Journal
 ) -> None:
@@ -169,16 +174,19 @@ def test_failing_step_compensates_in_reverse_and_skips_unstarted(
         "inventory": ParticipantState.ROLLED_BACK,
         "notification": ParticipantState.SKIPPED,
     }
-    coord.flush()
-    records = [r for _, r in coord.wal.store.records_of(txid)]
-    acks = [(r.participant, r.outcome) for r in records if r.type is R.ACKNOWLEDGED]
-    assert acks == [
-        ("notification", Outcome.SKIP),
-        ("inventory", Outcome.ROLLBACK),
-        ("payment", Outcome.ROLLBACK),
-        ("order", Outcome.ROLLBACK),
+    records = logged(coord, txid)
+    assert [type(r) for r in records] == [Opened, StepDone, StepDone, Decided, Ended]
+    decided, ended = records[-2:]
+    assert isinstance(decided, Decided) and decided.outcome is Outcome.ABORT
+    assert decided.reason is not None and "inventory" in decided.reason
+    assert isinstance(ended, Ended)
+    # by position in Opened, in the order they were settled: the unstarted step first
+    assert list(ended.acks) == [
+        (3, MemberState.SKIPPED),
+        (2, MemberState.ROLLED_BACK),
+        (1, MemberState.ROLLED_BACK),
+        (0, MemberState.ROLLED_BACK),
     ]
-    assert [r.type for r in records][-1] is R.COMPLETED
 
 
 def test_first_step_failing_compensates_only_itself(

@@ -11,6 +11,7 @@ import ast
 import builtins
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from dtc_wal import errors as E
 from dtc_wal.cli.durations import parse_duration
 from dtc_wal.cli.registry_spec import load_registry
 from dtc_wal.drivers.calls import CallPolicy
+from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.participants.barrier import IdempotencyBarrier
+from dtc_wal.protocol import Ended, Mode, Opened, Outcome
 from dtc_wal.testing import points
 from dtc_wal.testing.participants import FailTimes
 
@@ -270,12 +273,19 @@ def test_good_option_values_still_open(log_dir: Path) -> None:
         assert coord.stats().recovery_passes == 1
 
 
-@pytest.mark.format1
 def test_call_policy_and_log_options(log_dir: Path) -> None:
     with pytest.raises(E.InvalidOptionError, match="max_retries must be an int >= 0"):
         CallPolicy(max_retries=-1)
-    with pytest.raises(E.InvalidOptionError, match="writer must be 'caller' or 'thread'"):
-        WriteAheadLog(log_dir, writer="leader")
+    with pytest.raises(E.InvalidOptionError, match="log_writer must be 'caller' or 'thread'"):
+        TransactionCoordinator(log_dir, log_writer="leader")  # type: ignore[arg-type]
+    # format 2 has no writer thread: the format-1 option is refused, naming why
+    with pytest.raises(E.InvalidOptionError, match="log_writer='thread' is a format-1 option"):
+        TransactionCoordinator(log_dir, log_writer="thread")
+    with pytest.raises(E.InvalidOptionError, match="lazy_delay is a number of seconds >= 0"):
+        LmdbLog(log_dir, lazy_delay=-1)
+    with pytest.raises(E.InvalidOptionError, match="map_size is a positive number of bytes"):
+        LmdbLog(log_dir, map_size=0)
+    assert not log_dir.exists()  # each refused before anything was made
 
 
 # --- operators, maintenance, the CLI's parsers, fault injection -----------------------------
@@ -299,25 +309,37 @@ def test_resolve_refuses_a_bad_outcome_or_reason_before_looking_further(
         coord.recover_now(progress=5)  # type: ignore[arg-type]
 
 
-@pytest.mark.format1
-def test_resolve_transaction_refuses_an_empty_reason(make_coord: Any) -> None:
-    from dtc_wal.recovery import resolve_transaction
-    from dtc_wal.states import Outcome
+def test_resolve_refuses_an_empty_reason(make_coord: Any) -> None:
+    """The operator's resolution (the coordinator's, and the engine's that `dtc resolve`
+    uses) refuses an empty reason and an outcome other than commit/abort, before it looks
+    the transaction up."""
+    from dtc_wal.states import Outcome as LegacyOutcome
 
     coord: TransactionCoordinator = make_coord(recovery_interval=None)
     with pytest.raises(E.InvalidOptionError, match="say why"):
-        resolve_transaction(coord.wal, "tx", Outcome.COMMIT, reason="  ")
-    with pytest.raises(E.InvalidOptionError, match="commit or rollback"):
-        resolve_transaction(coord.wal, "tx", Outcome.SKIP, reason="x")
+        coord.resolve("tx", "commit", reason="  ")
+    engine = coord.engine  # type: ignore[attr-defined]
+    with pytest.raises(E.InvalidOptionError, match="say why"):
+        engine.resolve("tx", Outcome.COMMIT, reason="  ")
+    with pytest.raises(E.InvalidOptionError, match="commit or abort"):
+        engine.resolve("tx", LegacyOutcome.SKIP, reason="x")
 
 
-@pytest.mark.format1
-def test_compact_options(log_dir: Path) -> None:
-    WriteAheadLog(log_dir).close()
-    with pytest.raises(E.InvalidOptionError, match="keep must be a number of seconds, 0 or"):
-        compact_log(log_dir, keep=-1)
-    with pytest.raises(E.InvalidOptionError, match="batch_records must be an int >= 1"):
-        compact_log(log_dir, keep=0, batch_records=0)
+@pytest.mark.xfail(
+    strict=True,
+    reason="LmdbLog.compact(before) does not check before: a str or None raises TypeError "
+    "from the comparison, and NaN deletes every finished transaction",
+)
+@pytest.mark.parametrize("before", ["yesterday", None, float("nan"), True])
+def test_compact_options(log_dir: Path, before: Any) -> None:
+    """Format 2's compaction takes one option, ``before`` (a time): anything but a real
+    number of seconds is refused, and nothing is deleted."""
+    with LmdbLog(log_dir) as log:
+        log.append([Opened("tx", time.time() - 60, Mode.TWO_PHASE, ())])
+        log.append([Ended("tx", time.time() - 60)])
+        with pytest.raises(E.InvalidOptionError, match="before"):
+            log.compact(before)
+        assert log.read("tx") is not None
 
 
 def test_cli_parsers_raise_invalid_option() -> None:

@@ -14,6 +14,7 @@ import listing_bank
 import pytest
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator
+from dtc_wal.protocol import Decided, Opened
 from dtc_wal.testing.crash_at import command as crash_at_command
 
 
@@ -64,29 +65,43 @@ def registry_for(bank: Bank) -> ParticipantRegistry:
     return registry
 
 
-@pytest.mark.format1
+def spy_appends(coord: TransactionCoordinator) -> list[tuple[bool, list[type]]]:
+    """From now on, record each log append: whether it is durable, and its record types."""
+    seen: list[tuple[bool, list[type]]] = []
+    append = coord.log.append
+
+    def spy(records: Any, *, durable: bool = True) -> None:
+        seen.append((durable, [type(r) for r in records]))
+        append(records, durable=durable)
+
+    coord.log.append = spy  # type: ignore[method-assign]
+    return seen
+
+
 def test_only_the_decision_is_forced(tmp_path: Path) -> None:
     bank = Bank()
+    in_log_at_prepare: list[list[type]] = []
+
+    def look() -> None:
+        found = coord.log.read(txid)
+        in_log_at_prepare.append([] if found is None else [type(r) for r in found.records])
+
     with TransactionCoordinator(tmp_path, registry=registry_for(bank)) as coord:
+        coord.log.lazy_delay = 60.0  # a lazy record is written only when a forced one is
         txid = coord.begin_transaction()
         coord.enlist_participant(txid, "bank", name="a")
-        coord.enlist_participant(txid, "bank", name="b")
-        waits: list[bool] = []
-        append = coord.wal.append
-
-        def spy(records: Any, *, wait: bool = True) -> Any:
-            waits.append(wait)
-            return append(records, wait=wait)
-
-        coord.wal.append = spy  # type: ignore[method-assign]
+        coord.enlist_participant(txid, Branch(bank, on_prepare=look), name="b")
+        appends = spy_appends(coord)
         coord.commit_transaction(txid)
-        del coord.wal.append
-        assert waits.count(True) == 1  # the decision; the opening rode along lazily
+        del coord.log.append
+        # the opening is lazy and rides along with the forced decision
+        assert appends[:2] == [(False, [Opened]), (True, [Decided])]
+        assert [durable for durable, _ in appends].count(True) == 1
+        assert in_log_at_prepare == [[]]  # not yet on disk while the branches prepared
         assert coord.state(txid).value == "committed"
     assert bank.committed == {txid}
 
 
-@pytest.mark.format1
 def test_a_participant_that_cannot_list_keeps_the_forced_opening(tmp_path: Path) -> None:
     class Plain(Branch):
         lists_prepared = False
@@ -96,17 +111,11 @@ def test_a_participant_that_cannot_list_keeps_the_forced_opening(tmp_path: Path)
         txid = coord.begin_transaction()
         coord.enlist_participant(txid, "bank", name="a")
         coord.enlist_participant(txid, Plain(bank), name="plain")
-        waits: list[bool] = []
-        append = coord.wal.append
-
-        def spy(records: Any, *, wait: bool = True) -> Any:
-            waits.append(wait)
-            return append(records, wait=wait)
-
-        coord.wal.append = spy  # type: ignore[method-assign]
+        appends = spy_appends(coord)
         coord.commit_transaction(txid)
-        del coord.wal.append
-    assert waits.count(True) == 2
+        del coord.log.append
+    assert appends[:2] == [(True, [Opened]), (True, [Decided])]
+    assert [durable for durable, _ in appends].count(True) == 2
 
 
 @pytest.mark.parametrize("point", ["prepare.after-first", "prepare.after-all"])

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from dtc_wal import RecordType, TransactionCoordinator, TxState
+from dtc_wal import TransactionCoordinator, TxState
 from dtc_wal.errors import TransactionAborted, VoteNo
+from dtc_wal.protocol import Decided, Ended, MemberState, Opened, Outcome, Record, Vote
 
 
 class OnePhase:
@@ -33,42 +34,47 @@ class OnePhase:
         self.calls.append("rollback")
 
 
-def waits_during(coord: TransactionCoordinator, action: Any) -> list[bool]:
-    """Run ``action`` and return, per log append, whether the caller waited for a sync."""
-    seen: list[bool] = []
-    append = coord.wal.append
+def appends_during(coord: TransactionCoordinator, action: Any) -> list[tuple[bool, list[Record]]]:
+    """Run ``action`` and return, per log append, whether it was durable (the caller waits
+    for its sync) and its records."""
+    seen: list[tuple[bool, list[Record]]] = []
+    append = coord.log.append
 
-    def spy(records: Any, *, wait: bool = True) -> Any:
-        seen.append(wait)
-        return append(records, wait=wait)
+    def spy(records: Any, *, durable: bool = True) -> None:
+        seen.append((durable, list(records)))
+        append(records, durable=durable)
 
-    coord.wal.append = spy  # type: ignore[method-assign]
+    coord.log.append = spy  # type: ignore[method-assign]
     try:
         action()
     finally:
-        del coord.wal.append
+        del coord.log.append
     return seen
 
 
-@pytest.mark.format1
 def test_lone_participant_commits_in_one_phase_without_a_forced_write(tmp_path: Path) -> None:
     p = OnePhase("only")
     with TransactionCoordinator(tmp_path, recovery_interval=None) as coord:
         txid = coord.begin_transaction()
         coord.enlist_participant(txid, p)
-        waits = waits_during(coord, lambda: coord.commit_transaction(txid, data={"k": 1}))
-        assert waits == [False]  # one lazy append holding the whole history
+        appends = appends_during(coord, lambda: coord.commit_transaction(txid, data={"k": 1}))
+        # one lazy append holding the whole history, after the member's own commit
+        assert [(durable, [type(r) for r in rs]) for durable, rs in appends] == [
+            (False, [Opened, Decided, Ended])
+        ]
         assert coord.state(txid) is TxState.COMMITTED
-        types = [r.type for _, r in coord.wal.store.records_of(txid)]
+        coord.flush()
+        found = coord.log.read(txid)
+        assert found is not None
+        records = list(found.records)
     assert p.calls == ["commit_one_phase"]
-    assert types == [
-        RecordType.BEGUN,
-        RecordType.ENLISTED,
-        RecordType.PREPARED,
-        RecordType.DECIDED_COMMIT,
-        RecordType.ACKNOWLEDGED,
-        RecordType.COMPLETED,
-    ]
+    assert records == appends[0][1]
+    opened, decided, ended = records
+    assert isinstance(opened, Opened) and opened.data == {"k": 1}
+    assert [m.name for m in opened.members] == ["only"]
+    assert isinstance(decided, Decided) and decided.outcome is Outcome.COMMIT
+    assert decided.votes == ((0, Vote.YES),)
+    assert isinstance(ended, Ended) and ended.acks == ((0, MemberState.COMMITTED),)
 
 
 def test_refused_one_phase_commit_aborts_and_rolls_back(tmp_path: Path) -> None:

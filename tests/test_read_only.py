@@ -7,12 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dtc_wal.history import TransactionView
-from dtc_wal.records import LogRecord
 
-from dtc_wal import READ_ONLY, Outcome, ParticipantState, RecordType, TransactionCoordinator
-from dtc_wal.errors import InvalidTransitionError, TransactionAborted, VoteNo
-from dtc_wal.states import Mode
+from dtc_wal import READ_ONLY, ParticipantState, TransactionCoordinator
+from dtc_wal.errors import TransactionAborted, VoteNo
+from dtc_wal.protocol import (
+    Decided,
+    Ended,
+    MemberSpec,
+    MemberState,
+    Mode,
+    Opened,
+    Outcome,
+    OutOfOrderError,
+    Vote,
+    fold,
+)
 
 
 class Voter:
@@ -34,7 +43,6 @@ class Voter:
         self.calls.append("rollback")
 
 
-@pytest.mark.format1
 def test_read_only_participant_gets_no_commit(tmp_path: Path) -> None:
     writer, reader = Voter("writer"), Voter("reader", READ_ONLY)
     with TransactionCoordinator(tmp_path, recovery_interval=None) as coord:
@@ -43,18 +51,21 @@ def test_read_only_participant_gets_no_commit(tmp_path: Path) -> None:
         coord.enlist_participant(txid, reader)
         coord.commit_transaction(txid)
         view = coord.transaction(txid)
-        records = coord.wal.store.records_of(txid)
+        coord.flush()
+        found = coord.log.read(txid)
+        assert found is not None
+        records = list(found.records)
     assert writer.calls == ["prepare", "commit"]
     assert reader.calls == ["prepare"]
-    assert view.participants["reader"].state is ParticipantState.READ_ONLY
-    assert view.participants["writer"].state is ParticipantState.COMMITTED
-    prepared = [r for _, r in records if r.type is RecordType.PREPARED]
-    assert {(r.participant, r.outcome) for r in prepared} == {
-        ("writer", None),
-        ("reader", Outcome.READ_ONLY),
-    }
-    acked = [r.participant for _, r in records if r.type is RecordType.ACKNOWLEDGED]
-    assert acked == ["writer"]
+    # format 2's views hold the protocol's MemberState (equal to ParticipantState's values)
+    assert view.participants["reader"].state is MemberState.READ_ONLY
+    assert view.participants["writer"].state == ParticipantState.COMMITTED
+    assert [type(r) for r in records] == [Opened, Decided, Ended]
+    _, decided, ended = records
+    # the decision carries both votes; only the writer acknowledges a commit
+    assert isinstance(decided, Decided) and decided.outcome is Outcome.COMMIT
+    assert sorted(decided.votes) == [(0, Vote.YES), (1, Vote.READ_ONLY)]
+    assert isinstance(ended, Ended) and ended.acks == ((0, MemberState.COMMITTED),)
 
 
 def test_read_only_participant_gets_no_rollback_on_abort(tmp_path: Path) -> None:
@@ -80,15 +91,14 @@ def test_all_read_only_still_commits(tmp_path: Path) -> None:
     assert a.calls == b.calls == ["prepare"]
 
 
-@pytest.mark.format1
 def test_saga_step_cannot_vote_read_only_in_the_log() -> None:
-    view = TransactionView.begin(LogRecord(RecordType.BEGUN, "t", 1.0))
-    view.apply(LogRecord(RecordType.ENLISTED, "t", 1.0, participant="s", order=0, mode=Mode.SAGA))
-    with pytest.raises(InvalidTransitionError, match="read-only"):
-        view.apply(
-            LogRecord(RecordType.PREPARED, "t", 1.0, participant="s", outcome=Outcome.READ_ONLY)
-        )
-    with pytest.raises(InvalidTransitionError):
-        view.apply(
-            LogRecord(RecordType.PREPARED, "t", 1.0, participant="s", outcome=Outcome.COMMIT)
-        )
+    """A saga's decision carries no votes (format 2): a log claiming a saga step voted
+    (read-only or yes) does not fold."""
+    opened = Opened("t", 1.0, Mode.SAGA, (MemberSpec("s"),))
+    for vote in (Vote.READ_ONLY, Vote.YES):
+        with pytest.raises(OutOfOrderError, match="saga steps do not vote"):
+            fold([opened, Decided("t", 2.0, Outcome.COMMIT, votes=((0, vote),))])
+    # without votes the same decision folds: a saga's commit settles every step
+    assert fold([opened, Decided("t", 2.0, Outcome.COMMIT)]).members[0].state is (
+        MemberState.COMMITTED
+    )

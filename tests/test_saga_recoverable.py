@@ -15,27 +15,26 @@ from typing import Any
 
 import pytest
 import saga_steps
-from dtc_wal.records import LogRecord
-from dtc_wal.wal import WriteAheadLog
 from helpers import Journal, RecordingParticipant, RecordingStep
 
 from dtc_wal import (
     NotRecoverableWarning,
     ParticipantRegistry,
-    RecordType,
     TransactionAborted,
     TransactionCoordinator,
     TxState,
 )
+from dtc_wal.drivers import Engine
 from dtc_wal.errors import (
     DtcError,
     InvalidParticipantError,
     NotRecoverableError,
     UnknownTransactionError,
 )
+from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.participant import CALLABLES_FACTORY
-from dtc_wal.recovery import recover
-from dtc_wal.states import Mode
+from dtc_wal.protocol import MemberSpec, Mode, Opened, Record, StepDone
+from dtc_wal.recovery.report import RecoveryReport
 
 MakeCoord = Callable[..., TransactionCoordinator]
 DATA = {"sku": "A1", "qty": 2}
@@ -59,10 +58,16 @@ def _calls(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
     return [(name, data) for name, _, data in saga_steps.journal(str(path))]
 
 
+def recover(path: Path, registry: ParticipantRegistry, *, dry_run: bool = False) -> RecoveryReport:
+    """One recovery pass over the log at ``path``, as ``dtc recover [--dry-run]`` runs it on
+    format 2: the engine over the log, opened read-only for a dry run."""
+    with LmdbLog(path, readonly=dry_run) as log, Engine(log, registry) as engine:
+        return engine.recover(dry_run=dry_run)
+
+
 # -- module-level functions: logged by import path ------------------------------------------
 
 
-@pytest.mark.format1
 def test_module_level_functions_are_logged_with_their_import_paths_and_the_data(
     coord: TransactionCoordinator, journal_file: Path, no_warnings: None
 ) -> None:
@@ -72,9 +77,12 @@ def test_module_level_functions_are_logged_with_their_import_paths_and_the_data(
     coord.commit_transaction(txid, DATA)
     coord.flush()
 
-    records = [r for _, r in coord.wal.store.records_of(txid)]
-    begun, order, payment = records[:3]
-    assert begun.type is RecordType.BEGUN and begun.data == DATA  # before any action ran
+    found = coord.log.read(txid)
+    assert found is not None
+    opened = found.records[0]
+    assert isinstance(opened, Opened) and opened.data == DATA  # before any action ran
+    order, payment = opened.members
+    assert (order.name, payment.name) == ("order", "payment")
     assert (order.factory, order.params) == (
         CALLABLES_FACTORY,
         {"commit": "saga_steps:create_order", "rollback": "saga_steps:cancel_order"},
@@ -240,27 +248,16 @@ def test_compensations_that_take_data_get_the_data_their_action_got(
 def _write_unfinished_saga(
     log: Path, steps: dict[str, tuple[str | None, Any]], done: int | None = None
 ) -> str:
-    """A saga killed after the first ``done`` steps' actions were logged (all by default),
-    written record by record."""
+    """A saga killed after the first ``done`` steps' actions were logged (by default every
+    step but the last, which may have run: the engine logs the last step's completion only
+    in the commit decision), written record by record."""
     txid, now = "tx-saga", time.time()
-    records = [LogRecord(RecordType.BEGUN, txid, now, data=DATA)]
-    for order, (name, (factory, params)) in enumerate(steps.items()):
-        records.append(
-            LogRecord(
-                RecordType.ENLISTED,
-                txid,
-                now,
-                participant=name,
-                factory=factory,
-                params=params,
-                order=order,
-                mode=Mode.SAGA,
-            )
-        )
-    ran = list(steps)[:done]
-    records += [LogRecord(RecordType.PREPARED, txid, now, participant=name) for name in ran]
-    with WriteAheadLog(log) as wal:
-        wal.append(records)
+    members = tuple(MemberSpec(name, factory, params) for name, (factory, params) in steps.items())
+    records: list[Record] = [Opened(txid, now, Mode.SAGA, members, DATA)]
+    ran = len(steps) - 1 if done is None else done
+    records += [StepDone(txid, now, index) for index in range(ran)]
+    with LmdbLog(log) as written:
+        written.append(records)
     return txid
 
 

@@ -391,6 +391,10 @@ class TransactionCoordinator:
 
     def stats(self) -> CoordinatorStats:
         """Counters since open and gauges now (:class:`~.stats.CoordinatorStats`)."""
+        # A transaction every member acknowledged is finished at once: its lazy Ended may
+        # still be queued, and the log's unfinished table counts it until that is written.
+        # Write what is queued first (nothing to do, and no wait, when the queue is empty).
+        self.log.flush()
         info = self.log.info()
         counts = self._counters.snapshot()
         for name, value in self.engine.counters.snapshot().items():

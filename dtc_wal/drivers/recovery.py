@@ -36,6 +36,7 @@ log = logging.getLogger("dtc_wal.drivers")
 
 Progress = Callable[[int, int], None]
 _Entry = tuple[TransactionAction, list[InDoubt]]
+_Recovering = cf.Future[tuple[TransactionAction, Sequence[InDoubt]] | None]
 
 
 def seed(tx: Transaction, registry: ParticipantRegistry, options: ProtocolOptions) -> Run:
@@ -150,15 +151,27 @@ def _in_parallel(
     logged: set[str],
 ) -> list[tuple[TransactionAction, Sequence[InDoubt]] | None]:
     """``_recover_stored`` of each on ``workers`` threads; every one runs even when some
-    raise (a log error), and the first such error is raised after all have ended."""
-    with cf.ThreadPoolExecutor(workers, thread_name_prefix="dtc-recovery") as pool:
-        futures = [
-            pool.submit(_recover_stored, driver, registry, options, one, logged) for one in todo
-        ]
-        for _ in cf.as_completed(futures):
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    raise (a log error), and the first such error is raised after all have ended.
+
+    The pool is fed one transaction per free worker, never ahead: an interrupt of the caller
+    (Ctrl-C) lets the transactions in flight end, starts no more (the next pass takes
+    them) and is raised."""
+    pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="dtc-recovery")
+    futures: list[_Recovering] = []
+    try:
+        running: set[_Recovering] = set()
+        while len(futures) < len(todo) or running:
+            while len(futures) < len(todo) and len(running) < workers:
+                one = todo[len(futures)]
+                futures.append(pool.submit(_recover_stored, driver, registry, options, one, logged))
+                running.add(futures[-1])
+            finished, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for _ in finished:
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     entries = []
     for future in futures:
         entries.append(future.result())  # raises the first failure, after every one ran
