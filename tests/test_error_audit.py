@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dtc_wal.wal import WriteAheadLog, compact_log
 from helpers import Journal, RecordingParticipant
 
 import dtc_wal

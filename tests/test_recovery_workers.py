@@ -6,11 +6,9 @@ after it in the log; the report still lists transactions in log order.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -143,28 +141,6 @@ def test_progress_counts_every_transaction_once(
     assert sorted(report.finished) == sorted(txids)
 
 
-@pytest.mark.format1
-def test_an_error_in_one_transaction_is_raised_after_the_others_ran(
-    make_coord: MakeCoord, registry: ParticipantRegistry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Patches format 1's RecoveryEngine: its format-2 twin is the next test."""
-    from dtc_wal.recovery.engine import RecoveryEngine
-
-    txids, coord = _quick_log_not_recovered(make_coord, registry)
-    real = RecoveryEngine.recover_one
-
-    def failing(self: RecoveryEngine, view: Any, *args: Any) -> Any:
-        if view.txid == txids[1]:
-            raise LogError("disk gone (injected)")
-        return real(self, view, *args)
-
-    monkeypatch.setattr(RecoveryEngine, "recover_one", failing)
-    with pytest.raises(LogError, match="disk gone"):
-        coord.recover_now()
-    # every other transaction was still driven to its end
-    assert [t for t in txids if coord.state(t) is not TxState.COMMITTED] == [txids[1]]
-
-
 def test_an_error_in_one_transaction_is_raised_after_the_others_ran_on_format_2(
     make_coord: MakeCoord, registry: ParticipantRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -259,68 +235,6 @@ def test_recovery_workers_must_be_a_positive_int(log_dir: Path, bad: object) -> 
     TransactionCoordinator(log_dir, recovery_interval=None).close()
 
 
-# --- format 1's adaptive runner itself ---------------------------------------------------
-# dtc_wal/recovery/workers.py drives format-1 recovery passes; the engine's passes use a
-# thread pool of recovery_workers (dtc_wal/drivers/recovery.py), covered above. These go
-# with the format-1 core: marked format1, importing the runner inside each test so the
-# format-2 tests above still import once it is deleted.
-
-
-def run_adaptive(*args: Any, **kwargs: Any) -> Any:
-    from dtc_wal.recovery.workers import run_adaptive as runner
-
-    return runner(*args, **kwargs)
-
-
-@pytest.mark.format1
-def test_quick_items_stay_on_the_calling_thread() -> None:
-    threads: list[str] = []
-
-    def work(i: int) -> int:
-        threads.append(threading.current_thread().name)
-        return i * 2
-
-    assert run_adaptive(list(range(200)), work, workers=8) == [i * 2 for i in range(200)]
-    assert set(threads) == {threading.current_thread().name}
-
-
-@pytest.mark.format1
-def test_a_slow_item_brings_helpers_up_to_the_limit() -> None:
-    release = threading.Event()
-    threads: set[str] = set()
-    lock = threading.Lock()
-
-    def work(i: int) -> int:
-        with lock:
-            threads.add(threading.current_thread().name)
-        if i < 3:  # the first three block until every other item is done
-            release.wait(10)
-        elif i == 19:
-            release.set()
-        return i
-
-    assert run_adaptive(list(range(20)), work, workers=4, tick=0.002) == list(range(20))
-    helpers = {t for t in threads if t.startswith("dtc-recovery-worker-")}
-    # three blocked workers (this thread and two helpers) and one helper doing the rest
-    assert len(helpers) == 3
-    assert release.is_set()
-
-
-@pytest.mark.format1
-def test_an_interrupt_stops_the_pass_taking_new_items() -> None:
-    ran: list[int] = []
-
-    def work(i: int) -> int:
-        ran.append(i)
-        if i == 2:
-            raise KeyboardInterrupt
-        return i
-
-    with pytest.raises(KeyboardInterrupt):
-        run_adaptive(list(range(10)), work, workers=1)
-    assert ran == [0, 1, 2]
-
-
 def test_an_interrupt_during_start_up_recovery_releases_the_log(
     make_coord: MakeCoord, registry: ParticipantRegistry
 ) -> None:
@@ -344,38 +258,3 @@ def test_an_interrupt_during_start_up_recovery_releases_the_log(
     coord = make_coord(recovery_interval=None)
     assert all(coord.state(t) is TxState.COMMITTED for t in txids)
     assert coord.last_recovery_report.in_doubt == []
-
-
-def _threads_used(work_time: float, spin: bool, items: int) -> set[str]:
-    used: set[str] = set()
-    lock = threading.Lock()
-
-    def work(i: int) -> int:
-        with lock:
-            used.add(threading.current_thread().name)
-        end = time.perf_counter() + work_time
-        if spin:  # computing: holds the GIL the whole time
-            while time.perf_counter() < end:
-                pass
-        else:  # waiting, as on a participant's round trip
-            time.sleep(work_time)
-        return i
-
-    assert run_adaptive(list(range(items)), work, workers=8) == list(range(items))
-    return used
-
-
-@pytest.mark.format1
-def test_waiting_items_get_helpers() -> None:
-    assert len(_threads_used(0.004, spin=False, items=60)) >= 3
-
-
-@pytest.mark.format1
-def test_computing_items_do_not() -> None:
-    # The watchdog reads this process's CPU use: a spinning worker that other processes
-    # keep off the cores looks like one that waits. Judge only when the cores are not
-    # oversubscribed.
-    if os.getloadavg()[0] > (os.cpu_count() or 1):
-        pytest.skip("the machine is loaded by other processes: CPU use cannot tell here")
-    # at most one helper even on a lightly loaded machine (steal time can look like waiting)
-    assert len(_threads_used(0.004, spin=True, items=60)) <= 2

@@ -122,7 +122,7 @@ class TransactionCoordinator:
         _check_objects(registry, clock)
         if opts.log_writer != "caller":
             raise InvalidOptionError(
-                "log_writer='thread' was a format-1 option; a format-2 log always commits "
+                "log_writer='thread' is a format-1 option; a format-2 log always commits "
                 "in groups led by the appenders: leave log_writer at 'caller'"
             )
         _refuse_format1(log_path, opts.log_format)

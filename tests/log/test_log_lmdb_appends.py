@@ -329,6 +329,6 @@ def test_read_only_open_of_a_foreign_lmdb_raises_log_error(tmp_path: Path) -> No
 def test_the_writer_thread_option_is_refused_on_format_2(log_dir: Path) -> None:
     """Format 1 had a dedicated log-writer thread (``log_writer='thread'``); format 2
     always commits in groups led by the appenders, and says so."""
-    with pytest.raises(InvalidOptionError, match="log_writer='thread' was a format-1 option"):
+    with pytest.raises(InvalidOptionError, match="log_writer='thread' is a format-1 option"):
         TransactionCoordinator(log_dir, log_writer="thread")
     assert not (log_dir / "data.mdb").exists()  # refused before the log was made
