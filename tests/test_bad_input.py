@@ -514,12 +514,6 @@ def test_full_log_at_decision_rolls_back_prepared_participants(
         coord.state(failed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GroupCommit splits a batch that hit LogFullError into single writes: the lazy "
-    "Opened fails alone with LogFullError, then the Decided is refused as 'never opened' "
-    "(InvalidTransitionError), and that refusal becomes the abort's cause",
-)
 def test_full_log_at_decision_names_the_full_log(make_coord: MakeCoord, journal: Journal) -> None:
     coord = make_coord(map_size=FULL, max_map_size=FULL)
     _, _, aborted = fill_listing_until_aborted(coord, journal)

@@ -165,11 +165,6 @@ def test_map_growth_is_logged_and_the_maximum_is_a_gauge(
     assert stats.log_bytes_used <= stats.log_map_size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="format 2's growth warning (dtc_wal/log/lmdb/store.py) does not yet say the map "
-    "reached its maximum nor that writes then fail with LogFullError, as format 1's did",
-)
 def test_reaching_the_maximum_map_size_warns_what_happens_next(
     make_coord: MakeCoord, journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from .. import _crash_hooks as points
@@ -68,8 +68,11 @@ class _Entry(Generic[E]):
 class GroupCommit(Generic[E]):
     """Batches entries of type ``E`` into store transactions (see the module docstring).
 
-    ``describe(item)`` names an entry in error logs (its txids). ``closed_message`` is the
-    text of the :class:`CoordinatorClosedError` raised by appends after :meth:`close`.
+    ``describe(item)`` names an entry in error logs (its txids); ``owners(item)`` says which
+    transactions it writes to (when a batch is retried entry by entry, an entry of a
+    transaction whose earlier entry failed fails with that error, unwritten: its records
+    would not follow on what the log holds). ``closed_message`` is the text of the
+    :class:`CoordinatorClosedError` raised by appends after :meth:`close`.
     """
 
     def __init__(
@@ -78,11 +81,13 @@ class GroupCommit(Generic[E]):
         *,
         lazy_delay: float = 0.002,
         describe: Callable[[E], str] = repr,
+        owners: Callable[[E], Collection[str]] = lambda item: (),
         closed_message: str = "the log is closed",
     ) -> None:
         self._store = store
         self.lazy_delay = lazy_delay
         self._describe = describe
+        self._owners = owners
         self._closed_message = closed_message
         self._mu = threading.Lock()
         self._queue: list[_Entry[E]] = []
@@ -229,9 +234,18 @@ class GroupCommit(Generic[E]):
                 return
             # One big entry may not fit where the small ones beside it would: write each
             # alone, so a transaction's records never fail for another's (a lost lazy
-            # acknowledgement would leave a finished transaction to recovery).
-            for entry, _item in pairs:
-                self._write([entry])
+            # acknowledgement would leave a finished transaction to recovery). A later
+            # entry of a transaction whose entry failed gets that failure, unwritten.
+            failed: dict[str, BaseException] = {}
+            for entry, item in pairs:
+                owners = self._owners(item)
+                earlier = next((failed[o] for o in owners if o in failed), None)
+                if earlier is not None:
+                    entry.error = earlier
+                else:
+                    self._write([entry])
+                if entry.error is not None:
+                    failed.update(dict.fromkeys(owners, entry.error))
             return
         except BaseException as exc:
             self._failed(batch, pairs, exc)

@@ -196,3 +196,37 @@ def test_close_without_writing_drops_the_queue(store: ListStore) -> None:
     commit.close(write_pending=False)
     assert store.committed == []
     assert len(told) == 1 and isinstance(told[0], CoordinatorClosedError)
+
+
+class SizedStore(ListStore):
+    """Full for any batch holding an entry longer than ``limit`` characters, as a map with
+    room for small writes only is."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write_batch(self, batch: Sequence[str]) -> list[BaseException | None]:
+        if any(len(item) > self.limit for item in batch):
+            raise LogFullError("full; nothing logged was lost")
+        return super().write_batch(batch)
+
+
+def test_a_full_batch_retried_entry_by_entry_fails_a_transactions_later_entries_too() -> None:
+    """Entries are ``txid:record``. A batch that does not fit is written entry by entry:
+    the small entries of other transactions are written; after a transaction's entry
+    failed, its later entries fail with that same LogFullError, unwritten (they would not
+    follow on what the log holds)."""
+    store = SizedStore(limit=12)
+    commit = GroupCommit(store, lazy_delay=60, owners=lambda item: {item.split(":")[0]})
+    told: dict[str, BaseException | None] = {}
+    try:
+        for item in ("t1:opened-and-much-too-long", "t2:small", "t1:decided"):
+            commit.submit(item, durable=False, on_done=lambda e, i=item: told.setdefault(i, e))
+        commit.flush()
+    finally:
+        commit.close()
+    assert store.committed == ["t2:small"]
+    assert told["t2:small"] is None
+    first, later = told["t1:opened-and-much-too-long"], told["t1:decided"]
+    assert isinstance(first, LogFullError) and later is first

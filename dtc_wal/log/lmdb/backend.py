@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,8 +43,11 @@ def _check_options(
 
 
 def _describe(entry: Sequence[EncodedRecord]) -> str:
-    txids = sorted({r[0] for r in entry})
-    return "transaction " + ", ".join(txids)
+    return "transaction " + ", ".join(sorted(_owners(entry)))
+
+
+def _owners(entry: Sequence[EncodedRecord]) -> set[str]:
+    return {r[0] for r in entry}
 
 
 class LmdbLog:
@@ -100,6 +104,7 @@ class LmdbLog:
                         self._appender,
                         lazy_delay=lazy_delay,
                         describe=_describe,
+                        owners=_owners,
                         closed_message=f"the log at {self.path} is closed",
                     )
                 except BaseException:
@@ -216,6 +221,15 @@ class LmdbLog:
     # -- maintenance ------------------------------------------------------------------------
 
     def compact(self, before: float) -> Compacted:
+        if (
+            isinstance(before, bool)
+            or not isinstance(before, int | float)
+            or not math.isfinite(before)
+        ):
+            raise InvalidOptionError(
+                f"before is a time in seconds since the epoch (a finite number): finished "
+                f"transactions that ended before it are deleted; not {before!r}"
+            )
         self._writer()
         return _compact.compact(self._store, before)
 

@@ -232,8 +232,15 @@ class LmdbStore:
         new = min(limit, max(current * 2, self.max_map_size) if freeing else current * 2)
         with self._gate.exclusive():
             self.env.set_mapsize(new)
-        level = logging.WARNING if new >= self.max_map_size else logging.INFO
-        log.log(level, "log at %s grew from %g to %g MiB", self.path, current / MIB, new / MIB)
+        if new < self.max_map_size:
+            log.info("log at %s grew from %g to %g MiB", self.path, current / MIB, new / MIB)
+            return
+        log.warning(
+            "log at %s grew from %g to %g MiB, its maximum map size, %g MiB: when that is "
+            "full, writes fail with LogFullError (nothing logged is lost); compact finished "
+            "transactions (`dtc compact`) or reopen with a larger max_map_size",
+            self.path, current / MIB, new / MIB, self.max_map_size / MIB,
+        )  # fmt: skip
 
     @property
     def map_size(self) -> int:
