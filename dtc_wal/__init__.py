@@ -20,7 +20,7 @@ from .errors import (
 )
 from .participant import Participant, SagaStep
 from .registry import ParticipantRegistry
-from .states import READ_ONLY, Mode, Outcome, ParticipantState, RecordType, TxState, Vote
+from .states import READ_ONLY, MemberState, Mode, Outcome, TxState, Vote
 
 __all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_api.py
     "Clock",
@@ -30,15 +30,14 @@ __all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_a
     "CoordinatorStats",
     "DtcError",
     "ManualClock",
+    "MemberState",
     "Mode",
     "NotRecoverableWarning",
     "Outcome",
     "Participant",
     "ParticipantRegistry",
-    "ParticipantState",
     "ParticipantView",
     "READ_ONLY",
-    "RecordType",
     "SagaStep",
     "SystemClock",
     "TransactionAborted",
@@ -53,3 +52,10 @@ __all__ = [  # noqa: RUF022 -- plain sorted order, pinned by tests/test_public_a
 __version__ = "0.1.0"
 
 logging.getLogger("dtc_wal").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> object:
+    """``ParticipantState`` and ``RecordType``: deprecated for one release (:mod:`.states`)."""
+    from .states import deprecated
+
+    return deprecated(name)

@@ -1,84 +1,54 @@
-"""The format-1 log's vocabulary: record types, participant states, outcomes.
+"""The public vocabulary: one enum per concept, the protocol's own
+(:mod:`dtc_wal.protocol.vocabulary`).
 
-``Mode`` and ``TxState`` are the protocol's own (:mod:`dtc_wal.protocol.vocabulary`),
-shared by both formats: one enum per concept.
+* :class:`Mode` -- ``2pc`` or ``saga``; :class:`TxState` -- a transaction's state;
+* :class:`Outcome` -- what a transaction decided: ``commit`` or ``abort``;
+* :class:`MemberState` -- where one participant stands (``prepared``, ``committed``,
+  ``rolled-back``, ``step-done``, ...);
+* :class:`Vote` -- what ``prepare`` may return besides None (a yes vote):
+  ``Vote.READ_ONLY``, also exported as :data:`READ_ONLY`.
 
-The transition rules that use these live in :mod:`dtc_wal.history`; docs/protocol.md is the
-prose version of both.
+Deprecated, for one release: ``ParticipantState`` (use :class:`MemberState`; its values
+are the same strings) and ``RecordType`` (format 1's record types: format 2 has record
+classes, :mod:`dtc_wal.protocol.records`). Using them warns with DeprecationWarning.
 """
 
 from __future__ import annotations
 
-import enum
+import warnings
+from typing import Any
 
-from .protocol.vocabulary import Mode, TxState
+from .protocol.records import MemberState, Mode, Outcome, Vote
+from .protocol.vocabulary import TxState
 
-__all__ = ["READ_ONLY", "Mode", "Outcome", "ParticipantState", "RecordType", "TxState", "Vote"]
-
-
-class RecordType(enum.IntEnum):
-    """What a log record says happened. The integer is the on-disk code (docs/log-format.md)."""
-
-    BEGUN = 1
-    """A transaction started; carries its mode once the first participant fixes it."""
-    ENLISTED = 2
-    """A participant (2PC) or step (saga) joined: name, factory name, params, order."""
-    PREPARED = 3
-    """2PC: the participant voted yes. Saga: the step's action completed."""
-    DECIDED_COMMIT = 4
-    """The outcome is commit. Synced before any commit is sent."""
-    DECIDED_ABORT = 5
-    """The outcome is abort (presumed when absent)."""
-    ACKNOWLEDGED = 6
-    """A participant finished its part of the outcome (committed, rolled back, or skipped)."""
-    COMPLETED = 7
-    """Every participant acknowledged or was resolved: the transaction is finished."""
-    FAILED = 8
-    """A participant call failed after its retries (informational: error and attempts)."""
-    RESOLVED = 9
-    """An operator settled a participant that could not be reached (heuristic outcome)."""
-
-
-class Outcome(enum.StrEnum):
-    """What a participant did once the transaction was decided."""
-
-    COMMIT = "commit"
-    ROLLBACK = "rollback"
-    SKIP = "skip"
-    """Saga only: the step never ran, so there was nothing to compensate."""
-    READ_ONLY = "read-only"
-    """On a PREPARED record: the participant voted read-only and leaves phase two."""
-
-
-class ParticipantState(enum.StrEnum):
-    """One participant's state inside a transaction."""
-
-    ENLISTED = "enlisted"
-    PREPARED = "prepared"
-    COMMITTED = "committed"
-    ROLLED_BACK = "rolled-back"
-    SKIPPED = "skipped"
-    RESOLVED = "resolved"
-    READ_ONLY = "read-only"
-
-    @property
-    def done(self) -> bool:
-        """True once nothing more needs to be sent to this participant."""
-        return self in (
-            ParticipantState.COMMITTED,
-            ParticipantState.ROLLED_BACK,
-            ParticipantState.SKIPPED,
-            ParticipantState.RESOLVED,
-            ParticipantState.READ_ONLY,
-        )
-
-
-class Vote(enum.Enum):
-    """What ``prepare`` may return besides None (a yes vote)."""
-
-    READ_ONLY = "read-only"
-    """The participant changed nothing: it needs no commit or rollback (left out of phase
-    two, as in Narayana and Bitronix)."""
-
+__all__ = ["READ_ONLY", "MemberState", "Mode", "Outcome", "TxState", "Vote"]
 
 READ_ONLY = Vote.READ_ONLY
+"""``return READ_ONLY`` from ``prepare``: the participant changed nothing and takes no part
+in phase two (no commit, no rollback), as in Narayana and Bitronix."""
+
+_DEPRECATED = {
+    "ParticipantState": ("MemberState", "dtc_wal.MemberState (the same values)"),
+    "RecordType": ("RecordType", "the record classes of dtc_wal.protocol.records"),
+}
+
+
+def deprecated(name: str) -> Any:
+    """The deprecated name ``name``, with a DeprecationWarning; AttributeError otherwise."""
+    if name not in _DEPRECATED:
+        raise AttributeError(name)
+    target, instead = _DEPRECATED[name]
+    warnings.warn(
+        f"dtc_wal.{name} is deprecated and goes in the next release: use {instead}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if name == "RecordType":
+        from .format1.vocabulary import RecordType
+
+        return RecordType
+    return MemberState
+
+
+def __getattr__(name: str) -> Any:
+    return deprecated(name)

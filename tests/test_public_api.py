@@ -23,9 +23,8 @@ PUBLIC = {
     "Outcome",
     "Participant",
     "ParticipantRegistry",
-    "ParticipantState",
+    "MemberState",
     "ParticipantView",
-    "RecordType",
     "SagaStep",
     "SystemClock",
     "TransactionAborted",
@@ -151,3 +150,18 @@ def test_seed_signatures_take_positional_arguments() -> None:
     commit = inspect.signature(coord.commit_transaction).parameters
     assert list(commit)[:2] == ["self", "txid"]
     assert commit["data"].default is None
+
+
+def test_deprecated_names_warn_and_still_resolve() -> None:
+    """One name per concept: ParticipantState is MemberState's old name and RecordType is
+    format 1's; both still resolve for one release, with a DeprecationWarning saying what
+    to use instead."""
+    with pytest.warns(DeprecationWarning, match="use dtc_wal.MemberState"):
+        old = dtc_wal.ParticipantState
+    assert old is dtc_wal.MemberState
+    with pytest.warns(DeprecationWarning, match="record classes"):
+        record_type = dtc_wal.RecordType
+    assert record_type.BEGUN == 1
+    with pytest.raises(AttributeError):
+        dtc_wal.NoSuchName  # noqa: B018
+    assert dtc_wal.READ_ONLY is dtc_wal.Vote.READ_ONLY  # one enum member, two spellings

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dtc_wal import READ_ONLY, ParticipantState, TransactionCoordinator
+from dtc_wal import READ_ONLY, TransactionCoordinator
 from dtc_wal.errors import TransactionAborted, VoteNo
 from dtc_wal.protocol import (
     Decided,
@@ -57,9 +57,8 @@ def test_read_only_participant_gets_no_commit(tmp_path: Path) -> None:
         records = list(found.records)
     assert writer.calls == ["prepare", "commit"]
     assert reader.calls == ["prepare"]
-    # format 2's views hold the protocol's MemberState (equal to ParticipantState's values)
     assert view.participants["reader"].state is MemberState.READ_ONLY
-    assert view.participants["writer"].state == ParticipantState.COMMITTED
+    assert view.participants["writer"].state is MemberState.COMMITTED
     assert [type(r) for r in records] == [Opened, Decided, Ended]
     _, decided, ended = records
     # the decision carries both votes; only the writer acknowledges a commit

@@ -23,7 +23,7 @@ from ..protocol import (
     Vote,
     Voted,
 )
-from ..states import READ_ONLY
+
 from .calls import CallResult
 from .members import LiveMember
 
@@ -92,7 +92,7 @@ def to_event(now: float, member: int, op: Op, result: CallResult, retryable: boo
     if result.ok:
         if op is Op.PREPARE:
             value = result.value
-            vote = Vote.READ_ONLY if value is READ_ONLY or value is Vote.READ_ONLY else Vote.YES
+            vote = Vote.READ_ONLY if value is Vote.READ_ONLY else Vote.YES
             return Voted(now, member, vote)
         return Acknowledged(now, member, op)
     error = result.error

@@ -43,7 +43,7 @@ from ..protocol import (
     Vote,
     Voted,
 )
-from ..states import READ_ONLY
+
 from . import crash_points
 from .calls import CallPolicy, CallResult
 from .inline import InlineTracker
@@ -207,7 +207,7 @@ class ThreadedDriver:
             return self._event(call.member, call.op, result, run)
         op, value = call.op, result.value
         if op is Op.PREPARE:
-            vote = Vote.READ_ONLY if value is READ_ONLY or value is Vote.READ_ONLY else Vote.YES
+            vote = Vote.READ_ONLY if value is Vote.READ_ONLY else Vote.YES
             return Voted(self.clock.now(), call.member, vote)
         return Acknowledged(self.clock.now(), call.member, op)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import InvalidTransitionError
-from ..states import Mode, Outcome, ParticipantState, RecordType, TxState
+from .vocabulary import Mode, Outcome, ParticipantState, RecordType, TxState
 from .records import LogRecord
 
 __all__ = ["ParticipantView", "TransactionView", "replay", "replay_until_refused"]

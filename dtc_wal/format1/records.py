@@ -27,7 +27,7 @@ import msgpack
 
 from ..errors import LogCorruptError, UnencodableDataError, UnsupportedFormatError
 from ..log_values import EncodedMap, pack, unpack
-from ..states import Mode, Outcome, RecordType
+from .vocabulary import Mode, Outcome, RecordType
 
 __all__ = [
     "FORMAT_VERSION",

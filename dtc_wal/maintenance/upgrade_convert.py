@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import states as f1
+from ..format1 import vocabulary as f1
 from ..format1.history import TransactionView, replay
 from ..format1.records import LogRecord
 from ..protocol import OutOfOrderError, Transaction, fold

@@ -58,8 +58,8 @@ from dtc_wal.protocol.records import (
     StepDone,
     Vote,
 )
-from dtc_wal.states import Outcome as F1Outcome
-from dtc_wal.states import RecordType
+from dtc_wal.format1.vocabulary import Outcome as F1Outcome
+from dtc_wal.format1.vocabulary import RecordType
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "format1"
 MANIFEST: dict[str, dict[str, Any]] = json.loads((FIXTURE / "manifest.json").read_text())
