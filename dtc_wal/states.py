@@ -28,8 +28,8 @@ READ_ONLY = Vote.READ_ONLY
 in phase two (no commit, no rollback), as in Narayana and Bitronix."""
 
 _DEPRECATED = {
-    "ParticipantState": ("MemberState", "dtc_wal.MemberState (the same values)"),
-    "RecordType": ("RecordType", "the record classes of dtc_wal.protocol.records"),
+    "ParticipantState": "dtc_wal.MemberState (the same values)",
+    "RecordType": "the record classes of dtc_wal.protocol.records",
 }
 
 
@@ -37,7 +37,7 @@ def deprecated(name: str) -> Any:
     """The deprecated name ``name``, with a DeprecationWarning; AttributeError otherwise."""
     if name not in _DEPRECATED:
         raise AttributeError(name)
-    target, instead = _DEPRECATED[name]
+    instead = _DEPRECATED[name]
     warnings.warn(
         f"dtc_wal.{name} is deprecated and goes in the next release: use {instead}",
         DeprecationWarning,

@@ -23,7 +23,6 @@ from ..protocol import (
     Vote,
     Voted,
 )
-
 from .calls import CallResult
 from .members import LiveMember
 

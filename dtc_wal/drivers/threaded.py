@@ -43,7 +43,6 @@ from ..protocol import (
     Vote,
     Voted,
 )
-
 from . import crash_points
 from .calls import CallPolicy, CallResult
 from .inline import InlineTracker

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import InvalidTransitionError
-from .vocabulary import Mode, Outcome, ParticipantState, RecordType, TxState
 from .records import LogRecord
+from .vocabulary import Mode, Outcome, ParticipantState, RecordType, TxState
 
 __all__ = ["ParticipantView", "TransactionView", "replay", "replay_until_refused"]
 

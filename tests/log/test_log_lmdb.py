@@ -24,11 +24,11 @@ from dtc_wal.errors import (
     UnsupportedFormatError,
 )
 from dtc_wal.format1.records import LogRecord
+from dtc_wal.format1.vocabulary import RecordType
 from dtc_wal.log import Damage, StoredTransaction
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, frame
 from dtc_wal.protocol.records import Failed, Mode, Op, Opened
-from dtc_wal.format1.vocabulary import RecordType
 
 from .conftest import child, decided, ended, opened
 

@@ -38,6 +38,8 @@ from dtc_wal.errors import (
 from dtc_wal.format1.history import replay
 from dtc_wal.format1.records import LogRecord
 from dtc_wal.format1.store import LogStore
+from dtc_wal.format1.vocabulary import Outcome as F1Outcome
+from dtc_wal.format1.vocabulary import RecordType
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.maintenance.upgrade import upgrade_log
 from dtc_wal.maintenance.upgrade_convert import expected_state
@@ -58,8 +60,6 @@ from dtc_wal.protocol.records import (
     StepDone,
     Vote,
 )
-from dtc_wal.format1.vocabulary import Outcome as F1Outcome
-from dtc_wal.format1.vocabulary import RecordType
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "format1"
 MANIFEST: dict[str, dict[str, Any]] = json.loads((FIXTURE / "manifest.json").read_text())
