@@ -7,12 +7,16 @@ doubt), and a second such transaction whose decision record is then damaged on d
 
 Run as a script it is a live writer: ``python tests/cli2_bank.py hold LOG JOURNAL`` opens
 the log writable, commits one transaction, prints ``ready`` and waits for stdin to close.
+``python tests/cli2_bank.py write LOG`` is a writer a test steps by hand: it prints
+``ready``, then for each line ``open TXID`` / ``end TXID`` read from stdin durably appends
+that transaction's ``Opened`` (one member) / ``Decided`` abort + ``Ended`` and prints ``ok``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 import lmdb
@@ -24,6 +28,7 @@ from dtc_wal.errors import CommitIncompleteError, TransactionAborted
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN
 from dtc_wal.protocol import Mode
+from dtc_wal.protocol.records import Decided, Ended, MemberSpec, MemberState, Opened, Outcome
 
 FAST = EngineOptions(
     policy=CallPolicy(max_retries=2, backoff_initial=0.0, backoff_max=0.0, jitter=0.0)
@@ -96,5 +101,22 @@ def hold(log: str, journal: str) -> None:
         sys.stdin.read()
 
 
+def write(log: str) -> None:
+    with LmdbLog(log) as opened:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            what, txid = line.split()
+            now = time.time()
+            if what == "open":
+                opened.append([Opened(txid, now, Mode.TWO_PHASE, (MemberSpec("a"),))])
+            else:
+                done = ((0, MemberState.ROLLED_BACK),)
+                opened.append([Decided(txid, now, Outcome.ABORT), Ended(txid, now, done)])
+            print("ok", flush=True)
+
+
 if __name__ == "__main__":
-    hold(sys.argv[2], sys.argv[3])
+    if sys.argv[1] == "write":
+        write(sys.argv[2])
+    else:
+        hold(sys.argv[2], sys.argv[3])

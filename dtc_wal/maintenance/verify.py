@@ -2,7 +2,8 @@
 (``dtc verify`` on a format-2 directory).
 
 The log is opened read-only (:class:`~dtc_wal.log.lmdb.LmdbLog`), so this is safe beside a
-live coordinator. What is checked:
+live coordinator, and read as one snapshot (:meth:`~dtc_wal.log.lmdb.LmdbLog.snapshot`), so
+what the coordinator commits meanwhile is never seen half-way. What is checked:
 
 1. every transaction's records read back (framing, CRC, sequence): damage is reported per
    transaction (``record``), naming the record's place in it;
@@ -102,7 +103,9 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
     :func:`dtc_wal.wal.verify.verify_log`).
     """
     report = VerifyReport(path=str(path))
-    with LmdbLog(path, readonly=True) as log:
+    # One snapshot for every table: read apart, a transaction opened (or ended) between the
+    # txns scan and the unfinished scan would be reported as damage.
+    with LmdbLog(path, readonly=True) as log, log.snapshot():
         total = log.info().transactions
         ended: dict[str, bool] = {}
         for done, stored in enumerate(log.transactions(), 1):

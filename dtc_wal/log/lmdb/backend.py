@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import lmdb
 
 from ...errors import (
     CoordinatorClosedError,
@@ -80,6 +84,8 @@ class LmdbLog:
         self.path = Path(path)
         self._lock: DirectoryLock | None = None
         self._closed = False
+        self._pinned: tuple[int, lmdb.Transaction] | None = None
+        """The snapshot's read transaction and the thread that reads it (:meth:`snapshot`)."""
         if not readonly:
             self._lock = open_log_directory(path)  # LogError/LogLockedError say what is wrong
         try:
@@ -161,25 +167,72 @@ class LmdbLog:
 
     # -- reads ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[LmdbLog]:
+        """Read one consistent state of the log until the block ends.
+
+        Inside it, :meth:`read`, :meth:`unfinished`, :meth:`transactions` and the counts
+        of :meth:`info` all read one LMDB read transaction: a writer in another process
+        committing meanwhile is not seen at all, so the tables always agree (a transaction
+        is in ``unfinished`` exactly when its records have not ended). Outside it, each
+        call (and each chunk of an iteration) reads the newest state. The snapshot pins
+        the pages it sees, so the writer's file may grow while it lasts: for a command's
+        read, not for a long-lived reader. Only on a read-only log (a log that appends
+        would not see its own writes). It is the calling thread's: other threads, and
+        iterators begun outside it, read the newest state as usual. Not reentrant.
+        """
+        store = self._open()
+        if not store.readonly:
+            raise LogError(
+                f"the log at {self.path} is open for writing: a snapshot is for read-only "
+                "logs (LmdbLog(path, readonly=True)); the writer holds the lock, so its "
+                "reads are consistent anyway"
+            )
+        if self._pinned is not None:
+            raise LogError(f"the log at {self.path} is already reading a snapshot")
+        with store.reader() as txn:
+            self._pinned = (threading.get_ident(), txn)
+            try:
+                yield self
+            finally:
+                self._pinned = None
+
+    def _snapshot_txn(self) -> lmdb.Transaction | None:
+        pinned = self._pinned
+        if pinned is not None and pinned[0] == threading.get_ident():
+            return pinned[1]
+        return None
+
+    @contextlib.contextmanager
+    def _reader(self, store: LmdbStore) -> Iterator[lmdb.Transaction]:
+        pinned = self._snapshot_txn()
+        if pinned is not None:
+            yield pinned
+        else:
+            with store.reader() as txn:
+                yield txn
+
     def read(self, txid: str) -> StoredTransaction | None:
         try:
             key = txid_key(txid)
         except InvalidTransactionIdError:
             return None  # an id this log could never have stored
         store = self._open()
-        with store.reader() as txn:
+        with self._reader(store) as txn:
             tn_key = txn.get(key, db=store.txns)
             if tn_key is None:
                 return None
             return read_range(txn, store, bytes(tn_key), txid)
 
     def unfinished(self) -> Iterator[StoredTransaction]:
-        return iter_unfinished(self._open())
+        return iter_unfinished(self._open(), self._snapshot_txn())
 
     def transactions(self, prefix: str = "") -> Iterator[StoredTransaction]:
         if not isinstance(prefix, str):
             raise InvalidOptionError(f"prefix is a str, not {type(prefix).__name__}")
-        return iter_transactions(self._open(), prefix.encode("utf-8", "surrogatepass"))
+        return iter_transactions(
+            self._open(), prefix.encode("utf-8", "surrogatepass"), self._snapshot_txn()
+        )
 
     @property
     def lockless(self) -> bool:
@@ -194,7 +247,7 @@ class LmdbLog:
 
     def info(self) -> LogInfo:
         store = self._open()
-        with store.reader() as txn:
+        with self._reader(store) as txn:
             records = txn.stat(store.records)["entries"]
             transactions = txn.stat(store.txns)["entries"]
             unfinished = txn.stat(store.unfinished)["entries"]
