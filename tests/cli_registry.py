@@ -29,11 +29,11 @@ from typing import Any
 
 import lmdb
 
-from dtc_wal import Clock, Mode, ParticipantRegistry, RecordType, TransactionCoordinator
+from dtc_wal import Clock, ParticipantRegistry, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted, VoteNo
-from dtc_wal.records import LogRecord
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.protocol.records import Decided, MemberSpec, Mode, Opened, Outcome, Vote
 from dtc_wal.testing.crash_at import command
-from dtc_wal.wal import WriteAheadLog
 
 
 class FileParticipant:
@@ -239,10 +239,32 @@ def populate(log: Path, journal: Path, clock: Clock | None = None) -> dict[str, 
     return ids
 
 
+def append_unfinished(log: Path, txid: str, journal: Path, *, decide: bool, **params: Any) -> str:
+    """Write an unfinished 2PC transaction of two "file" participants straight to the log
+    (format 2): ``Opened`` only (as if its coordinator died before deciding: both were
+    asked to prepare, in format 2 the votes are logged with the decision) or ``Opened`` +
+    ``Decided`` commit with both votes yes (died right after deciding). ``params`` go to
+    the ``payment`` participant (e.g. ``fail``)."""
+    now = time.time()
+    members = tuple(
+        MemberSpec(name, "file", {"journal": str(journal), "name": name, **extra})
+        for name, extra in (("payment", params), ("stock", {}))
+    )
+    records: list[Any] = [Opened(txid, now, Mode.TWO_PHASE, members)]
+    if decide:
+        records.append(Decided(txid, now, Outcome.COMMIT, ((0, Vote.YES), (1, Vote.YES))))
+    with LmdbLog(log) as opened:
+        opened.append(records)
+    return txid
+
+
 def append_records(log: Path, txid: str, journal: Path, *, decide: bool, **params: Any) -> str:
-    """Write an unfinished 2PC transaction with two prepared "file" participants straight
-    to the log: undecided (as if its coordinator died before deciding) or decided commit
-    (died right after). ``params`` go to the ``payment`` participant (e.g. ``fail``)."""
+    """:func:`append_unfinished` in format 1 (the old core's records, for ``dtc upgrade``'s
+    tests): BEGUN, two ENLISTED, two PREPARED (and DECIDED_COMMIT)."""
+    from dtc_wal import RecordType  # the format-1 core, imported only by its tests
+    from dtc_wal.records import LogRecord
+    from dtc_wal.wal import WriteAheadLog
+
     now = time.time()
     kinds = [
         LogRecord(RecordType.BEGUN, txid, now),

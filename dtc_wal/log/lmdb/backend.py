@@ -251,11 +251,12 @@ class LmdbLog:
             records = txn.stat(store.records)["entries"]
             transactions = txn.stat(store.txns)["entries"]
             unfinished = txn.stat(store.unfinished)["entries"]
+            map_used = store.map_used(txn)
         return LogInfo(
             location=str(self.path),
             format=FORMAT,
             size=store.file_size(),
-            map_used=store.map_used(),
+            map_used=map_used,
             map_size=store.map_size,
             max_map_size=store.max_map_size,
             records=records,
