@@ -15,8 +15,11 @@ that transaction's ``Opened`` (one member) / ``Decided`` abort + ``Ended`` and p
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
@@ -99,6 +102,31 @@ def hold(log: str, journal: str) -> None:
         txid = _two_phase(engine, Path(journal), {})
         print(f"ready {txid}", flush=True)
         sys.stdin.read()
+
+
+@contextlib.contextmanager
+def writer(log: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process holding ``log`` open for writing (:func:`write`), as a live coordinator
+    would: its directory lock and LMDB writer, until the block ends. Yields the process
+    (``pid``; send ``open TXID`` / ``end TXID`` lines to its stdin and read ``ok``)."""
+    here = Path(__file__).resolve().parent
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "write", str(log)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def write(log: str) -> None:

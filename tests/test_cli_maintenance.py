@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli2_bank import damage
+from cli2_bank import damage, writer
 from cli_registry import append_unfinished, journal_lines, populate, raw_tables
 from click.testing import CliRunner, Result
 
@@ -25,7 +23,6 @@ from dtc_wal.protocol import fold
 from dtc_wal.protocol.records import MemberSpec, Mode, Opened
 
 REGISTRY = "cli_registry:registry"
-TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -43,23 +40,8 @@ def locked(log: Path, journal: Path) -> Iterator[Path]:
     """A log held open for writing by another process (tests/cli2_bank.py write), as by a
     live coordinator; it holds one decided-commit transaction, tx-held."""
     append_unfinished(log, "tx-held", journal, decide=True)
-    proc = subprocess.Popen(
-        [sys.executable, str(TESTS / "cli2_bank.py"), "write", str(log)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])},
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    with writer(log):
         yield log
-        assert proc.stdin is not None
-        proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def run(*args: object) -> Result:
