@@ -115,16 +115,18 @@ def test_verify_is_clean_while_the_coordinator_writes(live: Live) -> None:
         assert result.stdout.startswith("ok: checked")
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_export_reads_one_consistent_snapshot(live: Live) -> None:
     result = run("export", live.log)
     assert result.exit_code == 0
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    lsns = [r["lsn"] for r in records]
-    assert lsns == list(range(1, len(lsns) + 1))
-    assert {live.ids["active"], live.ids["in_doubt"], *live.ids["committed"]} <= {
-        r["txid"] for r in records
-    }
+    txids = [r["txid"] for r in records]
+    # format 2: transactions in txid order, each whole from its Opened (seq 0) on
+    assert list(dict.fromkeys(txids)) == sorted(set(txids))
+    for txid in set(txids):
+        mine = [r for r in records if r["txid"] == txid]
+        assert [r["seq"] for r in mine] == list(range(len(mine)))
+        assert mine[0]["type"] == "opened"
+    assert {live.ids["active"], live.ids["in_doubt"], *live.ids["committed"]} <= set(txids)
 
 
 def test_dry_runs_work_beside_it(live: Live) -> None:
