@@ -204,6 +204,33 @@ def test_an_index_entry_without_records(log: Path, ids: dict[str, str]) -> None:
     assert "its index names no records" in problem.message
 
 
+def test_records_without_an_index_entry(log: Path, ids: dict[str, str]) -> None:
+    txid = ids["saga"]  # finished: not in the unfinished index either
+    with raw_tables(log) as (txn, dbs):
+        tn = tn_of_raw(txn, dbs, txid)
+        assert txn.delete(txid.encode(), db=dbs["txns"])
+    report = verify_log(log)
+    problem = only(report.problems)
+    assert (problem.check, problem.txid, problem.record) == ("record", txid, None)
+    assert problem.message == (
+        f"4 stored record(s) under key {RECORD_KEY.pack(tn, 0).hex()} belong to no "
+        f"transaction of the txns index; its Opened names {txid}: recovery never reads them"
+    )
+    assert (report.transactions, report.records) == (3, 14)
+
+
+def test_a_damaged_record_no_index_names(log: Path, ids: dict[str, str]) -> None:
+    with raw_tables(log) as (txn, dbs):
+        txn.put(RECORD_KEY.pack(999, 0), b"\x02garbage", db=dbs["records"])
+        txn.put(b"\x00\x00", b"", db=dbs["records"])  # too short for a transaction number
+    problems = verify_log(log).problems
+    assert [(p.check, p.txid) for p in problems] == [("record", None), ("record", None)]
+    assert problems[0].message.startswith("1 stored record(s) under key 0000 belong to no ")
+    assert problems[1].message.startswith(
+        f"1 stored record(s) under key {RECORD_KEY.pack(999, 0).hex()} belong to no "
+    )
+
+
 def test_an_unfinished_transaction_without_its_txns_entry(log: Path, ids: dict[str, str]) -> None:
     txid = ids["in_doubt"]
     with raw_tables(log) as (txn, dbs):

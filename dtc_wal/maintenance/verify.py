@@ -11,7 +11,9 @@ what the coordinator commits meanwhile is never seen half-way. What is checked:
    (:meth:`dtc_wal.protocol.Transaction.apply`): a record out of order is reported with the
    txid, its place and type (``transition``);
 3. the ``unfinished`` index lists exactly the transactions whose fold has not ended
-   (``unfinished``).
+   (``unfinished``);
+4. no stored records are left that no index entry names (``record``: a lost index
+   entry, named by the txid of their ``Opened`` when it reads back).
 
 Nothing is written. :func:`log_format` tells format 1 from format 2 by the ``meta`` table.
 """
@@ -117,6 +119,7 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
             if progress is not None:
                 progress(done, total)
         listed = {t.txid for t in log.unfinished()}
+        strays = log.stray_records()
     report.unfinished = len(listed)
     for txid, is_ended in ended.items():
         if not is_ended and txid not in listed:
@@ -132,6 +135,17 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
             report.problems.append(
                 Problem("unfinished", "has ended but is still in the unfinished index", txid)
             )
+    for stray in strays:
+        named = f"; its Opened names {stray.txid}" if stray.txid is not None else ""
+        report.problems.append(
+            Problem(
+                "record",
+                f"{stray.records} stored record(s) under key {stray.key.hex()} belong to no "
+                f"transaction of the txns index{named}: recovery never reads them",
+                stray.txid,
+            )
+        )
+        report.records += stray.records
     damaged = {p.txid for p in report.problems if p.check in ("record", "transition")}
     for txid in sorted(listed - set(ended) - damaged):
         report.problems.append(

@@ -23,7 +23,7 @@ from ..group_commit import GroupCommit
 from ..interface import Compacted, LogInfo, OnDone, StoredTransaction
 from . import compact as _compact
 from .codec import FORMAT, EncodedRecord, encode, txid_key
-from .reader import iter_transactions, iter_unfinished, read_range
+from .reader import Stray, iter_transactions, iter_unfinished, read_range, stray_records
 from .store import LmdbStore
 from .writer import Appender
 
@@ -233,6 +233,14 @@ class LmdbLog:
         return iter_transactions(
             self._open(), prefix.encode("utf-8", "surrogatepass"), self._snapshot_txn()
         )
+
+    def stray_records(self) -> list[Stray]:
+        """Ranges of stored records that no index entry names (damage :meth:`transactions`
+        and :meth:`unfinished` cannot see: ``dtc verify`` reports them). Reads every record
+        key once, in one read transaction (the snapshot's, inside :meth:`snapshot`)."""
+        store = self._open()
+        with self._reader(store) as txn:
+            return list(stray_records(txn, store))
 
     @property
     def lockless(self) -> bool:

@@ -8,6 +8,7 @@ given one read transaction (:meth:`LmdbLog.snapshot`): then they read all of it 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import lmdb
@@ -18,7 +19,7 @@ from ..interface import Damage, StoredTransaction
 from .codec import RECORD_KEY, TN, decode
 from .store import LmdbStore
 
-__all__ = ["iter_transactions", "iter_unfinished", "read_range"]
+__all__ = ["Stray", "iter_transactions", "iter_unfinished", "read_range", "stray_records"]
 
 CHUNK = 128
 """Transactions read per read transaction by the iterators."""
@@ -185,3 +186,57 @@ def iter_transactions(
         start = chunk[-1][0] + b"\0"  # the smallest key after the last one read
         for _, stored in chunk:
             yield stored
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stray:
+    """Records no index names: one transaction number's range of the ``records`` table
+    (or one key too short to hold a number) that neither ``txns`` nor ``unfinished`` points
+    to. Nothing reads them: the transaction they belonged to is lost to recovery."""
+
+    key: bytes
+    """The first stored key of the range."""
+    records: int
+    txid: str | None
+    """What the range's ``Opened`` (its first record) names, when it reads back."""
+
+
+def stray_records(txn: lmdb.Transaction, store: LmdbStore) -> Iterator[Stray]:
+    """Every range of records no index entry names, in key order, from one snapshot."""
+    named: set[bytes] = set()
+    with txn.cursor(db=store.txns) as cur:
+        named.update(bytes(v) for v in cur.iternext(keys=False, values=True))
+    with txn.cursor(db=store.unfinished) as cur:
+        named.update(bytes(k) for k in cur.iternext(keys=True, values=False))
+    with txn.cursor(db=store.records) as cur:
+        found = cur.first()
+        while found:
+            key = bytes(cur.key())
+            tn_key = key[: TN.size]
+            if len(key) < TN.size:
+                yield Stray(key, 1, None)
+                found = cur.next()
+                continue
+            if tn_key in named:
+                found = _past(cur, tn_key)
+                continue
+            first = bytes(cur.value())
+            count = 0
+            while found and bytes(cur.key())[: TN.size] == tn_key:
+                count += 1
+                found = cur.next()
+            txid: str | None = None
+            try:
+                opened = decode(key, first, None, 0)
+                txid = opened.txid
+            except RecordDamagedError:
+                pass
+            yield Stray(key, count, txid)
+
+
+def _past(cur: lmdb.Cursor, tn_key: bytes) -> bool:
+    """Move to the first key after transaction number ``tn_key``'s range."""
+    number = TN.unpack(tn_key)[0]
+    if number == 2**64 - 1:
+        return False
+    return bool(cur.set_range(TN.pack(number + 1)))
