@@ -7,12 +7,19 @@ doubt), and a second such transaction whose decision record is then damaged on d
 
 Run as a script it is a live writer: ``python tests/cli2_bank.py hold LOG JOURNAL`` opens
 the log writable, commits one transaction, prints ``ready`` and waits for stdin to close.
+``python tests/cli2_bank.py write LOG`` is a writer a test steps by hand: it prints
+``ready``, then for each line ``open TXID`` / ``end TXID`` read from stdin durably appends
+that transaction's ``Opened`` (one member) / ``Decided`` abort + ``Ended`` and prints ``ok``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
@@ -24,6 +31,7 @@ from dtc_wal.errors import CommitIncompleteError, TransactionAborted
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN
 from dtc_wal.protocol import Mode
+from dtc_wal.protocol.records import Decided, Ended, MemberSpec, MemberState, Opened, Outcome
 
 FAST = EngineOptions(
     policy=CallPolicy(max_retries=2, backoff_initial=0.0, backoff_max=0.0, jitter=0.0)
@@ -96,5 +104,47 @@ def hold(log: str, journal: str) -> None:
         sys.stdin.read()
 
 
+@contextlib.contextmanager
+def writer(log: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process holding ``log`` open for writing (:func:`write`), as a live coordinator
+    would: its directory lock and LMDB writer, until the block ends. Yields the process
+    (``pid``; send ``open TXID`` / ``end TXID`` lines to its stdin and read ``ok``)."""
+    here = Path(__file__).resolve().parent
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "write", str(log)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def write(log: str) -> None:
+    with LmdbLog(log) as opened:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            what, txid = line.split()
+            now = time.time()
+            if what == "open":
+                opened.append([Opened(txid, now, Mode.TWO_PHASE, (MemberSpec("a"),))])
+            else:
+                done = ((0, MemberState.ROLLED_BACK),)
+                opened.append([Decided(txid, now, Outcome.ABORT), Ended(txid, now, done)])
+            print("ok", flush=True)
+
+
 if __name__ == "__main__":
-    hold(sys.argv[2], sys.argv[3])
+    if sys.argv[1] == "write":
+        write(sys.argv[2])
+    else:
+        hold(sys.argv[2], sys.argv[3])

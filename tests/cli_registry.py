@@ -31,6 +31,8 @@ import lmdb
 
 from dtc_wal import Clock, ParticipantRegistry, TransactionCoordinator
 from dtc_wal.errors import CommitIncompleteError, DtcError, TransactionAborted, VoteNo
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.protocol.records import Decided, MemberSpec, Mode, Opened, Outcome, Vote
 from dtc_wal.testing.crash_at import command
 
 
@@ -235,6 +237,25 @@ def populate(log: Path, journal: Path, clock: Clock | None = None) -> dict[str, 
         coord.register_participant(txid, "charge", lambda t, d: None, lambda t: None)
         coord.commit_transaction(txid)
     return ids
+
+
+def append_unfinished(log: Path, txid: str, journal: Path, *, decide: bool, **params: Any) -> str:
+    """Write an unfinished 2PC transaction of two "file" participants straight to the log
+    (format 2): ``Opened`` only (as if its coordinator died before deciding: both were
+    asked to prepare, in format 2 the votes are logged with the decision) or ``Opened`` +
+    ``Decided`` commit with both votes yes (died right after deciding). ``params`` go to
+    the ``payment`` participant (e.g. ``fail``)."""
+    now = time.time()
+    members = tuple(
+        MemberSpec(name, "file", {"journal": str(journal), "name": name, **extra})
+        for name, extra in (("payment", params), ("stock", {}))
+    )
+    records: list[Any] = [Opened(txid, now, Mode.TWO_PHASE, members)]
+    if decide:
+        records.append(Decided(txid, now, Outcome.COMMIT, ((0, Vote.YES), (1, Vote.YES))))
+    with LmdbLog(log) as opened:
+        opened.append(records)
+    return txid
 
 
 @contextlib.contextmanager

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_registry import populate, raw_tables
+from cli2_bank import damage
+from cli_registry import populate
 from click.testing import CliRunner, Result
-from dtc_wal.records import lsn_key
-from dtc_wal.wal.store import LogStore
 
 from dtc_wal.cli import cli
+from dtc_wal.log.lmdb import LmdbLog
 
 
 @pytest.fixture
@@ -30,32 +30,30 @@ def run(*args: object) -> Result:
 
 
 def record_count(log: Path) -> int:
-    store = LogStore(log, readonly=True)
-    try:
-        return store.counts()["records"]
-    finally:
-        store.close()
+    with LmdbLog(log, readonly=True) as opened:
+        return opened.info().records
 
 
-@pytest.mark.format1
-def test_export_jsonl_has_every_record_in_lsn_order(log: Path, ids: dict[str, str]) -> None:
+def test_export_jsonl_has_every_record_in_transaction_order(log: Path, ids: dict[str, str]) -> None:
+    # format 2 has no LSNs: transactions in txid order, each's records in seq order
     result = run("export", log)
     assert result.exit_code == 0
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == record_count(log)
-    assert [r["lsn"] for r in records] == list(range(1, len(records) + 1))
-    assert {r["txid"] for r in records} == set(ids.values())
+    txids = [r["txid"] for r in records]
+    assert list(dict.fromkeys(txids)) == sorted(ids.values())  # each one's records together
+    for txid in ids.values():
+        assert [r["seq"] for r in records if r["txid"] == txid] == list(range(txids.count(txid)))
+    assert {r["type"] for r in records if r["seq"] == 0} == {"opened"}
     first = records[0]
-    assert first["type"] == "begun" and first["time"].endswith("Z")
-    assert isinstance(first["at"], float)
-    decided = next(r for r in records if r["type"] == "decided-commit")
-    assert decided["data"]["note"] == {"$base64": base64.b64encode(b"\x00\x01").decode()}
+    assert first["time"].endswith("Z") and isinstance(first["at"], float)
+    opened = next(r for r in records if r["txid"] == ids["committed"])
+    assert opened["data"]["note"] == {"$base64": base64.b64encode(b"\x00\x01").decode()}
     failed = next(r for r in records if r["type"] == "failed")
     assert failed["participant"] == "warehouse"
     assert failed["error"] == "ConnectionError: warehouse is unreachable"
 
 
-@pytest.mark.format1
 def test_export_json_array_to_a_file(log: Path, ids: dict[str, str], tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     result = run("export", log, "--format", "json", "--output", target)
@@ -63,7 +61,8 @@ def test_export_json_array_to_a_file(log: Path, ids: dict[str, str], tmp_path: P
     assert result.stdout == ""
     records = json.loads(target.read_text())
     assert len(records) == record_count(log)
-    assert records[-1]["type"] == "completed"
+    assert records == [json.loads(line) for line in run("export", log).stdout.splitlines()]
+    assert {r["type"] for r in records} >= {"opened", "decided", "failed", "acked", "ended"}
 
 
 def test_export_of_an_empty_log_is_valid_json(log: Path, tmp_path: Path) -> None:
@@ -74,20 +73,22 @@ def test_export_of_an_empty_log_is_valid_json(log: Path, tmp_path: Path) -> None
     assert run("export", log).stdout == ""
 
 
-@pytest.mark.format1
 def test_export_keeps_a_damaged_record_as_evidence(log: Path, ids: dict[str, str]) -> None:
-    garbage = b"\x01\x00\x00\x00\x02ab\x00\x00"
-    with raw_tables(log) as (txn, dbs):
-        txn.put(lsn_key(3), garbage, db=dbs["records"])
+    damage(log, ids["committed"], 1)  # its Decided fails its checksum
     result = run("export", log)
     assert result.exit_code == 4
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    damaged = records[2]
-    assert damaged["lsn"] == 3
-    assert damaged["raw"] == {"$base64": base64.b64encode(garbage).decode()}
-    assert "record at LSN 3" in damaged["damaged"]
-    assert len(records) == record_count(log)  # the export went on past it
-    assert result.stderr.startswith("Error: 1 damaged record(s) exported")
+    mine = [r for r in records if r["txid"] == ids["committed"]]
+    # format 2 reads a transaction up to its damage: its Opened, then the mark (the log
+    # interface hands back no raw bytes, and the records after it are not read back)
+    assert [r.get("type") for r in mine] == ["opened", None]
+    assert mine[1]["seq"] == 1
+    assert f"record 1 of transaction {ids['committed']} fails its checksum" in mine[1]["damaged"]
+    # the export went on past it: every other transaction whole
+    others = {r["txid"] for r in records} - {ids["committed"]}
+    assert others == set(ids.values()) - {ids["committed"]}
+    assert len(records) == record_count(log) - 2 + 1  # Decided and Ended not read; the mark
+    assert result.stderr.startswith("Error: 1 damaged transaction(s) exported up to their damage")
 
 
 def test_export_unknown_format(log: Path, ids: dict[str, str]) -> None:

@@ -7,14 +7,26 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_registry import append_records, populate, raw_tables, registry
+from cli2_bank import damage, writer
+from cli_registry import append_unfinished, populate, registry
 from click.testing import CliRunner, Result
-from dtc_wal.records import LogRecord, lsn_key
-from dtc_wal.wal import WriteAheadLog
-from dtc_wal.wal.store import DirectoryLock
 
-from dtc_wal import ManualClock, Mode, Outcome, RecordType, TransactionCoordinator
+from dtc_wal import ManualClock, TransactionCoordinator
 from dtc_wal.cli import cli
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.protocol.records import (
+    Acked,
+    Decided,
+    Failed,
+    MemberSpec,
+    MemberState,
+    Mode,
+    Op,
+    Opened,
+    Outcome,
+    Record,
+    Vote,
+)
 
 
 @pytest.fixture
@@ -25,6 +37,21 @@ def log(tmp_path: Path) -> Path:
 @pytest.fixture
 def ids(log: Path, tmp_path: Path) -> dict[str, str]:
     return populate(log, tmp_path / "journal")
+
+
+def write(log: Path, records: list[Record]) -> None:
+    """Append format-2 records straight to the log, as a coordinator would have."""
+    with LmdbLog(log) as opened:
+        opened.append(records)
+
+
+def opened(txid: str, *members: str, factory: str | None = "file", **data: object) -> Opened:
+    specs = tuple(MemberSpec(m, factory, {} if factory else None) for m in members)
+    return Opened(txid, time.time(), Mode.TWO_PHASE, specs, data or None)
+
+
+def commit(txid: str, voters: int) -> Decided:
+    return Decided(txid, time.time(), Outcome.COMMIT, tuple((i, Vote.YES) for i in range(voters)))
 
 
 def run(*args: object) -> Result:
@@ -56,7 +83,6 @@ def test_status_counts_by_state_and_names_the_oldest_unfinished(
     assert lines["records"].strip().isdigit()
 
 
-@pytest.mark.format1
 def test_status_json(log: Path, ids: dict[str, str]) -> None:
     status = json.loads(ok("status", log, "--json"))
     assert status["by_state"] == {"decided-commit": 1, "committed": 2, "aborted": 1}
@@ -66,7 +92,8 @@ def test_status_json(log: Path, ids: dict[str, str]) -> None:
         ("warehouse", "commit")
     ]
     assert status["live_coordinator"] is None
-    assert status["last_lsn"] == status["records"]
+    assert status["format"] == 2 and status["last_lsn"] is None  # format 2 has no LSNs
+    assert status["records"] == 3 + 3 + 4 + 4  # committed, aborted, in doubt, saga
     assert 0 < status["used_bytes"] <= status["file_bytes"] <= status["map_size"]
 
 
@@ -74,20 +101,12 @@ def test_status_reports_map_use_against_what_the_map_grows_to(log: Path) -> None
     """A log past the 64 MiB a reader maps is not "100.0%" full: the map grows to 8 GiB."""
     now = time.time()
     chunk = "x" * (64 * 1024)
-    records = [
-        LogRecord(RecordType.BEGUN, "tx-big", now),
-        LogRecord(
-            RecordType.ENLISTED, "tx-big", now, participant="p", order=0, mode=Mode.TWO_PHASE
-        ),
-        LogRecord(RecordType.PREPARED, "tx-big", now, participant="p"),
-        LogRecord(RecordType.DECIDED_COMMIT, "tx-big", now),
-    ]
+    records: list[Record] = [opened("tx-big", "p"), commit("tx-big", 1)]
     records += [
-        LogRecord(RecordType.FAILED, "tx-big", now, participant="p", error=chunk, attempts=1)
+        Failed("tx-big", now, 0, Op.COMMIT, chunk, attempts=1)
         for _ in range(1100)  # about 70 MiB
     ]
-    with WriteAheadLog(log) as wal:
-        wal.append(records)
+    write(log, records)
     size = next(line for line in ok("status", log).splitlines() if line.startswith("size "))
     assert "100.0%" not in size
     assert size.endswith(" map that grows to 8.0 GiB (0.9%)"), size
@@ -97,13 +116,9 @@ def test_status_reports_map_use_against_what_the_map_grows_to(log: Path) -> None
 
 
 def test_status_names_the_holder_of_the_lock(log: Path, ids: dict[str, str]) -> None:
-    lock = DirectoryLock(log)
-    lock.acquire()
-    try:
+    with writer(log) as holder:
         out = ok("status", log)
-    finally:
-        lock.release()
-    assert "live coordinator   pid " in out
+    assert f"live coordinator   pid {holder.pid} on " in out
 
 
 def test_status_of_an_empty_log(log: Path, tmp_path: Path) -> None:
@@ -129,7 +144,7 @@ def test_right_after_a_crash_participants_await_recovery_they_are_not_in_doubt(
     log: Path, tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal"
-    txid = append_records(log, "tx-crashed", journal, decide=True, fail="commit")
+    txid = append_unfinished(log, "tx-crashed", journal, decide=True, fail="commit")
     out = ok("status", log)
     assert "in doubt           0 participant(s) in 0 transaction(s)\n" in out
     assert "awaiting recovery  2 participant(s) in 1 transaction(s) (not tried yet" in out
@@ -163,23 +178,7 @@ def test_right_after_a_crash_participants_await_recovery_they_are_not_in_doubt(
 
 
 def test_a_participant_that_cannot_be_rebuilt_is_in_doubt_at_once(log: Path) -> None:
-    now = time.time()
-    with WriteAheadLog(log) as wal:
-        wal.append(
-            [
-                LogRecord(RecordType.BEGUN, "tx-object", now),
-                LogRecord(
-                    RecordType.ENLISTED,
-                    "tx-object",
-                    now,
-                    participant="legacy",
-                    order=0,
-                    mode=Mode.TWO_PHASE,
-                ),
-                LogRecord(RecordType.PREPARED, "tx-object", now, participant="legacy"),
-                LogRecord(RecordType.DECIDED_COMMIT, "tx-object", now),
-            ]
-        )
+    write(log, [opened("tx-object", "legacy", factory=None), commit("tx-object", 1)])
     out = ok("status", log)
     assert "in doubt           1 participant(s) in 1 transaction(s)\n" in out
     assert "legacy: needs commit, 0 attempt(s), last error: enlisted as an object" in out
@@ -187,7 +186,7 @@ def test_a_participant_that_cannot_be_rebuilt_is_in_doubt_at_once(log: Path) -> 
 
 
 def test_the_library_flags_what_recovery_has_not_tried(log: Path, tmp_path: Path) -> None:
-    txid = append_records(log, "tx-crashed", tmp_path / "journal", decide=True, fail="commit")
+    txid = append_unfinished(log, "tx-crashed", tmp_path / "journal", decide=True, fail="commit")
     with TransactionCoordinator(
         log, registry=registry, recover=False, recovery_interval=None, max_retries=1
     ) as coord:
@@ -290,7 +289,6 @@ def test_list_bad_state_is_a_usage_error(log: Path, ids: dict[str, str]) -> None
 # -- show ------------------------------------------------------------------------------------
 
 
-@pytest.mark.format1
 def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
     txid = ids["in_doubt"]
     out = ok("show", log, txid)
@@ -299,7 +297,7 @@ def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
     assert f"dtc resolve {log} {txid} --commit --participant warehouse --reason" in out
     timeline = out.split("\ntimeline\n")[1].splitlines()
     assert timeline[0].split() == [
-        "LSN",
+        "SEQ",
         "TIME",
         "SINCE",
         "BEGIN",
@@ -307,22 +305,18 @@ def test_show_tells_the_whole_story(log: Path, ids: dict[str, str]) -> None:
         "PARTICIPANT",
         "DETAILS",
     ]
+    assert [line.split()[0] for line in timeline[1:]] == ["0", "1", "2", "3"]
+    # format 2: Opened names the members, Decided carries the votes, then the failure and
+    # the acknowledgement of the participant that did commit
     records = [line.split()[3] for line in timeline[1:]]
-    assert records == [
-        "begun",
-        "enlisted",
-        "enlisted",
-        "prepared",
-        "prepared",
-        "decided-commit",
-        "acknowledged",
-        "failed",
-    ]
-    failed = timeline[-1]
+    assert records == ["opened", "decided", "failed", "acked"]
+    opened_row, decided, failed, acked = timeline[1:]
+    assert '"factory": "file", "name": "warehouse"' in opened_row
+    assert 'votes={"payment": "yes", "warehouse": "yes"}' in decided
+    assert failed.split()[4] == "warehouse"
     assert 'error="ConnectionError: warehouse is unreachable"' in failed
     assert "attempts=2" in failed
-    enlisted = timeline[3]
-    assert "factory=file" in enlisted and '"name": "warehouse"' in enlisted
+    assert 'acks={"payment": "committed"}' in acked
 
 
 def big_data() -> dict[str, object]:
@@ -340,16 +334,11 @@ def big_data() -> dict[str, object]:
 
 
 def test_show_abridges_big_values_unless_full(log: Path) -> None:
-    now = time.time()
-    with WriteAheadLog(log) as wal:
-        wal.append(
-            [
-                LogRecord(RecordType.BEGUN, "tx-big", now),
-                LogRecord(RecordType.DECIDED_ABORT, "tx-big", now, data=big_data()),
-            ]
-        )
+    # format 2 keeps the data in the transaction's Opened record
+    big = Opened("tx-big", time.time(), Mode.TWO_PHASE, (MemberSpec("p"),), big_data())
+    write(log, [big, Decided("tx-big", time.time(), Outcome.ABORT)])
     out = ok("show", log, "tx-big")
-    data = next(line for line in out.splitlines() if "decided-abort" in line and "data=" in line)
+    data = next(line for line in out.splitlines() if " opened " in line and "data=" in line)
     assert len(data) < 3000  # not 300 KB
     assert '"order": 1017' in data
     assert '"text": "' + "y" * 200 + '...[+299800 chars]"' in data
@@ -365,58 +354,30 @@ def test_show_abridges_big_values_unless_full(log: Path) -> None:
     assert "y" * 300_000 in full and "k0499" in full and '"bottom"' in full
     assert "abridged" not in full and "...[+" not in full
     shown = json.loads(ok("show", log, "tx-big", "--json"))
-    record = next(r for r in shown["records"] if r["type"] == "decided-abort")
+    record = next(r for r in shown["records"] if r["type"] == "opened")
     assert record["data"]["text"] == "y" * 300_000 and len(record["data"]["items"]) == 1000
 
 
 def test_show_cuts_a_long_printed_value_and_keeps_small_ones_whole(log: Path) -> None:
-    now = time.time()
     many = {"many": ["z" * 200] * 30}  # each string fits; 20 of them make 4 KB of text
-    with WriteAheadLog(log) as wal:
-        wal.append(
-            [
-                LogRecord(RecordType.BEGUN, "tx-many", now),
-                LogRecord(RecordType.DECIDED_ABORT, "tx-many", now, data=many, reason="ok"),
-            ]
-        )
+    first = Opened("tx-many", time.time(), Mode.TWO_PHASE, (MemberSpec("p"),), many)
+    write(log, [first, Decided("tx-many", time.time(), Outcome.ABORT, reason="ok")])
     out = ok("show", log, "tx-many")
     data = next(line for line in out.splitlines() if "data=" in line)
     value = data.split("data=", 1)[1]
     assert value.startswith('{"many": ["zzz') and value.endswith(" chars]")
     assert len(value) < 2100
-    assert " reason=ok " in data  # small values stay whole
+    assert " mode=2pc " in data  # small values stay whole
+    decided = next(line for line in out.splitlines() if line.split()[:1] == ["1"])
+    assert decided.endswith(" decided  -            outcome=rollback reason=ok")
     assert "abridged:" in out
     assert "abridged:" not in ok("show", log, "tx-many", "--full")
 
 
 def test_show_next_step_when_every_participant_acknowledged(log: Path) -> None:
     """A coordinator died between the last acknowledgement and the completion record."""
-    now = time.time()
-    with WriteAheadLog(log) as wal:
-        wal.append(
-            [
-                LogRecord(RecordType.BEGUN, "tx-acked", now),
-                LogRecord(
-                    RecordType.ENLISTED,
-                    "tx-acked",
-                    now,
-                    participant="p",
-                    factory="file",
-                    params={},
-                    order=0,
-                    mode=Mode.TWO_PHASE,
-                ),
-                LogRecord(RecordType.PREPARED, "tx-acked", now, participant="p"),
-                LogRecord(RecordType.DECIDED_COMMIT, "tx-acked", now),
-                LogRecord(
-                    RecordType.ACKNOWLEDGED,
-                    "tx-acked",
-                    now,
-                    participant="p",
-                    outcome=Outcome.COMMIT,
-                ),
-            ]
-        )
+    acked = Acked("tx-acked", time.time(), ((0, MemberState.COMMITTED),))
+    write(log, [opened("tx-acked", "p"), commit("tx-acked", 1), acked])
     out = ok("show", log, "tx-acked")
     assert "still to be told: ." not in out
     assert "next         decided commit; every participant has it: recovery only records" in out
@@ -430,8 +391,8 @@ def test_show_accepts_a_unique_prefix(log: Path, ids: dict[str, str]) -> None:
 
 
 def test_show_ambiguous_prefix(log: Path, tmp_path: Path) -> None:
-    append_records(log, "order-1", tmp_path / "j", decide=False)
-    append_records(log, "order-2", tmp_path / "j", decide=True)
+    append_unfinished(log, "order-1", tmp_path / "j", decide=False)
+    append_unfinished(log, "order-2", tmp_path / "j", decide=True)
     result = run("show", log, "order-")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
@@ -447,40 +408,39 @@ def test_show_unknown_txid(log: Path, ids: dict[str, str]) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.format1
 def test_show_json_has_every_record_with_bytes_in_base64(log: Path, ids: dict[str, str]) -> None:
     shown = json.loads(ok("show", log, ids["committed"], "--json"))
     assert shown["state"] == "committed" and shown["outcome"] == "commit"
     assert [p["name"] for p in shown["participants"]] == ["payment", "stock"]
-    decided = next(r for r in shown["records"] if r["type"] == "decided-commit")
-    assert decided["data"] == {"order": 1, "note": {"$base64": "AAE="}}
-    assert [r["lsn"] for r in shown["records"]] == sorted(r["lsn"] for r in shown["records"])
-    assert shown["records"][-1]["type"] == "completed"
+    assert shown["data"] == {"order": 1, "note": {"$base64": "AAE="}}
+    first = shown["records"][0]
+    assert first["type"] == "opened" and first["data"] == shown["data"]  # format 2: in Opened
+    assert [m["name"] for m in first["members"]] == ["payment", "stock"]
+    assert [r["seq"] for r in shown["records"]] == [0, 1, 2]
+    assert [r["type"] for r in shown["records"]] == ["opened", "decided", "ended"]
+    assert shown["records"][1]["votes"] == {"payment": "yes", "stock": "yes"}
+    assert shown["records"][-1]["acks"] == {"payment": "committed", "stock": "committed"}
     assert shown["problems"] == [] and shown["in_doubt"] == []
 
 
-@pytest.mark.format1
 def test_show_a_damaged_record(log: Path, ids: dict[str, str]) -> None:
-    shown = json.loads(ok("show", log, ids["saga"], "--json"))
-    lsn = shown["records"][2]["lsn"]
-    with raw_tables(log) as (txn, dbs):
-        txn.put(lsn_key(lsn), b"\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00", db=dbs["records"])
+    damage(log, ids["saga"], 2)  # the saga's Decided fails its checksum
     result = run("show", log, ids["saga"])
     assert result.exit_code == 4
-    row = next(line for line in result.stdout.splitlines() if line.startswith(f"  {lsn} "))
+    row = next(line for line in result.stdout.splitlines() if line.startswith("  2 "))
     assert row.split()[1:4] == ["?", "?", "DAMAGED"]
-    assert f"record at LSN {lsn} fails its checksum" in row
-    # what could be read is still shown: the saga's steps and the replay up to the gap
-    assert "state        committed per the index; the records are damaged and replay only to" in (
-        result.stdout
-    )
-    assert "participants (replayed up to the damage)" in result.stdout
-    assert "reserve" in result.stdout and "in doubt" not in result.stdout
-    assert "damaged: replay stopped at LSN" in result.stdout
-    assert "PREPARED for participant 'charge' refused" in result.stdout
+    assert f"record 2 of transaction {ids['saga']} fails its checksum" in row
+    # what could be read is still shown: the saga's first step, folded up to the damage
+    assert "state        damaged; the readable records fold to active" in result.stdout
+    assert "participants (folded up to the damage)" in result.stdout
+    steps = result.stdout.split("participants (folded up to the damage)\n")[1]
+    assert "reserve  step-done" in steps and "charge   enlisted" in steps
+    assert "in doubt " not in result.stdout.split("participants")[0]
+    assert f"damaged: record 2 of transaction {ids['saga']} fails its checksum" in result.stdout
+    assert f"run `dtc verify {log}`" in result.stderr
     as_json = run("show", log, ids["saga"], "--json")
     assert as_json.exit_code == 4
     shown = json.loads(as_json.stdout)
-    assert (shown["state"], shown["replayed_state"]) == ("committed", "active")
-    assert shown["records"][2] == {"lsn": lsn, "damaged": shown["problems"][0]}
-    assert "run `dtc verify" in result.stderr
+    assert (shown["state"], shown["replayed_state"]) == ("damaged", "active")
+    assert [r.get("type") for r in shown["records"]] == ["opened", "step-done", None]
+    assert shown["records"][2] == {"seq": 2, "damaged": shown["problems"][0]}

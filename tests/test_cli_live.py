@@ -21,6 +21,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dtc_wal.cli import cli
+from dtc_wal.cli.v2.reading import open_readonly
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.maintenance.verify import verify_log
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -104,22 +107,26 @@ def test_show_a_transaction_the_coordinator_is_still_driving(live: Live) -> None
 
 
 def test_verify_is_clean_while_the_coordinator_writes(live: Live) -> None:
-    for _ in range(5):
+    # Each run reads the whole log while transactions open and end: one read that mixed two
+    # states would report a churn transaction as damage (see the stepped tests below).
+    for _ in range(20):
         result = run("verify", live.log)
         assert result.exit_code == 0, result.output
         assert result.stdout.startswith("ok: checked")
 
 
-@pytest.mark.format1  # to port to format 2 (issue 12)
 def test_export_reads_one_consistent_snapshot(live: Live) -> None:
     result = run("export", live.log)
     assert result.exit_code == 0
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    lsns = [r["lsn"] for r in records]
-    assert lsns == list(range(1, len(lsns) + 1))
-    assert {live.ids["active"], live.ids["in_doubt"], *live.ids["committed"]} <= {
-        r["txid"] for r in records
-    }
+    txids = [r["txid"] for r in records]
+    # format 2: transactions in txid order, each whole from its Opened (seq 0) on
+    assert list(dict.fromkeys(txids)) == sorted(set(txids))
+    for txid in set(txids):
+        mine = [r for r in records if r["txid"] == txid]
+        assert [r["seq"] for r in mine] == list(range(len(mine)))
+        assert mine[0]["type"] == "opened"
+    assert {live.ids["active"], live.ids["in_doubt"], *live.ids["committed"]} <= set(txids)
 
 
 def test_dry_runs_work_beside_it(live: Live) -> None:
@@ -145,3 +152,95 @@ def test_commands_that_write_refuse(live: Live, command: list[str]) -> None:
     assert result.stderr.startswith(f"Error: log {live.log} is held by another live coordinator")
     assert f"pid {live.proc.pid}" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+# -- one snapshot per command: a writer the test steps by hand (tests/cli2_bank.py write) ------
+
+
+class Writer:
+    """A process holding the log open for writing; :meth:`do` appends and waits for it."""
+
+    def __init__(self, log: Path, proc: subprocess.Popen[str]) -> None:
+        self.log, self.proc = log, proc
+
+    def do(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        assert read_line(self.proc) == "ok\n"  # durable before the test reads on
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[Writer]:
+    log = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "cli2_bank.py"), "write", str(log)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert read_line(proc) == "ready\n"
+        yield Writer(log, proc)
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_verify_does_not_see_a_transaction_opened_after_it_began(writer: Writer) -> None:
+    for txid in ("m-1", "m-2"):
+        writer.do(f"open {txid}")
+        writer.do(f"end {txid}")
+
+    def meanwhile(done: int, total: int) -> None:
+        if done == 1:  # the txns table is read; "a-new" sorts before every txid read
+            writer.do("open a-new")
+
+    report = verify_log(writer.log, progress=meanwhile)
+    assert report.ok, report.problems  # not "the unfinished index lists it, but nothing else"
+    assert (report.transactions, report.unfinished) == (2, 0)
+    assert verify_log(writer.log).unfinished == 1  # a new read sees it
+
+
+def test_verify_does_not_see_a_transaction_end_after_it_began(writer: Writer) -> None:
+    writer.do("open m-1")
+    writer.do("end m-1")
+    writer.do("open z-late")
+
+    def meanwhile(done: int, total: int) -> None:
+        if done == total:  # z-late, the last txid, was read unfinished
+            writer.do("end z-late")
+
+    report = verify_log(writer.log, progress=meanwhile)
+    assert report.ok, report.problems  # not "has not ended but is missing from the index"
+    assert (report.transactions, report.unfinished) == (2, 1)
+    assert verify_log(writer.log).unfinished == 0
+
+
+def test_a_reading_command_reads_one_snapshot(writer: Writer) -> None:
+    """What ``dtc status``, ``list``, ``show``, ``export`` and the dry runs read through:
+    every table as of the moment the command opened the log."""
+    writer.do("open m-1")
+    writer.do("end m-1")
+    writer.do("open m-2")
+    with open_readonly(writer.log) as opened:
+        writer.do("end m-2")
+        writer.do("open a-new")
+        assert opened.read("a-new") is None
+        assert [t.txid for t in opened.transactions()] == ["m-1", "m-2"]
+        assert [t.txid for t in opened.unfinished()] == ["m-2"]
+        stored = opened.read("m-2")
+        assert stored is not None and not stored.finished
+        info = opened.info()
+        assert (info.transactions, info.unfinished, info.records) == (2, 1, 4)
+    with LmdbLog(writer.log, readonly=True) as fresh:  # outside a snapshot: the newest state
+        assert [t.txid for t in fresh.unfinished()] == ["a-new"]
+        with fresh.snapshot():
+            assert [t.txid for t in fresh.transactions()] == ["a-new", "m-1", "m-2"]

@@ -2,7 +2,8 @@
 (``dtc verify`` on a format-2 directory).
 
 The log is opened read-only (:class:`~dtc_wal.log.lmdb.LmdbLog`), so this is safe beside a
-live coordinator. What is checked:
+live coordinator, and read as one snapshot (:meth:`~dtc_wal.log.lmdb.LmdbLog.snapshot`), so
+what the coordinator commits meanwhile is never seen half-way. What is checked:
 
 1. every transaction's records read back (framing, CRC, sequence): damage is reported per
    transaction (``record``), naming the record's place in it;
@@ -10,7 +11,9 @@ live coordinator. What is checked:
    (:meth:`dtc_wal.protocol.Transaction.apply`): a record out of order is reported with the
    txid, its place and type (``transition``);
 3. the ``unfinished`` index lists exactly the transactions whose fold has not ended
-   (``unfinished``).
+   (``unfinished``);
+4. no stored records are left that no index entry names (``record``: a lost index
+   entry, named by the txid of their ``Opened`` when it reads back).
 
 Nothing is written. :func:`log_format` tells format 1 from format 2 by the ``meta`` table.
 """
@@ -102,7 +105,9 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
     with :func:`dtc_wal.format1.verify.verify_log` first).
     """
     report = VerifyReport(path=str(path))
-    with LmdbLog(path, readonly=True) as log:
+    # One snapshot for every table: read apart, a transaction opened (or ended) between the
+    # txns scan and the unfinished scan would be reported as damage.
+    with LmdbLog(path, readonly=True) as log, log.snapshot():
         total = log.info().transactions
         ended: dict[str, bool] = {}
         for done, stored in enumerate(log.transactions(), 1):
@@ -114,6 +119,7 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
             if progress is not None:
                 progress(done, total)
         listed = {t.txid for t in log.unfinished()}
+        strays = log.stray_records()
     report.unfinished = len(listed)
     for txid, is_ended in ended.items():
         if not is_ended and txid not in listed:
@@ -129,6 +135,17 @@ def verify_log(path: str | os.PathLike[str], progress: Progress | None = None) -
             report.problems.append(
                 Problem("unfinished", "has ended but is still in the unfinished index", txid)
             )
+    for stray in strays:
+        named = f"; its Opened names {stray.txid}" if stray.txid is not None else ""
+        report.problems.append(
+            Problem(
+                "record",
+                f"{stray.records} stored record(s) under key {stray.key.hex()} belong to no "
+                f"transaction of the txns index{named}: recovery never reads them",
+                stray.txid,
+            )
+        )
+        report.records += stray.records
     damaged = {p.txid for p in report.problems if p.check in ("record", "transition")}
     for txid in sorted(listed - set(ended) - damaged):
         report.problems.append(

@@ -59,12 +59,16 @@ def is_format2(log: Path) -> bool:
 
 @contextlib.contextmanager
 def open_readonly(log: Path) -> Iterator[LmdbLog]:
-    """The log for reading beside a live writer; a lockless read warns on stderr."""
+    """The log for reading beside a live writer, as one snapshot (:meth:`LmdbLog.snapshot`):
+    a command sees every table as of one moment, never a writer's commit half-read (a
+    transaction in ``unfinished`` but not in ``txns``, say). A lockless read warns on
+    stderr."""
     require_log(log)
     warn_if_lockless(log)
     opened = LmdbLog(log, readonly=True)
     try:
-        yield opened
+        with opened.snapshot():
+            yield opened
     finally:
         opened.close()
 

@@ -12,6 +12,8 @@ import click
 from ...drivers import report as words
 from ...errors import TransactionStateError, UnknownTransactionError
 from ...log.lmdb.repair import drop_transaction
+from ...protocol import Transaction
+from ...protocol.records import MemberState, Mode
 from ..backup import backup_target
 from ..errors import CliError
 from ..logs import require_log, require_writable, unknown_transaction
@@ -25,6 +27,41 @@ def _settle(entry_outcome: str | None) -> str:
     if entry_outcome == "commit":
         return "commit"
     return "rollback"
+
+
+_DONE = {
+    "commit": {MemberState.COMMITTED, MemberState.READ_ONLY},
+    "rollback": {MemberState.ROLLED_BACK, MemberState.READ_ONLY, MemberState.SKIPPED},
+}
+
+
+def _to_settle(tx: Transaction | None, names: list[str], settle: str) -> list[str]:
+    """The participants still to be told ``settle`` by hand, as far as the readable records
+    say (all of them when nothing folds); a saga's steps last first, as they compensate."""
+    if tx is None:
+        pending = names
+    else:
+        pending = [m.name for m in tx.members if m.state not in _DONE[settle]]
+        if tx.mode is Mode.SAGA and settle == "rollback":
+            pending.reverse()
+    return pending
+
+
+def _first_step(tx: Transaction | None, settle: str, pending: list[str]) -> str:
+    who = f" ({', '.join(pending)})" if pending else ""
+    if settle == "commit":
+        what = f"commit it in every participant that has not committed yet{who}"
+        why = "the log holds a commit decision"
+    elif tx is not None and tx.mode is Mode.SAGA:
+        what = f"compensate every step that may have run, last step first{who}"
+        why = "no readable commit decision: presumed abort"
+    else:
+        what = f"roll it back in every participant that has not rolled back yet{who}"
+        why = "no readable commit decision: presumed abort"
+    return (
+        "settle each participant by hand -- the log no longer knows this transaction, so "
+        f"recovery will not: {what} ({why})"
+    )
 
 
 def repair_v2(
@@ -64,9 +101,9 @@ def repair_v2(
             {"name": m.name, "factory": m.factory, "params": m.params, "state": m.state.value}
             for m in tx.members
         ]
+    pending = _to_settle(tx, names, settle)
     steps = [
-        f"settle each participant by hand: {settle} "
-        + ("(the log holds a commit decision)" if settle == "commit" else "(presumed abort)"),
+        _first_step(tx, settle, pending),
         f"keep the copy {dropped.backup} until the incident is closed",
         "then start the coordinator: the log no longer knows this transaction",
     ]
@@ -83,6 +120,7 @@ def repair_v2(
                 "records": [record_dict(r, i, names) for i, r in enumerate(entry.stored.records)],
                 "participants": participants,
                 "settle": settle,
+                "to_settle": pending,
                 "next": steps,
             }
         )

@@ -136,6 +136,7 @@ def _print(entry: Entry, log: Path, holder: str | None, full: bool) -> None:
     names = entry.names()
     start = entry.opened_at
     rows = []
+    cut = False
     for seq, record in enumerate(entry.stored.records):
         d = record_dict(record, seq, names)
         since = record.at - start if start is not None else None
@@ -144,17 +145,25 @@ def _print(entry: Entry, log: Path, holder: str | None, full: bool) -> None:
             if since is None
             else (f"+{since * 1000:.0f}ms" if 0 <= since < 1 else f"+{format_age(since)}")
         )
-        details = " ".join(
-            f"{k}={value_text(v, full=full)[0]}"
-            for k, v in d.items()
-            if k not in _SKIP and v not in (None, {}, [])
-        )
+        fields = []
+        for k, v in d.items():
+            if k in _SKIP or v in (None, {}, []):
+                continue
+            text, abridged = value_text(v, full=full)
+            cut |= abridged
+            fields.append(f"{k}={text}")
+        details = " ".join(fields)
         rows.append([str(seq), d["time"], offset, d["type"], d.get("participant", "-"), details])
     if entry.damage is not None:
         rows.append([str(len(entry.stored.records)), "?", "?", "DAMAGED", "-", entry.damage])
     headers = ["SEQ", "TIME", "SINCE BEGIN", "RECORD", "PARTICIPANT", "DETAILS"]
     for line in table(headers, rows, "  "):
         click.echo(line)
+    if cut:
+        click.echo(
+            f"abridged: long values are shortened ([+N chars], [+N items], [+N bytes]); "
+            f"`dtc show {log} {entry.txid} --full` prints them whole, `--json` as JSON"
+        )
 
 
 def show_v2(log: Path, txid: str, full: bool, as_json: bool) -> None:
@@ -174,6 +183,9 @@ def show_v2(log: Path, txid: str, full: bool, as_json: bool) -> None:
         out["awaiting_recovery"] = [in_doubt_dict(d) for d in pending if d.awaiting_recovery]
         names = entry.names()
         out["records"] = [record_dict(r, i, names) for i, r in enumerate(entry.stored.records)]
+        damage = entry.stored.damage
+        if damage is not None:  # where reading stopped, as `dtc export` marks it
+            out["records"].append({"seq": damage.seq, "damaged": str(damage)})
         out["problems"] = problems
         echo_json(out)
     else:

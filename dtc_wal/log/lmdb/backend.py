@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import lmdb
 
 from ...errors import (
     CoordinatorClosedError,
@@ -19,7 +23,7 @@ from ..interface import Compacted, LogInfo, OnDone, StoredTransaction
 from . import compact as _compact
 from .codec import FORMAT, EncodedRecord, encode, txid_key
 from .directory import DirectoryLock, open_log_directory
-from .reader import iter_transactions, iter_unfinished, read_range
+from .reader import Stray, iter_transactions, iter_unfinished, read_range, stray_records
 from .store import MIB, LmdbStore
 from .writer import Appender
 
@@ -85,6 +89,8 @@ class LmdbLog:
         self.path = Path(path)
         self._lock: DirectoryLock | None = None
         self._closed = False
+        self._pinned: tuple[int, lmdb.Transaction] | None = None
+        """The snapshot's read transaction and the thread that reads it (:meth:`snapshot`)."""
         if not readonly:
             self._lock = open_log_directory(path)  # LogError/LogLockedError say what is wrong
         try:
@@ -167,25 +173,80 @@ class LmdbLog:
 
     # -- reads ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[LmdbLog]:
+        """Read one consistent state of the log until the block ends.
+
+        Inside it, :meth:`read`, :meth:`unfinished`, :meth:`transactions` and the counts
+        of :meth:`info` all read one LMDB read transaction: a writer in another process
+        committing meanwhile is not seen at all, so the tables always agree (a transaction
+        is in ``unfinished`` exactly when its records have not ended). Outside it, each
+        call (and each chunk of an iteration) reads the newest state. The snapshot pins
+        the pages it sees, so the writer's file may grow while it lasts: for a command's
+        read, not for a long-lived reader. Only on a read-only log (a log that appends
+        would not see its own writes). It is the calling thread's: other threads, and
+        iterators begun outside it, read the newest state as usual. Not reentrant.
+        """
+        store = self._open()
+        if not store.readonly:
+            raise LogError(
+                f"the log at {self.path} is open for writing: a snapshot is for read-only "
+                "logs (LmdbLog(path, readonly=True)); the writer holds the lock, so its "
+                "reads are consistent anyway"
+            )
+        if self._pinned is not None:
+            raise LogError(f"the log at {self.path} is already reading a snapshot")
+        with store.reader() as txn:
+            self._pinned = (threading.get_ident(), txn)
+            try:
+                yield self
+            finally:
+                self._pinned = None
+
+    def _snapshot_txn(self) -> lmdb.Transaction | None:
+        pinned = self._pinned
+        if pinned is not None and pinned[0] == threading.get_ident():
+            return pinned[1]
+        return None
+
+    @contextlib.contextmanager
+    def _reader(self, store: LmdbStore) -> Iterator[lmdb.Transaction]:
+        pinned = self._snapshot_txn()
+        if pinned is not None:
+            yield pinned
+        else:
+            with store.reader() as txn:
+                yield txn
+
     def read(self, txid: str) -> StoredTransaction | None:
         try:
             key = txid_key(txid)
         except InvalidTransactionIdError:
             return None  # an id this log could never have stored
         store = self._open()
-        with store.reader() as txn:
+        with self._reader(store) as txn:
             tn_key = txn.get(key, db=store.txns)
             if tn_key is None:
                 return None
             return read_range(txn, store, bytes(tn_key), txid)
 
     def unfinished(self) -> Iterator[StoredTransaction]:
-        return iter_unfinished(self._open())
+        return iter_unfinished(self._open(), self._snapshot_txn())
 
     def transactions(self, prefix: str = "") -> Iterator[StoredTransaction]:
         if not isinstance(prefix, str):
             raise InvalidOptionError(f"prefix is a str, not {type(prefix).__name__}")
-        return iter_transactions(self._open(), prefix.encode("utf-8", "surrogatepass"))
+        return iter_transactions(
+            self._open(), prefix.encode("utf-8", "surrogatepass"), self._snapshot_txn()
+        )
+
+    def stray_records(self) -> list[Stray]:
+        """Ranges of stored records that no index entry names (damage :meth:`transactions`
+        and :meth:`unfinished` cannot see: ``dtc verify`` reports them). Reads every record
+        key once, in one read transaction (the snapshot's, inside :meth:`snapshot`)."""
+        store = self._open()
+        with self._reader(store) as txn:
+            return list(stray_records(txn, store))
 
     @property
     def lockless(self) -> bool:
@@ -200,15 +261,16 @@ class LmdbLog:
 
     def info(self) -> LogInfo:
         store = self._open()
-        with store.reader() as txn:
+        with self._reader(store) as txn:
             records = txn.stat(store.records)["entries"]
             transactions = txn.stat(store.txns)["entries"]
             unfinished = txn.stat(store.unfinished)["entries"]
+            map_used = store.map_used(txn)
         return LogInfo(
             location=str(self.path),
             format=FORMAT,
             size=store.file_size(),
-            map_used=store.map_used(),
+            map_used=map_used,
             map_size=store.map_size,
             max_map_size=store.max_map_size,
             records=records,

@@ -247,9 +247,18 @@ class LmdbStore:
         size: int = self.env.info()["map_size"]
         return size
 
-    def map_used(self) -> int:
-        psize: int = self.env.stat()["psize"]
-        return (int(self.env.info()["last_pgno"]) + 1) * psize
+    def map_used(self, txn: lmdb.Transaction) -> int:
+        """Bytes of the map holding data as of ``txn``: the pages of every table and the
+        two meta pages. Pages compaction freed are not counted (LMDB reuses them before
+        growing the file), so this goes down after a compaction, as a fullness gauge must."""
+        main = self.env.stat()
+        pages = 2 + main["branch_pages"] + main["leaf_pages"] + main["overflow_pages"]
+        for db in (self.records, self.txns, self.unfinished, self.meta):
+            stat = txn.stat(db)
+            pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+        high = int(self.env.info()["last_pgno"]) + 1
+        psize: int = main["psize"]
+        return min(pages, high) * psize
 
     # -- reads ------------------------------------------------------------------------------
 
