@@ -21,7 +21,7 @@ from ...protocol import Outcome, Transaction
 from ...protocol.records import Ended
 from ...registry import ParticipantRegistry
 from ..errors import CliError
-from ..logs import require_writable, unknown_transaction
+from ..logs import require_log, require_writable, unknown_transaction
 from ..maintenance import finish_recovery
 from ..output import echo_json, format_age, format_bytes, format_time
 from ..progress import progress_bar
@@ -132,6 +132,7 @@ def compact_v2(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json
             f"{log} is in log format 2, whose compaction does not copy the file (LMDB "
             "reuses the freed pages): run without --copy"
         )
+    require_log(log)  # before anything reads (or, writing, would create) the directory
     if not dry_run:
         require_writable(log, "compact")
     cutoff = time.time() - keep
