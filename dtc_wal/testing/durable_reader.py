@@ -51,6 +51,8 @@ def read_states(
                 continue
             for txid, state in conn.execute("SELECT txid, state FROM txn"):
                 out.states.setdefault(txid, {})[name] = state
+            if "anomaly" not in tables:  # made by a version that created tables one by one
+                continue
             for txid, call, state in conn.execute("SELECT txid, call, state FROM anomaly"):
                 out.anomalies.append(Anomaly(name, txid, call, state))
         finally:

@@ -131,7 +131,9 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
             fresh = path not in _ready
         if fresh:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            # One transaction: a SIGKILL mid-schema (another thread's call may be killed
+            # here) must not leave some tables made and others missing.
+            conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
             with _ready_lock:
                 _ready.add(path)
         yield conn
