@@ -4,7 +4,7 @@ python -m benchmarks.engine [--seconds S] [--samples N] [--transactions N]
 
 Prints same-run numbers and ratios (no timed assertions anywhere):
 * durable tx/s at 1 and 64 callers, 3 no-op participants, beside zope ``transaction`` in
-  memory at 64 threads and today's TransactionCoordinator at 64 callers
+  memory at 64 threads and TransactionCoordinator (the format-2 facade) at 64 callers
   (target: engine/zope >= 0.2 at 64);
 * CPU microseconds per transaction, one caller, sync off (target <= 60 us);
 * p50 latency with three 1 ms participants against the ideal: two round trips plus the

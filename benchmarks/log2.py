@@ -1,16 +1,15 @@
-"""Log format 2 (dtc_wal.log.lmdb) beside today's format-1 log, in the same run.
+"""Log format 2 (dtc_wal.log.lmdb) alone: its CPU, durable throughput and bytes.
 
     python -m benchmarks.log2 [--seconds 2] [--callers 1,64] [--transactions 5000]
                               [--repeat 3] [--cpus N] [--profile] [--json PATH]
 
 Each transaction is shaped like a 3-participant two-phase commit as the protocol appends
-it: format 2 writes Opened (3 members, durable), Decided (durable) and Ended (lazy);
-format 1 (dtc_wal.wal.WriteAheadLog) writes the same steps as today's coordinator does,
-12 records: begun + 3 enlisted (durable), 3 prepared + decided (durable), 3 acknowledged
-+ completed (lazy). Measured: CPU per transaction at one caller with sync off (the log's
-own cost, user and kernel), durable transactions per second and syncs per transaction at
-each caller count, log bytes per transaction, and format 2's payload as arrays against
-the same records as maps. Prints ratios; a benchmark, not a test: nothing here asserts.
+it: Opened (3 members, durable), Decided (durable) and Ended (lazy). Measured: CPU per
+transaction at one caller with sync off (the log's own cost, user and kernel), durable
+transactions per second and syncs per transaction at each caller count, log bytes per
+transaction, and the payload as arrays against the same records as maps. (Format 1, 12
+records per transaction, is gone; docs/performance.md keeps its last numbers.) A
+benchmark, not a test: nothing here asserts.
 """
 
 from __future__ import annotations
@@ -46,11 +45,6 @@ from dtc_wal.protocol.records import (
     Record,
     Vote,
 )
-from dtc_wal.records import LogRecord
-from dtc_wal.states import Mode as Mode1
-from dtc_wal.states import Outcome as Outcome1
-from dtc_wal.states import RecordType
-from dtc_wal.wal import WriteAheadLog
 
 from .workloads import run_threads
 
@@ -90,54 +84,7 @@ class Format2:
         self.log.close()
 
 
-class Format1:
-    records_per_tx = 12
-
-    def __init__(self, path: str, sync: bool) -> None:
-        self.wal = WriteAheadLog(path, sync=sync)
-
-    def once(self, txid: str) -> None:
-        t = time.time()
-        names = ("a", "b", "c")
-        self.wal.append(
-            [LogRecord(RecordType.BEGUN, txid, t)]
-            + [
-                LogRecord(
-                    RecordType.ENLISTED,
-                    txid,
-                    t,
-                    participant=p,
-                    factory="noop",
-                    order=i,
-                    mode=Mode1.TWO_PHASE,
-                )
-                for i, p in enumerate(names)
-            ]
-        )
-        self.wal.append(
-            [LogRecord(RecordType.PREPARED, txid, t, participant=p) for p in names]
-            + [LogRecord(RecordType.DECIDED_COMMIT, txid, t)]
-        )
-        self.wal.append(
-            [
-                LogRecord(RecordType.ACKNOWLEDGED, txid, t, participant=p, outcome=Outcome1.COMMIT)
-                for p in names
-            ]
-            + [LogRecord(RecordType.COMPLETED, txid, t)],
-            wait=False,
-        )
-
-    def syncs(self) -> int:
-        return self.wal.syncs
-
-    def used_bytes(self) -> int:
-        return self.wal.store.used_bytes()
-
-    def close(self) -> None:
-        self.wal.close()
-
-
-FORMATS: dict[str, Callable[[str, bool], Log]] = {"format 2": Format2, "format 1": Format1}
+FORMATS: dict[str, Callable[[str, bool], Log]] = {"format 2": Format2}
 
 
 def _cpu() -> tuple[float, float]:
@@ -260,9 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput cell")
     parser.add_argument("--callers", default="1,64")
     parser.add_argument("--transactions", type=int, default=5000, help="per CPU round")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="durable runs per cell, alternating formats"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="durable runs per cell")
     parser.add_argument(
         "--cpus", type=int, default=0, help="run on the first N CPUs only (sched_setaffinity)"
     )
@@ -286,26 +231,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"  {kind}: {cpu['us_per_tx']:7.1f} us  (user {cpu['user_us']:.1f}, kernel "
             f"{cpu['kernel_us']:.1f}; median {cpu['median_us']:.1f})"
         )
-    ratio = out["cpu"]["format 1"]["us_per_tx"] / out["cpu"]["format 2"]["us_per_tx"]
-    out["cpu_ratio"] = ratio
-    print(f"  format 1 / format 2: {ratio:.1f}x the CPU")
-
     print(f"Durable (synced) transactions per second (median of {args.repeat}):")
-    print("  callers  format 2 tx/s  syncs/tx  bytes/tx  format 1 tx/s  syncs/tx  bytes/tx  ratio")
+    print("  callers       tx/s  syncs/tx  bytes/tx")
     for callers in (int(c) for c in args.callers.split(",")):
-        # Alternate the formats and keep the median: the disk's sync time drifts.
-        runs: dict[str, list[dict[str, float]]] = {"format 2": [], "format 1": []}
-        for _ in range(args.repeat):
-            for kind, results in runs.items():
-                results.append(durable_throughput(kind, callers, args.seconds))
-        two, one = (_median(runs[k]) for k in ("format 2", "format 1"))
-        row = {"callers": callers, "format 2": two, "format 1": one}
-        row["ratio"] = two["tx_per_s"] / max(one["tx_per_s"], 1e-9)
-        out["durable"].append(row)
+        # Several runs, the median kept: the disk's sync time drifts.
+        runs = [durable_throughput("format 2", callers, args.seconds) for _ in range(args.repeat)]
+        two = _median(runs)
+        out["durable"].append({"callers": callers, "format 2": two})
         print(
-            f"  {callers:7d}  {two['tx_per_s']:13,.0f}  {two['syncs_per_tx']:8.3f}  "
-            f"{two['bytes_per_tx']:8,.0f}  {one['tx_per_s']:13,.0f}  {one['syncs_per_tx']:8.3f}"
-            f"  {one['bytes_per_tx']:8,.0f}  {row['ratio']:5.2f}"
+            f"  {callers:7d}  {two['tx_per_s']:9,.0f}  {two['syncs_per_tx']:8.3f}  "
+            f"{two['bytes_per_tx']:8,.0f}"
         )
     p = out["payload"]
     print(

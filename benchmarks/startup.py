@@ -1,8 +1,8 @@
 """Start-up cost against history size, and the re-drive rate of unfinished transactions.
 
-Logs are written in bulk straight through the log's own codec and tables (the same records
-a coordinator writes for a 3-participant 2PC commit), far faster than running the
-coordinator a million times.
+Logs are written in bulk through the format-2 log itself (the records the coordinator
+writes for a 3-participant 2PC commit), far faster than running the coordinator a million
+times.
 """
 
 from __future__ import annotations
@@ -14,77 +14,51 @@ import uuid
 from collections.abc import Iterator
 
 from dtc_wal import TransactionCoordinator
-from dtc_wal.records import LogRecord, encode_record, lsn_key
-from dtc_wal.states import Mode, Outcome, RecordType
-from dtc_wal.wal.store import LogStore, put_summary
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.protocol.records import (
+    Decided,
+    Ended,
+    MemberSpec,
+    MemberState,
+    Mode,
+    Opened,
+    Outcome,
+    Record,
+    Vote,
+)
 
 from .workloads import noop_registry
 
 NAMES = ("a", "b", "c")
+MEMBERS = tuple(MemberSpec(name, "noop", None) for name in NAMES)
+VOTES = tuple((i, Vote.YES) for i in range(len(NAMES)))
+ACKS = tuple((i, MemberState.COMMITTED) for i in range(len(NAMES)))
 
 
-def _transaction(txid: str, at: float, finished: bool) -> Iterator[LogRecord]:
-    yield LogRecord(RecordType.BEGUN, txid, at)
-    for i, name in enumerate(NAMES):
-        yield LogRecord(
-            RecordType.ENLISTED,
-            txid,
-            at,
-            participant=name,
-            factory="noop",
-            order=i,
-            mode=Mode.TWO_PHASE,
-        )
-    for name in NAMES:
-        yield LogRecord(RecordType.PREPARED, txid, at, participant=name)
-    yield LogRecord(RecordType.DECIDED_COMMIT, txid, at)
+def _transaction(txid: str, at: float, finished: bool) -> Iterator[Record]:
+    """A 3-participant 2PC commit as the format-2 coordinator logs it; unfinished ones
+    stop at the decision (recovery sends the commits)."""
+    yield Opened(txid, at, Mode.TWO_PHASE, MEMBERS)
+    yield Decided(txid, at, Outcome.COMMIT, VOTES)
     if finished:
-        for name in NAMES:
-            yield LogRecord(
-                RecordType.ACKNOWLEDGED, txid, at, participant=name, outcome=Outcome.COMMIT
-            )
-        yield LogRecord(RecordType.COMPLETED, txid, at)
+        yield Ended(txid, at, ACKS)
 
 
-def write_log(path: str, finished: int, unfinished: int, batch: int = 5000) -> None:
-    store = LogStore(path, map_size=1 << 30, max_map_size=1 << 36, sync=False)
-    lsn = store.last_lsn
+def write_log(path: str, finished: int, unfinished: int, batch: int = 2000) -> None:
+    """A format-2 log holding ``finished`` + ``unfinished`` transactions, written through
+    the log itself in large appends with sync off (start-up then reads it from the page
+    cache, as a coordinator restarted on a warm machine does)."""
+    log = LmdbLog(path, sync=False, map_size=1 << 30, max_map_size=1 << 36)
     at = time.time()
     plan = [True] * finished + [False] * unfinished
     for start in range(0, len(plan), batch):
-        chunk = plan[start : start + batch]
-
-        def body(txn: object, chunk: list[bool] = chunk, first: int = lsn) -> int:
-            n = first
-            cursor = txn.cursor(db=store.records)  # type: ignore[attr-defined]
-            for done in chunk:
-                txid = str(uuid.uuid4())
-                lsns = []
-                for record in _transaction(txid, at, done):
-                    n += 1
-                    cursor.put(lsn_key(n), encode_record(record), append=True)
-                    lsns.append(n)
-                state = "committed" if done else "decided-commit"
-                pstate = "committed" if done else "prepared"
-                put_summary(
-                    txn,
-                    store,
-                    txid,
-                    {  # type: ignore[arg-type]
-                        "s": state,
-                        "m": "2pc",
-                        "c": at,
-                        "u": at,
-                        "l": lsns,
-                        "p": dict.fromkeys(NAMES, pstate),
-                    },
-                )
-            txn.put(b"last-lsn", lsn_key(n), db=store.meta)  # type: ignore[attr-defined]
-            return n
-
-        lsn = store.write(body)  # type: ignore[arg-type]
-    store.env.sync(True)
-    store.close()
+        records = [
+            record
+            for done in plan[start : start + batch]
+            for record in _transaction(str(uuid.uuid4()), at, done)
+        ]
+        log.append(records)
+    log.close()
 
 
 def open_time(path: str, repeats: int = 5) -> float:

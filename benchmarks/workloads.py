@@ -12,6 +12,9 @@ from typing import Any
 import lmdb
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator
+from dtc_wal.errors import TransactionAborted, VoteNo
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.log.lmdb.codec import HEADER, encode
 
 
 class NoOp:
@@ -72,18 +75,18 @@ def run_threads(callers: int, seconds: float, once: Callable[[], None]) -> dict[
     return {"callers": callers, "transactions": total, "tx_per_s": total / elapsed}
 
 
-def coordinator_throughput(
-    callers: int, seconds: float, sync: bool, writer: str = "caller"
-) -> dict[str, float]:
+def _coordinator(log_dir: str, **options: Any) -> TransactionCoordinator:
+    """A format-2 coordinator (the default for new logs) without a background loop."""
+    coord = TransactionCoordinator(log_dir, recovery_interval=None, **options)
+    if not isinstance(getattr(coord, "log", None), LmdbLog):
+        raise RuntimeError("the benchmarks measure the format-2 coordinator (coord.log)")
+    return coord
+
+
+def coordinator_throughput(callers: int, seconds: float, sync: bool) -> dict[str, float]:
+    """begin -> enlist 3 no-op participants -> commit, looped on ``callers`` threads."""
     with tempfile.TemporaryDirectory(prefix="dtc-bench-") as log_dir:
-        coord = TransactionCoordinator(
-            log_dir,
-            log_format=1,  # the old core's numbers (reads coord.wal)
-            sync=sync,
-            recovery_interval=None,
-            max_workers=max(8, callers * 3),
-            log_writer=writer,
-        )
+        coord = _coordinator(log_dir, sync=sync, max_workers=max(8, callers * 3))
         parts = [NoOp("a"), NoOp("b"), NoOp("c")]
 
         def once() -> None:
@@ -92,14 +95,155 @@ def coordinator_throughput(
                 coord.enlist_participant(txid, p)
             coord.commit_transaction(txid)
 
-        before, records = coord.wal.syncs, coord.wal.records_written
+        for _ in range(20):  # the inline tracker learns that the no-op calls are fast
+            once()
+        coord.flush()
+        before = coord.log.info()
         result = run_threads(callers, seconds, once)
         coord.flush()
+        after = coord.log.info()
         done = max(1, result["transactions"])
-        result["syncs_per_tx"] = (coord.wal.syncs - before) / done
-        result["records_per_tx"] = (coord.wal.records_written - records) / done
+        result["syncs_per_tx"] = (after.syncs - before.syncs) / done
+        result["records_per_tx"] = (after.records - before.records) / done
+        result["map_bytes_per_tx"] = (after.map_used - before.map_used) / done
         coord.close()
     return result
+
+
+def cpu_per_tx(transactions: int, rounds: int = 5) -> dict[str, float]:
+    """CPU microseconds per 3-participant 2PC commit through the public API, one caller,
+    sync off (``time.process_time``: user + kernel, every thread); min and median of
+    ``rounds``."""
+    with tempfile.TemporaryDirectory(prefix="dtc-bench-cpu-") as log_dir:
+        coord = _coordinator(log_dir, sync=False)
+        parts = [NoOp("a"), NoOp("b"), NoOp("c")]
+
+        def once() -> None:
+            txid = coord.begin_transaction()
+            for p in parts:
+                coord.enlist_participant(txid, p)
+            coord.commit_transaction(txid)
+
+        for _ in range(200):
+            once()
+        samples = []
+        for _ in range(rounds):
+            t0 = time.process_time()
+            for _ in range(transactions):
+                once()
+            samples.append((time.process_time() - t0) / transactions * 1e6)
+        coord.close()
+    return {"us_per_tx": min(samples), "median_us": statistics.median(samples)}
+
+
+# -- cost per path: records, bytes and syncs of each kind of transaction ---------------------
+
+
+def saga_action(transaction_id: str, data: Mapping[str, Any]) -> None:
+    """A saga step's action that does nothing (module level: recovery could import it)."""
+
+
+def saga_compensate(transaction_id: str) -> None:
+    """A saga step's compensation that does nothing."""
+
+
+class OnePhaseNoOp(NoOp):
+    """A no-op participant that can commit in one call when it is alone."""
+
+    def commit_one_phase(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        pass
+
+
+class NoVoter(NoOp):
+    """A participant that votes no: the transaction aborts."""
+
+    def prepare(self, transaction_id: str, data: Mapping[str, Any]) -> None:
+        raise VoteNo("no")
+
+
+def _two_phase(coord: TransactionCoordinator) -> str:
+    txid = coord.begin_transaction()
+    for name in ("a", "b", "c"):
+        coord.enlist_participant(txid, NoOp(name))
+    coord.commit_transaction(txid)
+    return txid
+
+
+def _saga(coord: TransactionCoordinator) -> str:
+    txid = coord.begin_transaction()
+    for name in ("a", "b", "c"):
+        coord.register_participant(txid, name, saga_action, saga_compensate)
+    coord.commit_transaction(txid)
+    return txid
+
+
+def _one_phase(coord: TransactionCoordinator) -> str:
+    txid = coord.begin_transaction()
+    coord.enlist_participant(txid, OnePhaseNoOp("a"))
+    coord.commit_transaction(txid)
+    return txid
+
+
+def _abort(coord: TransactionCoordinator) -> str:
+    txid = coord.begin_transaction()
+    for part in (NoOp("a"), NoOp("b"), NoVoter("c")):
+        coord.enlist_participant(txid, part)
+    try:
+        coord.commit_transaction(txid)
+    except TransactionAborted:
+        return txid
+    raise RuntimeError("the abort path committed")
+
+
+def _rollback(coord: TransactionCoordinator) -> str:
+    txid = coord.begin_transaction()
+    for name in ("a", "b", "c"):
+        coord.enlist_participant(txid, NoOp(name))
+    coord.rollback_transaction(txid)
+    return txid
+
+
+PATHS: dict[str, Callable[[TransactionCoordinator], str]] = {
+    "2pc": _two_phase,
+    "saga": _saga,
+    "one-phase": _one_phase,
+    "abort": _abort,
+    "rollback": _rollback,
+}
+"""Each path, 3 no-op participants (one for one-phase): 2PC commit, a saga of 3 steps,
+one-phase commit, a 2PC abort on a no vote, a rollback before commit."""
+
+
+def path_costs(transactions: int = 50) -> dict[str, dict[str, float]]:
+    """Records, stored bytes and synced writes per transaction of each path, one caller.
+
+    Bytes are the framed record values the log holds (header + payload, read back and
+    re-encoded with the log's own codec) and the LMDB map pages used.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name, once in PATHS.items():
+        with tempfile.TemporaryDirectory(prefix="dtc-bench-path-") as log_dir:
+            coord = _coordinator(log_dir, strict=False)
+            once(coord)  # warm-up (the inline tracker, the map's first pages)
+            coord.flush()
+            before = coord.log.info()
+            txids = [once(coord) for _ in range(transactions)]
+            coord.flush()
+            after = coord.log.info()
+            framed = 0
+            for txid in txids:
+                stored = coord.log.read(txid)
+                if stored is None or not stored.finished:
+                    raise RuntimeError(f"{name}: transaction {txid} is not finished in the log")
+                framed += sum(HEADER.size + len(e[4]) for e in encode(stored.records))
+            coord.close()
+        out[name] = {
+            "records_per_tx": (after.records - before.records) / transactions,
+            "record_bytes_per_tx": framed / transactions,
+            "map_bytes_per_tx": (after.map_used - before.map_used) / transactions,
+            "syncs_per_tx": (after.syncs - before.syncs) / transactions,
+        }
+    return out
 
 
 class _ZopeDM:
@@ -197,22 +341,43 @@ def latency(samples: int, delay: float = 0.001, listing: bool = False) -> dict[s
     """p50/p99 of one caller committing with three participants sleeping ``delay`` per call.
 
     With ``listing`` the participants declare ``lists_prepared`` (one forced write, not two).
+    Also the time the transaction spent in its durable appends (``forced_p50_s``, the p50
+    of their sum per transaction): the syncs as this run's disk made them, for an ideal
+    that does not depend on a separate sync anchor.
     """
     kind = ListingNoOp if listing else NoOp
     with tempfile.TemporaryDirectory(prefix="dtc-bench-lat-") as log_dir:
-        coord = TransactionCoordinator(log_dir, log_format=1, recovery_interval=None)
+        coord = _coordinator(log_dir)
+        log = coord.log
+        append = log.append
+        forced = [0.0]
+
+        def timed_append(records: Any, *, durable: bool = True) -> None:
+            if not durable:
+                append(records, durable=False)
+                return
+            t0 = time.perf_counter()
+            try:
+                append(records, durable=True)
+            finally:
+                forced[0] += time.perf_counter() - t0
+
+        log.append = timed_append  # type: ignore[method-assign]  # this instance only
         parts = [kind("a", delay), kind("b", delay), kind("c", delay)]
-        times = []
+        times, in_appends = [], []
         for _ in range(samples):
+            forced[0] = 0.0
             t0 = time.perf_counter()
             txid = coord.begin_transaction()
             for p in parts:
                 coord.enlist_participant(txid, p)
             coord.commit_transaction(txid)
             times.append(time.perf_counter() - t0)
+            in_appends.append(forced[0])
         coord.close()
     times.sort()
     return {
         "p50_s": times[len(times) // 2],
         "p99_s": times[min(len(times) - 1, int(len(times) * 0.99))],
+        "forced_p50_s": statistics.median(in_appends),
     }

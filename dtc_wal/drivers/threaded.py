@@ -200,11 +200,24 @@ class ThreadedDriver:
         return token
 
     def _inline(self, run: Run, call: Call, key: Hashable) -> Event:
-        """One call in the caller's thread; a success becomes its event directly."""
-        result = self._attempt(run, call, key, _NEVER)
-        if not result.ok:
-            return self._event(call.member, call.op, result, run)
-        op, value = call.op, result.value
+        """One call in the caller's thread; a success becomes its event directly (what
+        :meth:`_attempt` does, without a CallResult on the happy path)."""
+        member = run.members[call.member]
+        op = call.op
+        tracker = self.inline
+        timed = tracker is not None and tracker.threshold is not None
+        t0 = time.perf_counter() if timed else 0.0
+        try:
+            value = call_once(member, op, run.txid, run.data)
+        except Exception as first:
+            fn = bind(member, op, run.txid, run.data)
+            result = self._retried(run, call, fn, first, _NEVER)
+            if not result.ok:
+                return self._event(call.member, op, result, run)
+            value = result.value
+        finally:
+            if timed:
+                tracker.record(key, time.perf_counter() - t0)  # type: ignore[union-attr]
         if op is Op.PREPARE:
             vote = Vote.READ_ONLY if value is Vote.READ_ONLY else Vote.YES
             return Voted(self.clock.now(), call.member, vote)
