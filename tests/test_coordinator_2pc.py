@@ -16,8 +16,8 @@ from helpers import FOREVER, Failures, Journal, RecordingParticipant
 from dtc_wal import (
     CommitIncompleteError,
     ManualClock,
+    MemberState,
     ParticipantRegistry,
-    ParticipantState,
     TransactionAborted,
     TransactionCoordinator,
     TxState,
@@ -90,8 +90,8 @@ def test_seed_1(log_dir: Path, journal: Journal) -> None:
         assert coord.state(txid) is TxState.COMMITTED
         view = coord.transaction(txid)
         assert {p.name: p.state for p in view.participants.values()} == {
-            "some": ParticipantState.COMMITTED,
-            "inventory": ParticipantState.COMMITTED,
+            "some": MemberState.COMMITTED,
+            "inventory": MemberState.COMMITTED,
         }
         inventory = view.participants["inventory"]
         assert (inventory.factory, inventory.params) == ("inventory", {"sku": "A1"})
@@ -198,7 +198,7 @@ def test_participants_without_a_name_get_unique_names(coord: TransactionCoordina
     coord.commit_transaction(txid)
     view = coord.transaction(txid)
     assert set(view.participants) == {"Plain", "Plain#2", "third"}
-    assert {p.state for p in view.participants.values()} == {ParticipantState.COMMITTED}
+    assert {p.state for p in view.participants.values()} == {MemberState.COMMITTED}
 
 
 def test_enlist_returns_the_name_it_is_logged_under(coord: TransactionCoordinator) -> None:
@@ -242,7 +242,7 @@ def test_no_vote_aborts_and_everyone_rolls_back(
     assert isinstance(ended, Ended)
     assert sorted(ended.acks) == [(i, MemberState.ROLLED_BACK) for i in range(3)]
     view = coord.transaction(txid)
-    assert {p.state for p in view.participants.values()} == {ParticipantState.ROLLED_BACK}
+    assert {p.state for p in view.participants.values()} == {MemberState.ROLLED_BACK}
     assert view.reason is not None and "b voted no" in view.reason
 
 

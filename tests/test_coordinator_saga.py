@@ -13,8 +13,8 @@ import pytest
 from helpers import FOREVER, Failures, Journal, RecordingStep, saga_functions
 
 from dtc_wal import (
+    MemberState,
     ParticipantRegistry,
-    ParticipantState,
     TransactionAborted,
     TransactionCoordinator,
     TxState,
@@ -58,7 +58,7 @@ def test_seed_2(coord: TransactionCoordinator) -> None:
     assert coord.state(txid) is TxState.COMMITTED
     view = coord.transaction(txid)
     assert [p.name for p in view.ordered()] == ["order", "payment"]
-    assert {p.state for p in view.participants.values()} == {ParticipantState.COMMITTED}
+    assert {p.state for p in view.participants.values()} == {MemberState.COMMITTED}
     # a finished saga cannot be rolled back afterwards
     with pytest.raises(TransactionFinishedError):
         coord.rollback_transaction(txid)
@@ -169,10 +169,10 @@ def test_failing_step_compensates_in_reverse_and_skips_unstarted(
     assert coord.state(txid) is TxState.ABORTED
     view = coord.transaction(txid)
     assert {p.name: p.state for p in view.participants.values()} == {
-        "order": ParticipantState.ROLLED_BACK,
-        "payment": ParticipantState.ROLLED_BACK,
-        "inventory": ParticipantState.ROLLED_BACK,
-        "notification": ParticipantState.SKIPPED,
+        "order": MemberState.ROLLED_BACK,
+        "payment": MemberState.ROLLED_BACK,
+        "inventory": MemberState.ROLLED_BACK,
+        "notification": MemberState.SKIPPED,
     }
     records = logged(coord, txid)
     assert [type(r) for r in records] == [Opened, StepDone, StepDone, Decided, Ended]
@@ -200,8 +200,8 @@ def test_first_step_failing_compensates_only_itself(
     assert journal.of(txid) == [("order", "commit"), ("order", "rollback")]
     view = coord.transaction(txid)
     assert [p.state for p in view.ordered()] == [
-        ParticipantState.ROLLED_BACK,
-        *[ParticipantState.SKIPPED] * 3,
+        MemberState.ROLLED_BACK,
+        *[MemberState.SKIPPED] * 3,
     ]
 
 
@@ -250,7 +250,7 @@ def test_rollback_before_commit_runs_no_compensation(
     assert journal.of(txid) == []
     assert coord.state(txid) is TxState.ABORTED
     view = coord.transaction(txid)
-    assert {p.state for p in view.participants.values()} == {ParticipantState.SKIPPED}
+    assert {p.state for p in view.participants.values()} == {MemberState.SKIPPED}
     assert coord.unfinished() == []
 
 
