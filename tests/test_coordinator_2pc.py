@@ -16,7 +16,6 @@ from helpers import FOREVER, Failures, Journal, RecordingParticipant
 from dtc_wal import (
     CommitIncompleteError,
     ManualClock,
-    MemberState,
     ParticipantRegistry,
     TransactionAborted,
     TransactionCoordinator,

@@ -13,7 +13,6 @@ import pytest
 from helpers import FOREVER, Failures, Journal, RecordingStep, saga_functions
 
 from dtc_wal import (
-    MemberState,
     ParticipantRegistry,
     TransactionAborted,
     TransactionCoordinator,
