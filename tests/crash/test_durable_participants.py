@@ -7,7 +7,6 @@ from pathlib import Path
 
 import lmdb
 import pytest
-from dtc_wal.records import lsn_key
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, VoteNo
 from dtc_wal.log.lmdb import log_format as dtc_log_format
