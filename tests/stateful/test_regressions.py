@@ -38,8 +38,8 @@ def test_recovery_does_not_resend_to_a_participant_an_operator_resolved(
     (one of them) -> recover_now. The handed-over transaction kept its stale member states,
     so recovery re-sent commit to the resolved participant; the table refused that ACK and,
     with it, the whole lazy batch -- the other participant's ACK and COMPLETED were lost and
-    the transaction never finished. Found and fixed in the old core (its recovery took
-    acknowledged/resolved states from the log); kept to hold the Engine to it."""
+    the transaction never finished. Fixed in the old core (its recovery took acknowledged/
+    resolved states from the log); kept to hold the engine to it (docs/testing.md)."""
     a = world.add(Behaviour("phase2-fail", MAX_RETRIES + 1))
     b = world.add(Behaviour("phase2-fail", MAX_RETRIES + 1))
     coord = _open(tmp_path, world)
