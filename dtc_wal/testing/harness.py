@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..coordinator import TransactionCoordinator
+from ..log.lmdb import log_format
 from ..recovery.report import InDoubt, RecoveryReport
 from .checks import CheckResult, check_invariants
 from .workload import coordinator_options, make_registry
@@ -74,6 +75,9 @@ class Run:
     ready: bool
     """It printed "ready": its coordinator opened (and recovered) before the kill."""
     census: dict[str, int] | None = None
+    log_format: int | None = None
+    """The format of the log on disk when it ended: 2, the only one the coordinator makes
+    (None: it made no log, e.g. killed before it opened one)."""
 
     @property
     def killed_by_sigkill(self) -> bool:
@@ -217,7 +221,7 @@ class Case:
             err.seek(0)
             stderr = err.read()
         ready = ready or "ready\n" in stdout
-        result = Run(command, proc.returncode, stdout, stderr, ready)
+        result = Run(command, proc.returncode, stdout, stderr, ready, None, log_format(self.log))
         if census_file is not None and census_file.exists():
             result.census = json.loads(census_file.read_text())
         return result

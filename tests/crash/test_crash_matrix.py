@@ -27,7 +27,6 @@ from matrix_table import (
     WAL_SYNCS_AT_LEAST,
 )
 
-from dtc_wal.log.lmdb import log_format
 from dtc_wal.testing import TRANSACTION_POINTS
 from dtc_wal.testing.checks import CheckResult, read_acks
 from dtc_wal.testing.harness import Case, Recovered, Run
@@ -85,19 +84,17 @@ class Outcome:
     recovered: Recovered
     check: CheckResult
     acknowledged: int
-    log_format: int | None  # of the log the killed process left (None: no log)
 
 
 def _run_cell(cell: Cell, root: Path) -> Outcome:
     case = Case.create(root)
     options = SCENARIO_OPTIONS.get(cell.scenario, {})
     run = case.run(cell.scenario, count=2, crash_at=f"{cell.point}:{cell.hit}", **options)
-    left = log_format(case.log)
     if not run.killed_by_sigkill:
-        return Outcome(run, Recovered({}, [], [], 0), CheckResult(), 0, left)
+        return Outcome(run, Recovered({}, [], [], 0), CheckResult(), 0)
     recovered = case.restart()
     acks = read_acks(case.acks)
-    return Outcome(run, recovered, case.check(), len(acks.committed | acks.aborted), left)
+    return Outcome(run, recovered, case.check(), len(acks.committed | acks.aborted))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +124,7 @@ def test_crash_matrix(cell: Cell, matrix: dict[Cell, cf.Future[Outcome]]) -> Non
     outcome = matrix[cell].result(timeout=300)
     assert outcome.run.killed_by_sigkill, f"not killed at {cell.point}: {outcome.run.describe()}"
     assert outcome.run.ready
-    assert outcome.log_format == 2
+    assert outcome.run.log_format == 2
     assert outcome.recovered.in_doubt == []
     assert outcome.recovered.unfinished == []
     assert outcome.check.ok, str(outcome.check)
@@ -145,7 +142,7 @@ def test_census_matches_the_table(scenario: str, tmp_path: Path) -> None:
     case = Case.create(tmp_path)
     run = case.run(scenario, count=2, census=True, **SCENARIO_OPTIONS.get(scenario, {}))
     assert run.returncode == 0, run.describe()
-    assert log_format(case.log) == 2
+    assert run.log_format == 2
     assert run.census is not None
     expected = HITS_PER_TRANSACTION[scenario]
     assert set(run.census) == set(expected)
