@@ -1,9 +1,8 @@
 """What the crash harness checks after a kill and a recovery.
 
-* :func:`read_log` (:mod:`.log_reading`) -- every transaction in the log, in the log's own
-  format (1: replayed; 2: folded by the protocol), and the log's integrity as ``dtc
-  verify`` sees it: records decode (CRC, format), transitions are allowed, the indexes
-  agree with the records.
+* :func:`read_log` (:mod:`.log_reading`) -- every transaction in the (format-2) log, folded
+  by the protocol, and the log's integrity as ``dtc verify`` sees it: records decode (CRC,
+  format), transitions are allowed, the indexes agree with the records.
 * :func:`check_invariants` -- the promises, comparing the log with the participants' own
   durable state (:mod:`.durable`) and the caller's acknowledgements:
 
@@ -33,7 +32,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..states import TxState
+from ..protocol import TxState
 from .durable import (
     COMMITTED_ONE_PHASE,
     COMMITTED_STATES,

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from ..coordinator import TransactionCoordinator
-from ..coordinator import options as options_module
 from ..log.lmdb import log_format
 from ..recovery.report import InDoubt, RecoveryReport
 from .checks import CheckResult, check_invariants
@@ -77,7 +76,8 @@ class Run:
     """It printed "ready": its coordinator opened (and recovered) before the kill."""
     census: dict[str, int] | None = None
     log_format: int | None = None
-    """The format of the log on disk when it ended (None: it made none)."""
+    """The format of the log on disk when it ended: 2, the only one the coordinator makes
+    (None: it made no log, e.g. killed before it opened one)."""
 
     @property
     def killed_by_sigkill(self) -> bool:
@@ -123,16 +123,10 @@ class Case:
     """One log, its participants and its acknowledgements, under ``root``."""
 
     root: Path
-    log_format: int | None = None
-    """The format of the log the first run makes; the workload process and restarts get it
-    as ``log_format=`` (a log on disk keeps its own). None: this process's default for new
-    logs (:data:`dtc_wal.coordinator.options.NEW_LOG_FORMAT`, which ``pytest
-    --dtc-log-format`` sets), so the child makes its log in the format the test run asks
-    for."""
 
     @classmethod
-    def create(cls, root: str | os.PathLike[str], log_format: int | None = None) -> Case:
-        case = cls(Path(root), log_format)
+    def create(cls, root: str | os.PathLike[str]) -> Case:
+        case = cls(Path(root))
         case.state.mkdir(parents=True, exist_ok=True)
         return case
 
@@ -165,15 +159,7 @@ class Case:
             args += ["--recovery-interval", str(recovery_interval)]
         if lazy_delay is not None:
             args += ["--lazy-delay", str(lazy_delay)]
-        return args + self._format_args()
-
-    @property
-    def new_log_format(self) -> int:
-        """The format a new log of this case is made in (see :attr:`log_format`)."""
-        return options_module.NEW_LOG_FORMAT if self.log_format is None else self.log_format
-
-    def _format_args(self) -> list[str]:
-        return ["--log-format", str(self.new_log_format)]
+        return args
 
     def run(
         self,
@@ -244,7 +230,7 @@ class Case:
         """Run recovery in a new process (``workload recover``), which may itself be killed
         at ``crash_at``; its report goes to ``<root>/recovery.json``."""
         args = ["recover", "--log", str(self.log), "--state", str(self.state)]
-        args += ["--report", str(self.root / "recovery.json"), *self._format_args()]
+        args += ["--report", str(self.root / "recovery.json")]
         census_file = self.root / "census.json"
         if census:
             census_file.unlink(missing_ok=True)
@@ -268,11 +254,8 @@ class Case:
             )
         if settle:
             options.setdefault("recovery_interval", 0.02)
-        # a log on disk keeps its format (asking for 2 on a format-1 log is refused)
-        fmt = None if log_format(self.log) is not None else self.new_log_format
-        defaults = coordinator_options(log_format=fmt)
         coord = TransactionCoordinator(
-            self.log, registry=make_registry(self.state), **{**defaults, **options}
+            self.log, registry=make_registry(self.state), **{**coordinator_options(), **options}
         )
         try:
             deadline = time.monotonic() + settle

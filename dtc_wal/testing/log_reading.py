@@ -19,9 +19,8 @@ import os
 from ..errors import UnsupportedFormatError
 from ..log.lmdb import LmdbLog, log_format
 from ..maintenance import verify as verify2
-from ..protocol import OutOfOrderError, Transaction, fold
+from ..protocol import OutOfOrderError, Transaction, TxState, fold
 from ..protocol.vocabulary import SETTLED
-from ..states import TxState
 
 __all__ = ["LogSnapshot", "Logged", "read_log"]
 
@@ -40,20 +39,20 @@ class Logged:
 
 @dataclasses.dataclass(slots=True)
 class LogSnapshot:
-    """Every transaction in a log, and every integrity problem found."""
+    """Every transaction in a (format-2) log, and every integrity problem found."""
 
-    format: int = 2
     transactions: dict[str, Logged] = dataclasses.field(default_factory=dict)
     problems: list[str] = dataclasses.field(default_factory=list)
     records: int = 0
 
 
 def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
-    """Verify the log at ``path`` and read every transaction in it (read-only), in the
-    log's own format.
+    """Verify the log at ``path`` and read every transaction in it (read-only).
 
-    Do not call it while a coordinator in this process has the log open (LMDB forbids
-    opening one environment twice in a process); another process may hold it.
+    A log that is not in format 2 (or no log at all) is refused with
+    UnsupportedFormatError. Do not call it while a coordinator in this process has the log
+    open (LMDB forbids opening one environment twice in a process); another process may
+    hold it.
     """
     found = log_format(path)
     if found != 2:
@@ -61,12 +60,8 @@ def read_log(path: str | os.PathLike[str]) -> LogSnapshot:
             f"the log at {path} is in format {found}: the harness reads format 2 only "
             "(`dtc upgrade` converts a format-1 log)"
         )
-    return _read_format_2(path)
-
-
-def _read_format_2(path: str | os.PathLike[str]) -> LogSnapshot:
     report = verify2.verify_log(path)
-    snap = LogSnapshot(2, problems=[str(p) for p in report.problems], records=report.records)
+    snap = LogSnapshot(problems=[str(p) for p in report.problems], records=report.records)
     with LmdbLog(path, readonly=True) as log:
         for stored in log.transactions():
             if stored.damage is not None:
@@ -82,4 +77,4 @@ def _read_format_2(path: str | os.PathLike[str]) -> LogSnapshot:
 def _logged(tx: Transaction) -> Logged:
     names = tuple(m.name for m in tx.members)
     pending = tuple(m.name for m in tx.members if m.state not in SETTLED)
-    return Logged(tx.txid, TxState(tx.state.value), names, pending)
+    return Logged(tx.txid, tx.state, names, pending)

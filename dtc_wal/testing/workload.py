@@ -18,8 +18,7 @@ l0.. with ``lists_prepared``, their PreparedResource registered: no forced openi
 and ``mixed`` (a seeded random choice per transaction). ``--crash-at NAME[:N][,...]``
 (``run`` and ``recover``) arms crash points in this process (:func:`.points.arm_spec`; the
 harness passes it); ``--census FILE`` instead arms every point without killing and writes
-the hit counts there. ``--log-format {1,2}`` (``run`` and ``recover``) is the format of a
-new log, passed to the coordinator as ``log_format=``; a log on disk keeps its own.
+the hit counts there. The log is in format 2, the only one the coordinator runs on.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from typing import Any
 
 from ..coordinator import TransactionCoordinator
 from ..errors import CommitIncompleteError, InvalidOptionError, TransactionAborted
-from ..log.lmdb import log_format
 from ..registry import ParticipantRegistry
 from . import points
 from .durable import LISTING_FACTORY, ONE_PHASE_FACTORY, PARTICIPANT_FACTORY, register_durable
@@ -85,13 +83,9 @@ def make_registry(state_dir: str | os.PathLike[str]) -> ParticipantRegistry:
 COMMIT_ATTEMPTS = 3  # max_retries + 1
 
 
-def coordinator_options(
-    recovery_interval: float | None = None, log_format: int | None = None
-) -> dict[str, Any]:
-    """Short timeouts and retries, so a test that goes wrong fails fast. ``log_format``:
-    the format of a new log (None: the library's default; a log on disk keeps its own)."""
+def coordinator_options(recovery_interval: float | None = None) -> dict[str, Any]:
+    """Short timeouts and retries, so a test that goes wrong fails fast."""
     return {
-        "log_format": log_format,
         "prepare_timeout": 10.0,
         "phase2_timeout": 10.0,
         "max_retries": 2,
@@ -196,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
     coord = TransactionCoordinator(
         args.log,
         registry=registry,
-        **coordinator_options(args.recovery_interval, _new_log_format(args)),
+        **coordinator_options(args.recovery_interval),
     )
     if args.lazy_delay is not None:
         # how long lazy records wait for a batch to ride: a longer wait widens the window in
@@ -244,13 +238,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _new_log_format(args: argparse.Namespace) -> int | None:
-    """``--log-format`` for a new log; a log on disk keeps its own format (the harness
-    checks which one a run left: ``Run.log_format``)."""
-    fmt: int | None = args.log_format
-    return fmt if log_format(args.log) is None else None
-
-
 def set_lazy_delay(coord: TransactionCoordinator, seconds: float) -> None:
     """Let lazy records wait ``seconds`` for a batch to ride."""
     coord.log.lazy_delay = seconds
@@ -261,7 +248,7 @@ def _recover(args: argparse.Namespace) -> int:
     coord = TransactionCoordinator(
         args.log,
         registry=make_registry(args.state),
-        **coordinator_options(log_format=_new_log_format(args)),
+        **coordinator_options(),
     )
     try:
         report = coord.last_recovery_report.to_dict()
@@ -291,7 +278,6 @@ def _crash_at(spec: str) -> list[tuple[str, int]]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-LOG_FORMAT_HELP = "the format of a new log (default: the library's); a log keeps its own"
 CRASH_AT_HELP = "arm crash points in this process: NAME[:N][,NAME[:N]...] (kill at the N-th hit)"
 
 
@@ -315,11 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("--crash-at", type=_crash_at, help=CRASH_AT_HELP)
     run.add_argument("--census", help="arm every point without killing; write hits here")
-    run.add_argument("--log-format", type=int, choices=(1, 2), help=LOG_FORMAT_HELP)
     rec = sub.add_parser("recover", help="open (recover) and close; report as JSON")
     rec.add_argument("--log", required=True)
     rec.add_argument("--state", required=True)
-    rec.add_argument("--log-format", type=int, choices=(1, 2), help=LOG_FORMAT_HELP)
     rec.add_argument("--report", required=True)
     rec.add_argument("--crash-at", type=_crash_at, help=CRASH_AT_HELP)
     rec.add_argument("--census", help="arm every point without killing; write hits here")

@@ -1,4 +1,5 @@
-"""Which crash point is passed how often by one transaction of each workload scenario.
+"""Which crash point is passed how often by one transaction of each workload scenario, on
+the (format-2) log.
 
 The workload runs transactions of width 3 (three 2PC participants p0..p2, or saga steps
 s0..s2; in 2pc-abort p2 votes no, in saga-compensate s2's action fails; 2pc-async commits
@@ -7,13 +8,17 @@ hold prepared, so no opening write is forced; 1pc has one participant, committed
 phase, so nothing is forced and no protocol point is passed). ``None`` means "at least
 once, a number that depends on batching" (the log's sync points; see
 ``WAL_SYNCS_AT_LEAST``). A point missing from a scenario's row is never passed on that
-path.
+path: the log is written at commit (Opened -- unless every participant lists what it
+holds prepared: then it rides the decision's sync -- and Decided forced, Ended lazy, for 2PC;
+StepDone forced per step but the last, Decided and Ended forced together, for a saga; one
+lazy append after the member's own commit, for one phase), so no path passes
+``begin.after-log`` or ``enlist.after-log`` -- nothing is logged at begin or enlist.
+``test_census_matches_the_table`` checks the table against what each path passes.
 """
 
 from __future__ import annotations
 
 WAL = {"wal.before-sync": None, "wal.after-sync": None}
-OPENING = {"begin.after-log": 1, "enlist.after-log": 1}
 PREPARE_AND_COMMIT = {
     "prepare.before-send": 1,
     "prepare.after-first": 1,
@@ -25,10 +30,9 @@ PREPARE_AND_COMMIT = {
 }
 
 HITS_PER_TRANSACTION: dict[str, dict[str, int | None]] = {
-    "2pc-commit": {**WAL, **OPENING, **PREPARE_AND_COMMIT},
+    "2pc-commit": {**WAL, **PREPARE_AND_COMMIT},
     "2pc-abort": {
         **WAL,
-        **OPENING,
         "prepare.before-send": 1,
         "prepare.after-first": 1,
         "decision.after-abort-log": 1,
@@ -38,7 +42,6 @@ HITS_PER_TRANSACTION: dict[str, dict[str, int | None]] = {
     },
     "saga-commit": {
         **WAL,
-        **OPENING,
         "saga.after-step": 3,
         "saga.after-step-log": 2,
         "decision.after-commit-log": 1,
@@ -46,41 +49,17 @@ HITS_PER_TRANSACTION: dict[str, dict[str, int | None]] = {
     },
     "saga-compensate": {
         **WAL,
-        **OPENING,
         "saga.after-step": 2,
         "saga.after-step-log": 2,
         "decision.after-abort-log": 1,
         "saga.after-compensation": 3,
         "complete.after-log": 1,
     },
-    "2pc-async": {**WAL, **OPENING, **PREPARE_AND_COMMIT},
-    # the opening records are queued lazily and ride the decision's sync: no opening points
+    "2pc-async": {**WAL, **PREPARE_AND_COMMIT},
     "2pc-listing": {**WAL, **PREPARE_AND_COMMIT},
     # the lone participant's commit is the decision; its history is appended lazily
     "1pc": {**WAL},
 }
-
-OPENING_POINTS = frozenset(OPENING)
-
-FORMATS = (1, 2)
-"""The log formats the crash tests run on: 1 (the old core) and 2 (the Engine, through
-``TransactionCoordinator(log_format=2)``)."""
-
-
-def hits_per_transaction(log_format: int) -> dict[str, dict[str, int | None]]:
-    """The table for a log format. Format 2 logs nothing at begin or enlist (the members
-    are named in ``Opened``, written at commit), so its paths pass no opening point; every
-    other point is passed as often as in format 1 -- what the census of each scenario on a
-    format-2 log shows (``test_census_matches_the_table``): Opened and Decided forced,
-    Ended lazy (2PC); StepDone forced per step but the last, Decided + Ended forced together
-    (saga); one lazy append after the member's own commit (one-phase)."""
-    if log_format == 1:
-        return HITS_PER_TRANSACTION
-    return {
-        scenario: {p: n for p, n in table.items() if p not in OPENING_POINTS}
-        for scenario, table in HITS_PER_TRANSACTION.items()
-    }
-
 
 SCENARIO_OPTIONS: dict[str, dict[str, float]] = {"2pc-listing": {"lazy_delay": 0.3}}
 """Workload options per scenario (census and matrix alike). 2pc-listing lets lazy records

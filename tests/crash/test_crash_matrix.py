@@ -1,10 +1,9 @@
 """The crash matrix: a real workload process is SIGKILLed at every named crash point on
 every path (2PC commit, 2PC abort, saga success, saga compensation, 2PC commit with an
 asynchronous phase two, 2PC commit on participants that list what they hold prepared,
-one-phase commit), on a format-1 log (the old core) and on a format-2 log (the Engine), a
-coordinator restarts on its log, and the invariants of dtc_wal.testing.checks must hold.
-Format 2 passes no opening point (nothing is logged at begin or enlist): its table is
-``hits_per_transaction(2)``, checked against the census like format 1's.
+one-phase commit), a coordinator restarts on its log, and the invariants of
+dtc_wal.testing.checks must hold. No path passes an opening point (nothing is logged at
+begin or enlist): those cells are listed and skipped, and the census checks the table.
 
 Each cell kills at the n-th pass of its point, for every pass one transaction makes, and
 once more at the first pass of the workload's second transaction (so the first one's
@@ -21,13 +20,11 @@ from pathlib import Path
 
 import pytest
 from matrix_table import (
-    FORMATS,
     HITS_PER_TRANSACTION,
     SCENARIO_OPTIONS,
     TRACELESS,
     WAL_HITS_TRIED,
     WAL_SYNCS_AT_LEAST,
-    hits_per_transaction,
 )
 
 from dtc_wal.testing import TRANSACTION_POINTS
@@ -46,11 +43,10 @@ class Cell:
     point: str
     hit: int  # 0: the point is never passed on this path
     second_transaction: bool = False
-    log_format: int = 1
 
     @property
     def id(self) -> str:
-        base = f"f{self.log_format}-{self.scenario}-{self.point}"
+        base = f"{self.scenario}-{self.point}"
         return f"{base}-{self.hit}" if self.hit else base
 
     @property
@@ -62,24 +58,24 @@ class Cell:
         return first_pass and self.point in TRACELESS.get(self.scenario, frozenset())
 
 
-def _cells(fmt: int) -> list[Cell]:
+def _cells() -> list[Cell]:
     cells = []
-    for scenario, table in hits_per_transaction(fmt).items():
+    for scenario, table in HITS_PER_TRANSACTION.items():
         for point in TRANSACTION_POINTS:
             if point not in table:
-                cells.append(Cell(scenario, point, 0, log_format=fmt))
+                cells.append(Cell(scenario, point, 0))
                 continue
             per_tx = table[point]
             if per_tx is None:
                 tried = min(WAL_HITS_TRIED, WAL_SYNCS_AT_LEAST.get(scenario, 4))
-                cells += [Cell(scenario, point, n, log_format=fmt) for n in range(1, tried + 1)]
+                cells += [Cell(scenario, point, n) for n in range(1, tried + 1)]
             else:
-                cells += [Cell(scenario, point, n, log_format=fmt) for n in range(1, per_tx + 1)]
-                cells.append(Cell(scenario, point, per_tx + 1, True, fmt))
+                cells += [Cell(scenario, point, n) for n in range(1, per_tx + 1)]
+                cells.append(Cell(scenario, point, per_tx + 1, True))
     return cells
 
 
-CELLS = [cell for fmt in FORMATS for cell in _cells(fmt)]
+CELLS = _cells()
 
 
 @dataclasses.dataclass
@@ -91,7 +87,7 @@ class Outcome:
 
 
 def _run_cell(cell: Cell, root: Path) -> Outcome:
-    case = Case.create(root, log_format=cell.log_format)
+    case = Case.create(root)
     options = SCENARIO_OPTIONS.get(cell.scenario, {})
     run = case.run(cell.scenario, count=2, crash_at=f"{cell.point}:{cell.hit}", **options)
     if not run.killed_by_sigkill:
@@ -128,7 +124,7 @@ def test_crash_matrix(cell: Cell, matrix: dict[Cell, cf.Future[Outcome]]) -> Non
     outcome = matrix[cell].result(timeout=300)
     assert outcome.run.killed_by_sigkill, f"not killed at {cell.point}: {outcome.run.describe()}"
     assert outcome.run.ready
-    assert outcome.run.log_format == cell.log_format
+    assert outcome.run.log_format == 2
     assert outcome.recovered.in_doubt == []
     assert outcome.recovered.unfinished == []
     assert outcome.check.ok, str(outcome.check)
@@ -140,16 +136,15 @@ def test_crash_matrix(cell: Cell, matrix: dict[Cell, cf.Future[Outcome]]) -> Non
         assert outcome.check.transactions == (1 if cell.traceless else 2)
 
 
-@pytest.mark.parametrize("log_format", FORMATS, ids=lambda f: f"f{f}")
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_census_matches_the_table(scenario: str, log_format: int, tmp_path: Path) -> None:
+def test_census_matches_the_table(scenario: str, tmp_path: Path) -> None:
     """Each path passes exactly the points the matrix table says, as often as it says."""
-    case = Case.create(tmp_path, log_format=log_format)
+    case = Case.create(tmp_path)
     run = case.run(scenario, count=2, census=True, **SCENARIO_OPTIONS.get(scenario, {}))
     assert run.returncode == 0, run.describe()
-    assert run.log_format == log_format
+    assert run.log_format == 2
     assert run.census is not None
-    expected = hits_per_transaction(log_format)[scenario]
+    expected = HITS_PER_TRANSACTION[scenario]
     assert set(run.census) == set(expected)
     for point, per_tx in expected.items():
         if per_tx is None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import lmdb
 import pytest
-from dtc_wal.records import lsn_key
 
 from dtc_wal import ParticipantRegistry, TransactionCoordinator, VoteNo
 from dtc_wal.log.lmdb import log_format as dtc_log_format
@@ -121,34 +120,27 @@ def test_registry_rebuilds_them_from_name_and_params(tmp_path: Path) -> None:
 # -- the checker catches what it should --------------------------------------------------------
 
 
-@pytest.fixture(params=[1, 2], ids=lambda f: f"f{f}")
-def log_format(request: pytest.FixtureRequest) -> int:
-    """The checker reads each log format with its own reader: every check runs on both."""
-    fmt: int = request.param
-    return fmt
-
-
-def _committed_case(tmp_path: Path, log_format: int) -> tuple[Case, str]:
-    case = Case.create(tmp_path, log_format=log_format)
+def _committed_case(tmp_path: Path) -> tuple[Case, str]:
+    case = Case.create(tmp_path)
     with TransactionCoordinator(
-        case.log, registry=make_registry(case.state), **coordinator_options(log_format=log_format)
+        case.log, registry=make_registry(case.state), **coordinator_options()
     ) as coord:
         outcome, txid = run_transaction(coord, "2pc-commit", 3)
-    assert dtc_log_format(case.log) == log_format
+    assert dtc_log_format(case.log) == 2
     assert outcome == "commit"
     case.acks.write_text(f"commit {txid}\n")
     return case, txid
 
 
-def test_checker_passes_a_clean_run(tmp_path: Path, log_format: int) -> None:
-    case, _ = _committed_case(tmp_path, log_format)
+def test_checker_passes_a_clean_run(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
     result = case.check()
     assert result.ok, str(result)
     assert (result.transactions, result.committed, result.acknowledged) == (1, 1, 1)
 
 
-def test_checker_reports_a_participant_that_disagrees(tmp_path: Path, log_format: int) -> None:
-    case, txid = _committed_case(tmp_path, log_format)
+def test_checker_reports_a_participant_that_disagrees(tmp_path: Path) -> None:
+    case, txid = _committed_case(tmp_path)
     conn = sqlite3.connect(case.state / "p1.sqlite")
     conn.execute("UPDATE txn SET state = ? WHERE txid = ?", (ROLLED_BACK, txid))
     conn.commit()
@@ -157,10 +149,8 @@ def test_checker_reports_a_participant_that_disagrees(tmp_path: Path, log_format
     assert result.violations == [f"{txid} is committed in the log but p1 holds {ROLLED_BACK}"]
 
 
-def test_checker_reports_lost_acknowledgements_and_unknown_state(
-    tmp_path: Path, log_format: int
-) -> None:
-    case, _ = _committed_case(tmp_path, log_format)
+def test_checker_reports_lost_acknowledgements_and_unknown_state(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
     with case.acks.open("a") as acks:
         acks.write("commit lost-txid\nabort other\ncommit torn-li")  # the last line is torn
     DurableParticipant(case.state, "p0").prepare("stray", {})
@@ -176,8 +166,8 @@ def test_checker_reports_lost_acknowledgements_and_unknown_state(
 
 
 @pytest.mark.slow
-def test_checker_reports_an_unrecovered_log(tmp_path: Path, log_format: int) -> None:
-    case = Case.create(tmp_path, log_format=log_format)
+def test_checker_reports_an_unrecovered_log(tmp_path: Path) -> None:
+    case = Case.create(tmp_path)
     run = case.run("2pc-commit", crash_at="prepare.after-all")
     assert run.killed_by_sigkill
     result = case.check()
@@ -186,20 +176,7 @@ def test_checker_reports_an_unrecovered_log(tmp_path: Path, log_format: int) -> 
 
 
 def test_checker_reports_a_damaged_log(tmp_path: Path) -> None:
-    case, _ = _committed_case(tmp_path, 1)
-    env = lmdb.open(str(case.log), max_dbs=8)
-    with env.begin(write=True) as txn:
-        records = env.open_db(b"records", txn=txn)
-        value = bytes(txn.get(lsn_key(1), db=records))
-        txn.put(lsn_key(1), value[:-1] + bytes([value[-1] ^ 0xFF]), db=records)
-    env.close()
-    problems = case.check().violations
-    assert problems[0].startswith("log integrity: LSN 1")  # then what the damage hides
-    assert "checksum" in problems[0]
-
-
-def test_checker_reports_a_damaged_format_2_log(tmp_path: Path) -> None:
-    case, txid = _committed_case(tmp_path, 2)
+    case, txid = _committed_case(tmp_path)
     env = lmdb.open(str(case.log), max_dbs=8)
     with env.begin(write=True) as txn:
         records, txns = env.open_db(b"records", txn=txn), env.open_db(b"txns", txn=txn)
@@ -298,10 +275,8 @@ def test_registry_has_the_listing_factory_and_its_resource(tmp_path: Path) -> No
     )
 
 
-def test_checker_accepts_orphans_and_lost_one_phase_histories(
-    tmp_path: Path, log_format: int
-) -> None:
-    case, _ = _committed_case(tmp_path, log_format)
+def test_checker_accepts_orphans_and_lost_one_phase_histories(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
     # an orphan: prepared at l0 and l1, rolled back by the resource; l2 saw a null rollback
     for name in ("l0", "l1"):
         ListingDurableParticipant(case.state, name).prepare("orphan", {})
@@ -316,8 +291,8 @@ def test_checker_accepts_orphans_and_lost_one_phase_histories(
     assert (result.transactions, result.committed, result.aborted) == (3, 2, 1)
 
 
-def test_checker_rejects_what_an_orphan_may_not_leave(tmp_path: Path, log_format: int) -> None:
-    case, _ = _committed_case(tmp_path, log_format)
+def test_checker_rejects_what_an_orphan_may_not_leave(tmp_path: Path) -> None:
+    case, _ = _committed_case(tmp_path)
     ListingDurableParticipant(case.state, "l0").prepare("left", {})  # nobody resolved it
     for name in ("l0", "l1"):
         ListingDurableParticipant(case.state, name).prepare("mixed", {})

@@ -1,6 +1,5 @@
 """Crashes during recovery: the process that recovers a killed coordinator's log is itself
 SIGKILLed at each crash point recovery passes; a third start must still finish everything.
-On a format-1 log and on a format-2 log (recovery on the Engine passes the same points).
 """
 
 from __future__ import annotations
@@ -54,21 +53,17 @@ CELLS = [
 ]
 
 
-FORMATS = pytest.mark.parametrize("log_format", [1, 2], ids=lambda f: f"f{f}")
-
-
-def _leave_work(root: Path, work: str, log_format: int) -> Case:
+def _leave_work(root: Path, work: str) -> Case:
     scenario, point, _ = WORK_LEFT[work]
-    case = Case.create(root, log_format=log_format)
+    case = Case.create(root)
     run = case.run(scenario, crash_at=point)
     assert run.killed_by_sigkill, run.describe()
     return case
 
 
-@FORMATS
 @pytest.mark.parametrize("work", WORK_LEFT)
-def test_recovery_census(work: str, tmp_path: Path, log_format: int) -> None:
-    case = _leave_work(tmp_path, work, log_format)
+def test_recovery_census(work: str, tmp_path: Path) -> None:
+    case = _leave_work(tmp_path, work)
     run = case.recover_process(census=True)
     assert run.returncode == 0, run.describe()
     expected = WORK_LEFT[work][2]
@@ -79,12 +74,11 @@ def test_recovery_census(work: str, tmp_path: Path, log_format: int) -> None:
     assert case.check().ok
 
 
-@FORMATS
-def test_killed_recovery_is_recovered(tmp_path: Path, log_format: int) -> None:
+def test_killed_recovery_is_recovered(tmp_path: Path) -> None:
     """Every cell: kill the workload, kill its recovery at the cell's point, recover again."""
 
     def cell(work: str, crash_at: str) -> list[str]:
-        case = _leave_work(tmp_path / f"{work}-{crash_at}", work, log_format)
+        case = _leave_work(tmp_path / f"{work}-{crash_at}", work)
         run = case.recover_process(crash_at=crash_at)
         if not run.killed_by_sigkill:
             return [f"{work} @ {crash_at}: recovery was not killed: {run.describe()}"]

@@ -5,8 +5,7 @@ many times, on the same log; every few kills restart, recover and check the inva
 long run outside CI) and ``DTC_SOAK_SEED`` replays a run (the seed is printed on failure).
 Kills land anywhere: during start-up, during the recovery a restarted process runs on open,
 and in the middle of concurrent 2PC and saga transactions with the background recovery
-loop running. It runs on a format-1 log and on a format-2 log, half the kills each
-(``DTC_SOAK_KILLS`` is the total).
+loop running.
 """
 
 from __future__ import annotations
@@ -42,13 +41,13 @@ class Lane:
     violations: list[str] = dataclasses.field(default_factory=list)
 
 
-def _soak_lane(kills: int, root: Path, seed: int, log_format: int) -> Lane:
+def _soak_lane(kills: int, root: Path, seed: int) -> Lane:
     rng = random.Random(seed)
     lane = Lane()
-    case = Case.create(root / "epoch-0", log_format=log_format)
+    case = Case.create(root / "epoch-0")
     for k in range(kills):
         if k and k % EPOCH == 0:
-            case = Case.create(root / f"epoch-{k // EPOCH}", log_format=log_format)
+            case = Case.create(root / f"epoch-{k // EPOCH}")
         wait_ready = rng.random() < 0.85
         run = case.run(
             "mixed",
@@ -81,18 +80,17 @@ def _soak_lane(kills: int, root: Path, seed: int, log_format: int) -> Lane:
     return lane
 
 
-@pytest.mark.parametrize("log_format", [1, 2], ids=lambda f: f"f{f}")
-def test_random_kill_soak(tmp_path: Path, log_format: int) -> None:
-    kills = KILLS // 2 + (log_format == 1 and KILLS % 2)
-    rng = random.Random(SEED + log_format)
+def test_random_kill_soak(tmp_path: Path) -> None:
+    kills = KILLS
+    rng = random.Random(SEED)
     per_lane = [kills // LANES + (i < kills % LANES) for i in range(LANES)]
     with cf.ThreadPoolExecutor(LANES) as pool:
         futures = [
-            pool.submit(_soak_lane, n, tmp_path / f"lane-{i}", rng.randrange(2**32), log_format)
+            pool.submit(_soak_lane, n, tmp_path / f"lane-{i}", rng.randrange(2**32))
             for i, n in enumerate(per_lane)
         ]
         lanes = [f.result() for f in futures]
-    print(f"soak seed {SEED}, log format {log_format}:", *lanes, sep="\n  ")
+    print(f"soak seed {SEED}:", *lanes, sep="\n  ")
     violations = [v for lane in lanes for v in lane.violations]
     assert violations == [], f"DTC_SOAK_SEED={SEED}: " + "\n".join(violations[:20])
     assert sum(lane.kills for lane in lanes) == kills

@@ -1,62 +1,32 @@
-"""Invariants shared by the stateful machine and the stress test, on both log formats.
+"""Invariants shared by the stateful machine and the stress test.
 
 Each function returns a list of problems (empty when all is well) so that a caller can
-report every broken invariant at once, with the transaction ids in the message. How a log
-is read is per format: format 1 through its ``LogStore`` and ``history.replay``, format 2
-through the :class:`~dtc_wal.log.TransactionLog` interface (``LmdbLog``, read-only when no
-coordinator holds it), the protocol's ``fold`` and ``dtc_wal.maintenance.verify``.
+report every broken invariant at once, with the transaction ids in the message. The log is
+read through the :class:`~dtc_wal.log.TransactionLog` interface (``coord.log``, or an
+``LmdbLog`` opened read-only when no coordinator holds it), the protocol's ``fold`` and
+``dtc_wal.maintenance.verify``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dtc_wal.history import replay
-from dtc_wal.wal.store import LogStore
-
 from dtc_wal import TransactionCoordinator
 from dtc_wal.coordinator.views import view_of
-from dtc_wal.errors import DtcError
-from dtc_wal.log.lmdb import LmdbLog, log_format
-from dtc_wal.maintenance.verify import verify_log as verify_format_2
+from dtc_wal.log.lmdb import LmdbLog
+from dtc_wal.maintenance.verify import verify_log
 from dtc_wal.protocol import OutOfOrderError, fold
 from dtc_wal.protocol.records import Opened
 
 from .model import Words, ended, settled
 from .world import World
 
-try:  # written by another developer; use it once it exists
-    from dtc_wal.wal.verify import verify_log
-except ImportError:  # pragma: no cover - depends on the tree
-    verify_log = None
-
-
-def format_of(coord: TransactionCoordinator) -> int:
-    """The format of the log ``coord`` runs on (format 2: the facade has ``log``)."""
-    return 2 if isinstance(getattr(coord, "log", None), LmdbLog) else 1
-
 
 def history_problems(coord: TransactionCoordinator, view: Any) -> list[str]:
     """The transaction's records, in log order, form a valid path through the transition
     table, and fold into the same transaction the coordinator reports."""
-    if format_of(coord) == 2:
-        return _history_problems_2(coord, view)
-    records = coord.wal.store.records_of(view.txid)
-    if not records:
-        return [] if not view.lsns else [f"{view.txid}: log has no records, view has LSNs"]
-    try:
-        replayed = replay(records)
-    except DtcError as exc:
-        return [f"{view.txid}: records break the transition table: {exc}"]
-    if replayed.summary() != view.summary():
-        return [f"{view.txid}: replay gives {replayed.summary()}, coordinator {view.summary()}"]
-    return []
-
-
-def _history_problems_2(coord: Any, view: Any) -> list[str]:
     coord.flush()
     stored = coord.log.read(view.txid)
     live = view.txid in coord.live_txids
@@ -75,9 +45,9 @@ def _history_problems_2(coord: Any, view: Any) -> list[str]:
 
 
 def opened_data(coord: TransactionCoordinator, txid: str) -> list[Any]:
-    """Format 2: the data of each ``Opened`` of ``txid`` (the commit data lives there)."""
+    """The data of each ``Opened`` of ``txid`` (the commit data lives there)."""
     coord.flush()
-    stored = coord.log.read(txid)  # type: ignore[attr-defined]
+    stored = coord.log.read(txid)
     records = stored.records if stored is not None else ()
     return [r.data for r in records if isinstance(r, Opened)]
 
@@ -92,8 +62,8 @@ def world_problems(
 ) -> list[str]:
     """What the systems did agrees with the log and with what the caller was told.
 
-    ``members`` are ``(member name, system name)`` pairs; ``words`` the enums of the log
-    format the coordinator runs on. Checks: no system both committed and rolled back across
+    ``members`` are ``(member name, system name)`` pairs; ``words`` the enums the
+    coordinator reports in. Checks: no system both committed and rolled back across
     one transaction (atomicity); a commit acknowledged to the caller is never rolled back
     anywhere; a finished transaction's outcome is what every system applied.
     """
@@ -103,7 +73,7 @@ def world_problems(
     outcome = view.outcome if view is not None else None
     saga = view is not None and view.mode is words.mode.SAGA
     if view is not None and outcome not in (None, words.commit, words.abort):
-        problems.append(f"{txid}: outcome {outcome!r} is not one of format {words.log_format}")
+        problems.append(f"{txid}: outcome {outcome!r} is neither commit nor abort")
     if not saga and len(set(effects.values())) > 1:
         problems.append(f"{txid}: not atomic, systems applied {effects}")
     if acked_commit and "rollback" in effects.values():
@@ -131,39 +101,11 @@ def world_problems(
 
 
 def closed_log_problems(path: str | Path) -> list[str]:
-    """Integrity of a log no coordinator holds, in either format."""
-    if log_format(path) == 2:
-        return _closed_log_problems_2(path)
-    problems: list[str] = []
-    if verify_log is not None:
-        result: Any = verify_log(path)
-        clean = _is_clean(result)
-        if not clean:
-            problems.append(f"verify_log({path}) reports damage: {result!r}")
-    store = LogStore(path, readonly=True)
-    try:
-        for txid, _raw in store.iter_summaries():
-            try:
-                view = replay(store.records_of(txid))
-            except DtcError as exc:
-                problems.append(f"{txid}: {exc}")
-                continue
-            if view.summary() != store.summary(txid):
-                problems.append(f"{txid}: stored summary differs from the replayed records")
-            unfinished = txid in set(store.unfinished_txids())
-            if unfinished == view.state.finished:
-                problems.append(f"{txid}: unfinished index disagrees with state {view.state}")
-    finally:
-        store.close()
-    return problems
-
-
-def _closed_log_problems_2(path: str | Path) -> list[str]:
-    """``dtc verify`` (framing, the protocol's fold, the unfinished index), and, through the
-    log interface: every transaction folds, an ended one has every member settled (a crash
-    may leave all settled before ``Ended``), and the unfinished listing is exactly the
-    transactions whose fold has not ended."""
-    report = verify_format_2(path)
+    """Integrity of a log no coordinator holds: ``dtc verify`` (framing, the protocol's
+    fold, the unfinished index), and, through the log interface: every transaction folds,
+    an ended one has every member settled (a crash may leave all settled before ``Ended``),
+    and the unfinished listing is exactly the transactions whose fold has not ended."""
+    report = verify_log(path)
     problems = [f"verify_log({path}): {p}" for p in report.problems]
     log = LmdbLog(path, readonly=True)
     try:
@@ -184,13 +126,3 @@ def _closed_log_problems_2(path: str | Path) -> list[str]:
     finally:
         log.close()
     return problems
-
-
-def _is_clean(result: Any) -> bool:
-    for attribute in ("clean", "ok"):
-        value = getattr(result, attribute, None)
-        if isinstance(value, bool):
-            return value
-    with contextlib.suppress(TypeError):
-        return len(result) == 0
-    return bool(result is None or result is True)

@@ -2,14 +2,11 @@
 
 It predicts, from the participants' behaviours alone, what every call returns and what the
 log must then say about every transaction -- the ``DatabaseComparison`` pattern of
-hypothesis ``docs/stateful.rst``. It follows docs/protocol.md and docs/recovery.md (format
-1) and docs/architecture.md (format 2), not the code: where the two disagree the machine
-fails.
+hypothesis ``docs/stateful.rst``. It follows docs/protocol.md, docs/recovery.md and
+docs/architecture.md, not the code: where the two disagree the machine fails.
 
-The two log formats report states in different enums (``dtc_wal.states`` for format 1, the
-protocol's for format 2), and differ where issue 12 renamed a concept or changed which
-records are forced; :class:`Words` holds the difference and :class:`Model` predicts each
-format's own states.
+The coordinator reports states in the protocol's enums; :data:`WORDS` names the ones the
+model predicts with.
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from dtc_wal import protocol, states
+from dtc_wal import protocol
 
 from .world import PREPARE_PHASES, World
 
@@ -25,7 +22,7 @@ from .world import PREPARE_PHASES, World
 MAX_RETRIES = 2
 
 #: Member states after which nothing more is sent, and transaction states that are ended
-#: (the same strings in both formats; the enums are string enums).
+#: (the enums are string enums).
 SETTLED = frozenset({"committed", "rolled-back", "skipped", "resolved", "read-only"})
 ENDED = frozenset({"committed", "aborted"})
 
@@ -40,37 +37,24 @@ def ended(state: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Words:
-    """The enums a coordinator on one log format reports its states in."""
+    """The enums the coordinator reports its states in."""
 
-    log_format: int
     tx: Any  # the TxState enum
-    member: Any  # ParticipantState (format 1) or MemberState (format 2)
+    member: Any  # MemberState
     mode: Any
     commit: Any  # the outcome a commit decision reports
-    abort: Any  # ... and an abort decision: Outcome.ROLLBACK (1) or Outcome.ABORT (2)
-    step_done: Any  # a saga step whose action ran: PREPARED (1) or STEP_DONE (2)
+    abort: Any  # ... and an abort decision
+    step_done: Any  # a saga step whose action ran
 
 
-WORDS = {
-    1: Words(
-        1,
-        states.TxState,
-        states.ParticipantState,
-        states.Mode,
-        states.Outcome.COMMIT,
-        states.Outcome.ROLLBACK,
-        states.ParticipantState.PREPARED,
-    ),
-    2: Words(
-        2,
-        protocol.TxState,
-        protocol.MemberState,
-        protocol.Mode,
-        protocol.Outcome.COMMIT,
-        protocol.Outcome.ABORT,
-        protocol.MemberState.STEP_DONE,
-    ),
-}
+WORDS = Words(
+    protocol.TxState,
+    protocol.MemberState,
+    protocol.Mode,
+    protocol.Outcome.COMMIT,
+    protocol.Outcome.ABORT,
+    protocol.MemberState.STEP_DONE,
+)
 
 
 @dataclasses.dataclass
@@ -78,7 +62,7 @@ class MemberModel:
     name: str
     system: str
     recoverable: bool  # built from a registry factory, so recovery can rebuild it
-    state: Any  # the format's member state, ENLISTED when it joins
+    state: Any  # a MemberState, ENLISTED when it joins
     started: bool = False  # saga: its action may have run
 
     @property
@@ -91,9 +75,9 @@ class TxModel:
     txid: str
     started_at: float  # the coordinator clock's monotonic time at begin
     words: Words
-    mode: Any = None  # the format's Mode once a member fixed it
+    mode: Any = None  # a Mode once a member fixed it
     members: list[MemberModel] = dataclasses.field(default_factory=list)
-    state: Any = None  # the format's TxState; None: the log does not know it (vanished)
+    state: Any = None  # a TxState; None: the log does not know it (vanished)
     open: bool = True  # owned by its caller: begun, not yet committed or rolled back
     data: Any = None  # data logged with the commit decision
     acked_commit: bool = False  # the caller was told the outcome is commit
@@ -108,9 +92,9 @@ class TxModel:
 
     @property
     def logged_mode(self) -> Any:
-        """The mode the coordinator reports: format 2 names one in ``Opened`` even when no
-        member joined (2PC), format 1 leaves it None until the first member."""
-        if self.mode is None and self.words.log_format == 2:
+        """The mode the coordinator reports: ``Opened`` names one even when no member
+        joined (2PC)."""
+        if self.mode is None:
             return self.words.mode.TWO_PHASE
         return self.mode
 
@@ -119,15 +103,14 @@ class TxModel:
         return self.mode is self.words.mode.SAGA
 
     def shows(self, m: MemberModel, logged: Any) -> bool:
-        """Whether the coordinator may report ``logged`` for member ``m``. Format 2 writes
-        the votes in the ``Decided`` record and decides abort at the first refusal, so a
+        """Whether the coordinator may report ``logged`` for member ``m``. The votes are
+        written in the ``Decided`` record and abort is decided at the first refusal, so a
         yes vote that came after it is not in the log: a 2PC member of an aborting
         transaction that the model has voted yes may show enlisted until its rollback."""
         if logged is m.state:
             return True
         return (
-            self.words.log_format == 2
-            and not self.saga
+            not self.saga
             and self.state is self.words.tx.DECIDED_ABORT
             and m.state is self.words.member.PREPARED
             and logged is self.words.member.ENLISTED
@@ -155,9 +138,9 @@ class TxModel:
 class Model:
     """Transactions as they must be, and the failure countdowns the systems must be at."""
 
-    def __init__(self, world: World, log_format: int = 1) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
-        self.w = WORDS[log_format]
+        self.w = WORDS
         self.txs: dict[str, TxModel] = {}
         # (system, phase, txid) -> failures still to come; absent = the behaviour's n.
         self.left: dict[tuple[str, str, str], int] = {}
@@ -270,9 +253,9 @@ class Model:
             tx.state = None
             return
         if tx.acked_commit:
-            if w.log_format == 2 and (tx.saga or not tx.members):
-                # Format 2 forces a saga's (and an empty transaction's) Decided commit
-                # together with its Ended: the transaction is finished, nothing was lost.
+            if tx.saga or not tx.members:
+                # A saga's (and an empty transaction's) Decided commit is forced together
+                # with its Ended: the transaction is finished, nothing was lost.
                 return
             # DECIDED_COMMIT, with every yes-vote, was forced.
             tx.state = w.tx.DECIDED_COMMIT
@@ -281,7 +264,7 @@ class Model:
             return
         # Aborted while committing: the opening records were forced, and for a saga the
         # step-done record of every step before the one that failed; the decision was lazy
-        # (format 2: the votes travel in it, so every 2PC member is back to enlisted).
+        # (the votes travel in it, so every 2PC member is back to enlisted).
         tx.state = w.tx.ACTIVE
         failed = max((i for i, m in enumerate(tx.members) if m.started), default=-1)
         for i, m in enumerate(tx.members):

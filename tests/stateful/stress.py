@@ -10,7 +10,7 @@ follow the transition table, and after recovery nothing is left unfinished.
 Runs in-process (tests/stateful/test_stress.py) and as a script, so that a test can run it
 under ``python -X dev -W error::ResourceWarning``::
 
-    cd tests && python -m stateful.stress --threads 8 --per-thread 50 --log-format 2 /tmp/some-dir
+    cd tests && python -m stateful.stress --threads 8 --per-thread 50 /tmp/some-dir
 """
 
 from __future__ import annotations
@@ -104,9 +104,8 @@ def run_stress(
     threads: int = 32,
     per_thread: int = 500,
     seed: int = 0,
-    log_format: int = 1,
 ) -> collections.Counter[str]:
-    """Run the stress workload on a new log at ``path`` in ``log_format``; return how the
+    """Run the stress workload on a new log at ``path``; return how the
     transactions ended (``ok``, ``incomplete``, ``aborted``, ``rollback``, and
     ``saga-compensated``).
 
@@ -121,7 +120,6 @@ def run_stress(
         registry=world.registry(),
         clock=ManualClock(),
         recovery_interval=None,
-        log_format=log_format,
         max_retries=MAX_RETRIES,
         prepare_timeout=60.0,
         phase2_timeout=60.0,
@@ -146,7 +144,7 @@ def run_stress(
             t.join()
         assert not errors, f"caller threads raised: {errors!r}"
         done = [d for per in results for d in per]
-        model = Model(world, log_format)
+        model = Model(world)
         problems = _outcome_problems(model, done)
         coord.recover_now()  # finishes what failed commit/compensation for too long
         model.recover()
@@ -202,7 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--per-thread", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-format", type=int, choices=(1, 2), default=1)
     parser.add_argument("path", nargs="?", help="log directory (default: a new temporary one)")
     args = parser.parse_args(argv)
     logging.getLogger("dtc_wal").propagate = False  # failures are expected; keep stderr clean
@@ -210,11 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     fds_before = _open_fds()
     with tempfile.TemporaryDirectory(prefix="dtc-stress-") as tmp:
         path = args.path or tmp
-        ends = run_stress(path, args.threads, args.per_thread, args.seed, args.log_format)
-    print(
-        f"stress: {dict(ends)} on {args.threads} threads, log format {args.log_format}, "
-        "invariants hold"
-    )
+        ends = run_stress(path, args.threads, args.per_thread, args.seed)
+    print(f"stress: {dict(ends)} on {args.threads} threads, invariants hold")
     # What -X dev cannot see: raw file descriptors (LMDB, the directory lock) and threads.
     leaks = []
     for thread in set(threading.enumerate()) - threads_before:

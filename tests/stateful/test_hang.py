@@ -33,9 +33,8 @@ class Hanging(TwoPhaseProxy):
             self.returned.set()
 
 
-@pytest.mark.parametrize("log_format", [1, 2], ids=["format1", "format2"])
 def test_prepare_hanging_past_the_timeout_aborts_and_a_late_prepare_votes_no(
-    tmp_path: Path, log_format: int
+    tmp_path: Path,
 ) -> None:
     world = World()
     slow = world.add(Behaviour("ok"))
@@ -47,7 +46,6 @@ def test_prepare_hanging_past_the_timeout_aborts_and_a_late_prepare_votes_no(
         registry=world.registry(),
         clock=ManualClock(),
         recovery_interval=None,
-        log_format=log_format,
         prepare_timeout=0.2,  # real seconds: run_parallel waits on the pool
     )
     try:
@@ -65,8 +63,7 @@ def test_prepare_hanging_past_the_timeout_aborts_and_a_late_prepare_votes_no(
         assert txid not in slow.prepared
         view = coord.transaction(txid)
         members = [(slow.name, slow.name), (fine.name, fine.name)]
-        words = WORDS[log_format]
-        assert world_problems(world, view, txid, members, False, words) == []
+        assert world_problems(world, view, txid, members, False, WORDS) == []
         assert world.violations() == []
     finally:
         release.set()

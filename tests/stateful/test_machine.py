@@ -1,9 +1,10 @@
 """The coordinator against a model, crashes included (issue 5; docs/testing.md).
 
-A :class:`CoordinatorMachine` drives a real :class:`TransactionCoordinator` on a real LMDB
-log in a temporary directory. Beside it, :class:`~.model.Model` predicts every result and
-what the log must say; :class:`~.world.World` holds the external systems, which survive a
-coordinator crash. After every step the invariants compare the three.
+A :class:`CoordinatorMachine` drives a real :class:`TransactionCoordinator` (the facade over
+the Engine) on a real LMDB log in a temporary directory. Beside it, :class:`~.model.Model`
+predicts every result and what the log must say; :class:`~.world.World` holds the external
+systems, which survive a coordinator crash. After every step the invariants compare the
+three.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from hypothesis.stateful import (
 from dtc_wal import (
     CommitIncompleteError,
     ManualClock,
-    RecordType,
     TransactionAborted,
     TransactionCoordinator,
 )
@@ -106,16 +106,15 @@ def _never(*_args: object) -> None:
 
 
 class CoordinatorMachine(RuleBasedStateMachine):
-    """On a format-1 log; :class:`CoordinatorMachineFormat2` runs the same on format 2."""
+    """The coordinator on its (format-2) log, its states in the protocol's enums."""
 
     systems = Bundle("systems")
-    log_format = 1
 
     def __init__(self) -> None:
         super().__init__()
         self.path = tempfile.mkdtemp(prefix="dtc-stateful-")
         self.world = World()
-        self.model = Model(self.world, self.log_format)
+        self.model = Model(self.world)
         self.w = self.model.w
         self.clock = ManualClock()
         self.registry = self.world.registry()
@@ -131,7 +130,6 @@ class CoordinatorMachine(RuleBasedStateMachine):
             registry=self.registry,
             clock=self.clock,
             recovery_interval=None,
-            log_format=self.log_format,
             zombie_timeout=ZOMBIE_TIMEOUT,
             max_retries=MAX_RETRIES,
             # Real seconds: no call is slow here, these only stop a bug from hanging CI.
@@ -215,21 +213,14 @@ class CoordinatorMachine(RuleBasedStateMachine):
         self._check_commit_data(tx, payload)
 
     def _check_commit_data(self, tx: TxModel, payload: dict[str, Any]) -> None:
-        """Yes-voters got the caller's data, and the decision record carries it."""
+        """Yes-voters got the caller's data, and the log carries it (in ``Opened``)."""
         for m in tx.members:
             system = self.world.systems[m.system]
             seen = system.done if tx.saga else system.prepared
             if tx.acked_commit or tx.txid in seen:
                 assert seen.get(tx.txid) == payload, (tx.txid, m.name)
-        if tx.acked_commit and self.log_format == 2:  # format 2: the data is in Opened
+        if tx.acked_commit:
             assert opened_data(self.c, tx.txid) == [payload or None]
-        elif tx.acked_commit:
-            decisions = [
-                r
-                for _, r in self.c.wal.store.records_of(tx.txid)
-                if r.type is RecordType.DECIDED_COMMIT
-            ]
-            assert [r.data for r in decisions] == [payload or None]
 
     def _stuck_problems(self) -> list[str]:
         """After a recovery pass, every participant still pending has a reason to be."""
@@ -443,30 +434,17 @@ class CoordinatorMachine(RuleBasedStateMachine):
         call no forced append may follow a lazy one (checked), so this is a state a real
         crash leaves."""
         dropped: list[Any] = []
-        if self.log_format == 2:
-            log: Any = self.c.log  # type: ignore[attr-defined]
-            forced2 = log.append
+        log: Any = self.c.log
+        forced = log.append
 
-            def append2(records: Any, *, durable: bool = True) -> Any:
-                if not durable:
-                    dropped.append(records)
-                    return None
-                assert not dropped, f"a forced append {records} after lazy ones {dropped}"
-                return forced2(records, durable=True)
+        def append(records: Any, *, durable: bool = True) -> Any:
+            if not durable:
+                dropped.append(records)
+                return None
+            assert not dropped, f"a forced append {records} after lazy ones {dropped}"
+            return forced(records, durable=True)
 
-            log.append = append2
-        else:
-            wal = self.c.wal
-            forced = wal.append
-
-            def append(records: Any, *, wait: bool = True) -> Any:
-                if not wait:
-                    dropped.append(records)
-                    return None
-                assert not dropped, f"a forced append {records} after lazy ones {dropped}"
-                return forced(records, wait=wait)
-
-            wal.append = append  # type: ignore[method-assign]
+        log.append = append
         self._finish(tx, how, {"crash": True})
 
     @precondition(lambda self: self.model.open_txids())
@@ -686,14 +664,5 @@ def _commit(
     return "ok", set()
 
 
-class CoordinatorMachineFormat2(CoordinatorMachine):
-    """The same machine on a format-2 log: the coordinator on the new core (the facade
-    over the Engine), its states in the protocol's enums."""
-
-    log_format = 2
-
-
 CoordinatorMachine.TestCase.settings = stateful_settings()
-CoordinatorMachineFormat2.TestCase.settings = stateful_settings()
 TestCoordinatorMachine = CoordinatorMachine.TestCase
-TestCoordinatorMachineFormat2 = CoordinatorMachineFormat2.TestCase

@@ -25,25 +25,18 @@ LEAK_MARKERS = (
 )
 
 
-FORMATS = pytest.mark.parametrize("log_format", [1, 2], ids=["format1", "format2"])
-
-
 @pytest.mark.slow
-@FORMATS
-def test_stress_32_threads_x_500_transactions(tmp_path: Path, log_format: int) -> None:
+def test_stress_32_threads_x_500_transactions(tmp_path: Path) -> None:
     """32 callers, 500 mixed transactions each (some vote no, fail transiently, need saga
     compensations or recovery), one coordinator; then the machine's invariants."""
-    ends = run_stress(tmp_path / "log", threads=32, per_thread=500, log_format=log_format)
+    ends = run_stress(tmp_path / "log", threads=32, per_thread=500)
     assert ends["ok"] + ends["incomplete"] + ends["aborted"] + ends["rollback"] == 32 * 500
     # The workload is mixed: every way to end happened, many times.
     for end in ("ok", "incomplete", "aborted", "rollback", "saga-compensated"):
         assert ends[end] > 100, ends
 
 
-@FORMATS
-def test_stress_under_dev_mode_leaves_no_unclosed_resources(
-    tmp_path: Path, log_format: int
-) -> None:
+def test_stress_under_dev_mode_leaves_no_unclosed_resources(tmp_path: Path) -> None:
     """A smaller stress run in a child ``python -X dev -W error::ResourceWarning``: it must
     pass and print nothing about unclosed files, sockets, LMDB environments or threads."""
     env = dict(os.environ)
@@ -61,8 +54,6 @@ def test_stress_under_dev_mode_leaves_no_unclosed_resources(
             "8",
             "--per-thread",
             "40",
-            "--log-format",
-            str(log_format),
             str(tmp_path / "log"),
         ],
         cwd=TESTS,
