@@ -39,7 +39,7 @@ from ..protocol import Mode, Outcome, TxState
 from ..protocol import Options as ProtocolOptions
 from ..recovery.report import InDoubt, RecoveryReport
 from ..registry import ParticipantRegistry
-from .options import NEW_LOG_FORMAT, CoordinatorOptions, OptionsKwargs
+from .options import LOG_FORMAT, CoordinatorOptions, OptionsKwargs
 from .recovery_loop import Progress, RecoveryLoop
 from .stats import CoordinatorStats, Counters
 from .views import TransactionView, view_of
@@ -543,7 +543,7 @@ def _refuse_format1(log_path: str | os.PathLike[str], wanted: int | None) -> Non
     if wanted == 1:
         raise UnsupportedFormatError(
             f"log_format=1 was asked for, but this version writes only log format "
-            f"{NEW_LOG_FORMAT}; leave log_format out (format 1 logs are read only by "
+            f"{LOG_FORMAT}; leave log_format out (format 1 logs are read only by "
             "`dtc upgrade`, which converts them)"
         )
     if isinstance(log_path, bool) or not isinstance(log_path, str | os.PathLike):

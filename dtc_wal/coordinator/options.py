@@ -24,9 +24,9 @@ from ..errors import InvalidOptionError
 from ..log.lmdb.store import MIB
 from ..log_values import DEFAULT_MAX_DATA_BYTES, check_max_data_bytes
 
-__all__ = ["NEW_LOG_FORMAT", "CoordinatorOptions", "OptionsKwargs"]
+__all__ = ["LOG_FORMAT", "CoordinatorOptions", "OptionsKwargs"]
 
-NEW_LOG_FORMAT = 2
+LOG_FORMAT = 2
 """The format this version writes. A format-1 log (written before the redesign) is refused
 at open; ``dtc upgrade`` converts it, keeping the original."""
 
@@ -72,7 +72,7 @@ class CoordinatorOptions:
         fmt = self.log_format
         if fmt is not None and (isinstance(fmt, bool) or fmt not in (1, 2)):
             raise InvalidOptionError(
-                f"log_format must be {NEW_LOG_FORMAT} (the format this version writes) or "
+                f"log_format must be {LOG_FORMAT} (the format this version writes) or "
                 f"None, not {fmt!r}"
             )
         for option in ("sync", "recover", "one_phase", "strict"):
