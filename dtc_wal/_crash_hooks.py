@@ -29,17 +29,13 @@ __all__ = [
 
 log = logging.getLogger("dtc_wal.testing")
 
-#: The points a transaction passes, in protocol order. The crash matrix kills at each.
-#: The old core (format 1) passes all of them. On the driver and a format-2 log
-#: (dtc_wal/drivers/crash_points.py, dtc_wal/log/group_commit.py) every point but
-#: ``begin.after-log`` and ``enlist.after-log`` is passed: format 2 logs nothing at begin or
-#: enlist (the members are named in ``Opened``, written at commit), so those two have no
-#: place there and are never fired.
+#: The points a transaction passes, in protocol order (dtc_wal/drivers/crash_points.py,
+#: dtc_wal/log/group_commit.py). The crash matrix kills at each. Nothing is logged at begin
+#: or enlist (the members are named in ``Opened``, written at commit), so format 1's
+#: ``begin.after-log`` and ``enlist.after-log`` are gone.
 TRANSACTION_POINTS: tuple[str, ...] = (
     "wal.before-sync",  # a batch is written into LMDB but its transaction not committed
     "wal.after-sync",  # a batch is committed and synced; waiters not yet woken
-    "begin.after-log",  # begun record durable, nothing enlisted
-    "enlist.after-log",  # enlisted record durable, nothing sent
     "prepare.before-send",  # about to send the first prepare
     "prepare.after-first",  # one participant prepared, others may not be
     "prepare.after-all",  # every participant voted yes; no decision on disk

@@ -11,8 +11,8 @@ once, a number that depends on batching" (the log's sync points; see
 path: the log is written at commit (Opened -- unless every participant lists what it
 holds prepared: then it rides the decision's sync -- and Decided forced, Ended lazy, for 2PC;
 StepDone forced per step but the last, Decided and Ended forced together, for a saga; one
-lazy append after the member's own commit, for one phase), so no path passes
-``begin.after-log`` or ``enlist.after-log`` -- nothing is logged at begin or enlist.
+lazy append after the member's own commit, for one phase): nothing is logged at begin or
+enlist.
 ``test_census_matches_the_table`` checks the table against what each path passes.
 """
 
