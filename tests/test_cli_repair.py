@@ -1,5 +1,5 @@
 """``dtc backup`` and ``dtc repair`` through CliRunner, on real format-2 LMDB logs damaged
-through LMDB directly (docs/cli.md, "Commands on a format-2 log")."""
+through LMDB directly (docs/cli.md, "Repairing a damaged transaction")."""
 
 from __future__ import annotations
 
