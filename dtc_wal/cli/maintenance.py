@@ -194,8 +194,9 @@ def resolve(
     "--copy/--no-copy",
     "copy",
     default=None,
-    help="Shrink the file by a compacting copy: always / never "
-    "(default: when at least 10% of it is free).",
+    hidden=True,  # format 1's; kept one release so scripts passing --no-copy still run
+    help="Format 1 only: a compacting copy. --copy is refused (format 2 never copies: LMDB "
+    "reuses the freed pages); --no-copy changes nothing.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
 @json_option
@@ -212,7 +213,7 @@ def compact(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: b
     Examples:
       dtc compact /var/lib/shop/dtc-log --dry-run
       dtc compact /var/lib/shop/dtc-log --keep 30d
-      dtc compact /var/lib/shop/dtc-log --keep 0s --no-copy --json
+      dtc compact /var/lib/shop/dtc-log --keep 0s --json
     """
     from .v2.maintenance import compact_v2
 

@@ -28,8 +28,8 @@ __all__ = ["repair"]
     type=click.IntRange(min=1),
     multiple=True,
     metavar="N",
-    help="A damaged record of this transaction that its index entry does not list (when "
-    "the index entry is damaged too; `dtc verify` names it). Repeat for several.",
+    hidden=True,  # format 1's; refused on format 2, kept one release for a clear error
+    help="Format 1 only (refused): format 2 names a damaged record by its place (seq).",
 )
 @click.option(
     "--backup-to",
@@ -55,12 +55,12 @@ def repair(
 ) -> None:
     """Drop a damaged transaction from a log so that the coordinator starts again.
 
-    A damaged record in an unfinished transaction stops the coordinator's start-up (run
-    `dtc verify` to find it). This command takes a byte-exact copy of the log first (as
-    `dtc backup`), prints the evidence -- the index summary, the participants with their
-    factories, params and last known states, every readable record, the damaged LSNs --
-    then removes the transaction's records and index entries in one LMDB transaction.
-    TXID is the full transaction id, as `dtc verify` prints it.
+    A damaged transaction is in doubt and left alone by recovery (run `dtc verify` to find
+    it); the others run on. This command takes a copy of the log first (as `dtc backup`),
+    prints the evidence -- the participants with their factories and params, every
+    readable record, where the damage is, whom to settle and how -- then removes the
+    transaction's records and index entries in one LMDB transaction. TXID is the full
+    transaction id, as `dtc verify` prints it.
 
     The log then no longer knows the transaction, so recovery will not settle it: settle
     its participants by hand from the evidence (commit when it shows a commit decision or

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ...drivers import Engine
+from ...drivers import Engine, EngineOptions
 from ...drivers import report as words
 from ...errors import UnknownTransactionError
 from ...protocol import Outcome, Transaction
@@ -33,18 +33,18 @@ __all__ = ["compact_v2", "recover_v2", "resolve_v2"]
 def recover_v2(
     log: Path, registry: ParticipantRegistry | None, dry_run: bool, workers: int, as_json: bool
 ) -> None:
-    """One recovery pass of the engine (``--workers`` does not apply: the engine's pool
-    drives the calls)."""
+    """One recovery pass of the engine, driving ``workers`` transactions at once."""
     registry = registry if registry is not None else ParticipantRegistry()
     if not dry_run:
         require_writable(log, "recover")
     opening = open_readonly(log) if dry_run else open_writable(log)
     with (
         opening as opened,
-        Engine(opened, registry) as engine,
+        Engine(opened, registry, EngineOptions(recovery_workers=workers)) as engine,
         progress_bar("recovering", enabled=not dry_run) as update,
     ):
         report = engine.recover(progress=update, dry_run=dry_run)
+        report.stale_readers_cleared = opened.stale_readers_cleared
     finish_recovery(report, log, dry_run=dry_run, as_json=as_json)
 
 
