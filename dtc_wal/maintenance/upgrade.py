@@ -112,9 +112,9 @@ class UpgradeReport:
         if damaged and not skip_damaged:
             return LogCorruptError(
                 f"{self.source}: {len(damaged)} damaged transaction(s) cannot be read back, so "
-                f"nothing {verb} upgraded: {listed}. Settle them with the dtc-wal that wrote the "
-                "log (0.1: `dtc verify`, `dtc repair`), or upgrade with --skip-damaged to leave them out (they stay in the format-1 "
-                "original, kept as evidence)"
+                f"nothing {verb} upgraded: {listed}. Settle them with the dtc-wal that wrote "
+                "the log (0.1: `dtc verify`, `dtc repair`), or upgrade with --skip-damaged to "
+                "leave them out (they stay in the format-1 original, kept as evidence)"
             )
         return None
 
