@@ -64,8 +64,8 @@ def backup(log: Path, target: Path | None, as_json: bool) -> None:
 
     The copy (LMDB's consistent copy of data.mdb) is taken under the log's directory lock,
     so no writer changes the log meanwhile, and is itself a log: `dtc verify` and `dtc
-    show` read it. Keep it until the incident is closed. `dtc repair` takes one by itself too. Refuses (exit
-    code 3) while a live coordinator holds the log: stop it first.
+    show` read it. Keep it until the incident is closed. `dtc repair` takes one by itself
+    too. Refuses (exit code 3) while a live coordinator holds the log: stop it first.
 
     A log in a directory this user cannot write (a copy, a mounted snapshot, another
     user's log) is copied without the lock, with a warning: a live writer could tear the
