@@ -6,8 +6,9 @@ until its commit decision is durable).
   ``Durable``; a refused one is reported with ``AppendFailed``.
 * ``Call`` -> the participant call with the :class:`~dtc_wal.drivers.calls.CallPolicy`
   retries, in the caller's thread when the inline tracker knows that kind of call to be
-  fast (or it is a lone call with no deadline), else on the pool; a call not answered by
-  its deadline is reported ``TIMED_OUT`` and told to stop retrying.
+  fast (or it is the last of the calls going to the pool and has no deadline: the caller's
+  share), else on the pool; a call not answered by its deadline is reported ``TIMED_OUT``
+  and told to stop retrying.
 * ``Decision`` / ``Finish`` -> kept on the :class:`~.run.Run`.
 """
 
@@ -177,17 +178,24 @@ class ThreadedDriver:
         if points.ARMED:
             crash_points.before_calls(calls)
         tracker = self.inline
-        lone = len(calls) == 1
         here: list[tuple[Call, Hashable]] = []
+        pooled: list[tuple[Call, Hashable]] = []
         for call in calls:
             member = run.members[call.member]
             if member.obj is None:
                 todo.append(self._unavailable(run, call))
                 continue
             key: Hashable = (call.op, member.kind, member.name)
-            if (lone and call.deadline is None) or (tracker is not None and tracker.is_fast(key)):
+            if tracker is not None and tracker.is_fast(key):
                 here.append((call, key))
-                continue
+            else:
+                pooled.append((call, key))
+        # The caller's share: of the calls bound for the pool, the last runs in the
+        # caller's own thread while the others run on the pool (a lone call: no hand-off
+        # at all) -- only without a deadline, as a call running here cannot be abandoned.
+        if pooled and pooled[-1][0].deadline is None:
+            here.append(pooled.pop())
+        for call, key in pooled:
             token += 1
             flag = threading.Event()
             expires = None

@@ -357,3 +357,31 @@ def test_begin_returns_distinct_uuid4_strings(engine: Engine) -> None:
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
         engine.rollback(txid)
+
+
+@pytest.mark.parametrize("deadlines", [True, False])
+def test_the_last_call_without_a_deadline_runs_in_the_callers_thread(
+    log: LmdbLog, deadlines: bool
+) -> None:
+    """Of the calls bound for the pool, the last runs in the caller's thread when it has no
+    deadline (one hand-off fewer); with a deadline every call stays on the pool, where its
+    deadline is enforced."""
+    timeouts = {} if deadlines else {"prepare_timeout": None, "phase2_timeout": None}
+    options = EngineOptions(protocol=ProtocolOptions(**timeouts), inline_threshold=None)
+    journal = Journal()
+    threads: dict[tuple[str, str], str] = {}
+
+    def seen(name: str, op: str) -> Any:
+        return lambda *_: threads.__setitem__((name, op), threading.current_thread().name)
+
+    with Engine(log, options=options) as engine:
+        txid = engine.begin()
+        for n in ("a", "b", "c"):
+            hooks = {"on_prepare": seen(n, "prepare"), "on_commit": seen(n, "commit")}
+            engine.enlist(txid, RecordingParticipant(n, journal, **hooks))
+        engine.commit(txid)
+    here = threading.current_thread().name
+    assert len(threads) == 6
+    in_caller = sorted(key for key, thread in threads.items() if thread == here)
+    assert in_caller == ([] if deadlines else [("c", "commit"), ("c", "prepare")])
+    assert journal.what("a", txid) == journal.what("c", txid) == ["prepare", "commit"]
