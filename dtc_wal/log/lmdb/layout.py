@@ -114,20 +114,25 @@ def _array_head(n: int) -> bytes:
 
 
 def _acks(acks: Sequence[tuple[int, MemberState]]) -> list[list[int]]:
-    out = []
-    for member, ack in acks:
-        out.append([_index(member, "an acknowledging member"), _ACK[ack]])
-    return out
+    # The check of _index inline (no call per pair on the common path).
+    return [
+        [m if type(m) is int and m >= 0 else _index(m, "an acknowledging member"), _ACK[a]]
+        for m, a in acks
+    ]
 
 
 def _opened(r: Opened, pack: Pack) -> bytes:
-    if r.data is None and all(m.params is None for m in r.members):
+    if r.data is None:
         members = []
         for m in r.members:
-            if not isinstance(m.name, str) or not (m.factory is None or isinstance(m.factory, str)):
+            if m.params is not None:
+                break  # checked maps to splice: the general path below
+            name, factory = m.name, m.factory
+            if not isinstance(name, str) or not (factory is None or isinstance(factory, str)):
                 raise Refuse(f"member {m!r} needs a str name and a str or None factory")
-            members.append([m.name, m.factory, None])
-        return pack([1, float(r.at), r.txid, _MODE[r.mode], members, None])
+            members.append([name, factory, None])
+        else:
+            return pack([1, float(r.at), r.txid, _MODE[r.mode], members, None])
     # Built from parts so checked maps are spliced in; [1:] drops a fixarray header.
     parts = [b"\x96", pack([1, float(r.at), r.txid, _MODE[r.mode]])[1:]]
     parts.append(_array_head(len(r.members)))
@@ -151,7 +156,10 @@ def _decided(r: Decided, pack: Pack) -> bytes:
             3,
             float(r.at),
             _OUTCOME[r.outcome],
-            [[_index(m, "a voting member"), _VOTE[v]] for m, v in r.votes],
+            [
+                [m if type(m) is int and m >= 0 else _index(m, "a voting member"), _VOTE[v]]
+                for m, v in r.votes
+            ],
             _opt_text(r.reason, "the reason"),
             _opt_text(r.actor, "the actor"),
         ]

@@ -89,9 +89,8 @@ class Appender:
                     state = staged[txid] if txid in staged else live.get(txid, _ABSENT)
                     if code == _OPENED:
                         # put(overwrite=False) is False when txns already holds the txid.
-                        if state is not _ABSENT or not put(
-                            key, TN.pack(next_tn), db=txns, overwrite=False
-                        ):
+                        tn_key = TN.pack(next_tn)
+                        if state is not _ABSENT or not put(key, tn_key, db=txns, overwrite=False):
                             outcome.append(_refusal(txid, code, state, True))
                             continue
                         tn, seq = next_tn, 0
@@ -104,7 +103,7 @@ class Appender:
                     rkey = RECORD_KEY.pack(tn, seq)
                     if code == _OPENED:
                         put(rkey, frame(rkey, payload), db=records, append=True)
-                        put(TN.pack(tn), key, db=unfinished, append=True)
+                        put(tn_key, key, db=unfinished, append=True)
                     else:
                         put(rkey, frame(rkey, payload), db=records)
                         if code == _ENDED:
