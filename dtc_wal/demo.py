@@ -260,7 +260,7 @@ def _demo(log_dir: str, echo: Echo, *, kept: bool, temporary: bool = False) -> N
 
 def _logged(coord: TransactionCoordinator, txid: str) -> list[tuple[int, dict[str, Any]]]:
     """The transaction's records as ``(number, fields)``: their places in the transaction."""
-    from .cli.v2.reading import record_dict
+    from .cli.commands.reading import record_dict
     from .protocol.records import Opened
 
     coord.flush()

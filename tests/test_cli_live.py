@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dtc_wal.cli import cli
-from dtc_wal.cli.v2.reading import open_readonly
+from dtc_wal.cli.commands.reading import open_readonly
 from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.maintenance.verify import verify_log
 

@@ -77,6 +77,6 @@ def backup(log: Path, target: Path | None, as_json: bool) -> None:
       dtc backup /var/lib/shop/dtc-log --to /srv/evidence/dtc-log-incident-4711
       dtc verify "$(dtc backup /var/lib/shop/dtc-log --json | jq -r .backup)"
     """
-    from .v2.backup import backup_v2
+    from .commands.backup import run_backup
 
-    backup_v2(log, target, as_json)
+    run_backup(log, target, as_json)

@@ -44,6 +44,6 @@ def export(log: Path, fmt: str, output: IO[str]) -> None:
       dtc export /var/lib/shop/dtc-log -o records.jsonl
       dtc export /var/lib/shop/dtc-log | jq -c 'select(.type == "failed")'
     """
-    from .v2.export import export_v2
+    from .commands.export import run_export
 
-    export_v2(log, fmt, output)
+    run_export(log, fmt, output)

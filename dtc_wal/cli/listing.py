@@ -81,6 +81,6 @@ def list_transactions(
       dtc list /var/lib/shop/dtc-log --state decided-commit --older-than 10m
       dtc list /var/lib/shop/dtc-log --state aborted --limit 20 --json
     """
-    from .v2.listing import list_v2
+    from .commands.listing import run_list
 
-    list_v2(log, states, older_than, limit, as_json)
+    run_list(log, states, older_than, limit, as_json)

@@ -7,6 +7,7 @@ import logging
 import click
 
 from .backup import backup
+from .commands import refusing_format1
 from .errors import DtcGroup
 from .export import export
 from .listing import list_transactions
@@ -15,7 +16,6 @@ from .repair import repair
 from .show import show
 from .status import status
 from .upgrade import upgrade
-from .v2 import refusing_format1
 from .verify import verify
 
 __all__ = ["cli", "main"]

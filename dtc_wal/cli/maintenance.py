@@ -73,9 +73,9 @@ def recover_command(
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry --dry-run
       dtc recover /var/lib/shop/dtc-log --registry shop.participants:registry
     """
-    from .v2.maintenance import recover_v2
+    from .commands.maintenance import run_recover
 
-    recover_v2(log, registry, dry_run, workers, as_json)
+    run_recover(log, registry, dry_run, workers, as_json)
 
 
 def _print_recovery(report: RecoveryReport) -> None:
@@ -172,9 +172,9 @@ def resolve(
       dtc resolve /var/lib/shop/dtc-log 5f0c2a1e-... --commit --participant warehouse \\
           --reason "committed by hand in the warehouse DB, ticket OPS-123"
     """
-    from .v2.maintenance import resolve_v2
+    from .commands.maintenance import run_resolve
 
-    resolve_v2(log, txid, outcome, participant, reason, heuristic, actor, as_json)
+    run_resolve(log, txid, outcome, participant, reason, heuristic, actor, as_json)
 
 
 # -- compact -------------------------------------------------------------------------------
@@ -215,6 +215,6 @@ def compact(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: b
       dtc compact /var/lib/shop/dtc-log --keep 30d
       dtc compact /var/lib/shop/dtc-log --keep 0s --json
     """
-    from .v2.maintenance import compact_v2
+    from .commands.maintenance import run_compact
 
-    compact_v2(log, keep, copy, dry_run, as_json)
+    run_compact(log, keep, copy, dry_run, as_json)

@@ -76,6 +76,6 @@ def repair(
       dtc repair /var/lib/shop/dtc-log 5f0c2a1e-8d4b-4c1e-9a57-0b6d1f3e2c10 --lsn 4711 \\
           --backup-to /srv/evidence/incident-4711 --json > incident-4711.json
     """
-    from .v2.repair import repair_v2
+    from .commands.repair import run_repair
 
-    repair_v2(log, txid, lsns, backup_to, force, as_json)
+    run_repair(log, txid, lsns, backup_to, force, as_json)

@@ -42,6 +42,6 @@ def show(log: Path, txid: str, full: bool, as_json: bool) -> None:
       dtc show /var/lib/shop/dtc-log 5f0c2a1e --full
       dtc show /var/lib/shop/dtc-log 5f0c2a1e --json
     """
-    from .v2.show import show_v2
+    from .commands.show import run_show
 
-    show_v2(log, txid, full, as_json)
+    run_show(log, txid, full, as_json)

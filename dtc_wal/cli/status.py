@@ -68,6 +68,6 @@ def status(log: Path, as_json: bool) -> None:
       dtc status /var/lib/shop/dtc-log
       dtc status /var/lib/shop/dtc-log --json | jq .unfinished
     """
-    from .v2.status import status_v2
+    from .commands.status import run_status
 
-    status_v2(log, as_json)
+    run_status(log, as_json)

@@ -19,7 +19,7 @@ from ..logs import lock_holder
 from ..output import echo_json, format_age, format_time, table
 from .reading import Entry, find_entry, in_doubt_of, open_readonly, record_dict
 
-__all__ = ["show_v2"]
+__all__ = ["run_show"]
 
 _SKIP = {"seq", "time", "type", "txid", "at", "participant"}
 
@@ -166,7 +166,7 @@ def _print(entry: Entry, log: Path, holder: str | None, full: bool) -> None:
         )
 
 
-def show_v2(log: Path, txid: str, full: bool, as_json: bool) -> None:
+def run_show(log: Path, txid: str, full: bool, as_json: bool) -> None:
     with open_readonly(log) as opened:
         entry = find_entry(opened, txid)
     holder = lock_holder(log)

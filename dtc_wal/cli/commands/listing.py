@@ -14,7 +14,7 @@ from ..logs import lock_holder
 from ..output import echo_json, format_age, format_time, table
 from .reading import DAMAGED, Entry, entry_of, in_doubt_of, open_readonly
 
-__all__ = ["list_v2"]
+__all__ = ["run_list"]
 
 
 def _matches(wanted: set[str], entry: Entry) -> bool:
@@ -57,7 +57,7 @@ def _row(entry: Entry, now: float) -> dict[str, Any]:
     }
 
 
-def list_v2(
+def run_list(
     log: Path,
     states: tuple[str, ...],
     older_than: float | None,

@@ -16,10 +16,10 @@ from ..output import echo_json, format_age
 from ..status import DEFAULT_MAX_MAP_SIZE, _holder_text, _pending_lines, _size_text
 from .reading import DAMAGED, Entry, entry_of, in_doubt_of, open_readonly
 
-__all__ = ["status_v2"]
+__all__ = ["run_status"]
 
 
-def status_v2(log: Path, as_json: bool) -> None:
+def run_status(log: Path, as_json: bool) -> None:
     now = time.time()
     with open_readonly(log) as opened:
         info = opened.info()

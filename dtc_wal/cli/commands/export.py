@@ -12,10 +12,10 @@ from ..output import dumps
 from ..progress import progress_bar
 from .reading import entry_of, open_readonly, record_dict
 
-__all__ = ["export_v2"]
+__all__ = ["run_export"]
 
 
-def export_v2(log: Path, fmt: str, output: IO[str]) -> None:
+def run_export(log: Path, fmt: str, output: IO[str]) -> None:
     damaged = 0
     to_file = getattr(output, "name", "-") not in ("-", "<stdout>")
     written = 0

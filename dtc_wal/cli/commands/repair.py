@@ -20,7 +20,7 @@ from ..logs import require_log, require_writable, unknown_transaction
 from ..output import echo_json
 from .reading import entry_of, record_dict
 
-__all__ = ["repair_v2"]
+__all__ = ["run_repair"]
 
 
 def _settle(entry_outcome: str | None) -> str:
@@ -64,7 +64,7 @@ def _first_step(tx: Transaction | None, settle: str, pending: list[str]) -> str:
     )
 
 
-def repair_v2(
+def run_repair(
     log: Path,
     txid: str,
     lsns: tuple[int, ...],

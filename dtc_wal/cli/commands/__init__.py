@@ -1,7 +1,7 @@
 """What every ``dtc`` command does, read and written only through
 :class:`~dtc_wal.log.TransactionLog` (:class:`~dtc_wal.log.lmdb.LmdbLog`) and, for recovery
 and resolution, :class:`~dtc_wal.drivers.Engine`. The click commands (their options and
-help) are in the modules above; each calls its function here.
+help) are in the modules above; each calls its ``run_<command>`` function here.
 
 :func:`refusing_format1` is the one place that looks at the format: a format-1 log (written
 before the redesign) gets an error naming ``dtc upgrade``, the only command that reads it.

@@ -27,10 +27,10 @@ from ..output import echo_json, format_age, format_bytes, format_time
 from ..progress import progress_bar
 from .reading import open_readonly, open_writable
 
-__all__ = ["compact_v2", "recover_v2", "resolve_v2"]
+__all__ = ["run_compact", "run_recover", "run_resolve"]
 
 
-def recover_v2(
+def run_recover(
     log: Path, registry: ParticipantRegistry | None, dry_run: bool, workers: int, as_json: bool
 ) -> None:
     """One recovery pass of the engine, driving ``workers`` transactions at once."""
@@ -65,7 +65,7 @@ def _resolution_text(tx: Transaction, participant: str | None, log: Path) -> str
     return f"{tx.txid}: {done}; the transaction is now {tx.state.value}{rest}"
 
 
-def resolve_v2(
+def run_resolve(
     log: Path,
     txid: str,
     outcome: str | None,
@@ -124,7 +124,7 @@ def _counts(opened: Any, cutoff: float) -> dict[str, int]:
     return out
 
 
-def compact_v2(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: bool) -> None:
+def run_compact(log: Path, keep: float, copy: bool | None, dry_run: bool, as_json: bool) -> None:
     """Delete finished transactions whose ``Ended`` is older than ``keep``; format 2 never
     copies the file (LMDB reuses the freed pages)."""
     if copy:

@@ -13,10 +13,10 @@ from ..backup import _copy_without_lock, backup_target
 from ..logs import require_log, unwritable, warn_lockless
 from ..output import echo_json, format_bytes
 
-__all__ = ["backup_v2"]
+__all__ = ["run_backup"]
 
 
-def backup_v2(log: Path, target: Path | None, as_json: bool) -> None:
+def run_backup(log: Path, target: Path | None, as_json: bool) -> None:
     require_log(log)
     dest = backup_target(log, target, "--to")
     locked = not any(unwritable(p) for p in (log, log / LOCK_FILE))
