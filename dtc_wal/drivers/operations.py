@@ -149,8 +149,8 @@ class EngineOperations:
         heuristic: bool = False,
     ) -> Transaction:
         """Record an operator's resolution (see :mod:`.resolve`); return the transaction
-        after it. Refuses a live txid and any other case the old core refused, with its
-        error types and messages."""
+        after it. Refuses a live txid, and a resolution the transaction's state does not
+        allow, with the error types and messages of :mod:`.resolve`."""
         check_resolution(outcome, reason, actor)
         with self._lock:
             if txid in self._live:

@@ -1,6 +1,6 @@
 """A recovery pass on the driver: machines seeded from the log's unfinished transactions
 (:meth:`~dtc_wal.protocol.Machine.recover`) run to the outcome their records imply, and
-its report in the old core's words (:class:`~dtc_wal.recovery.report.RecoveryReport`).
+its report (:class:`~dtc_wal.recovery.report.RecoveryReport`).
 
 Members come back by the rules of :mod:`dtc_wal.recovery.rebuild` (a registry factory,
 or the import paths of a saga step's functions). One that cannot be rebuilt is never

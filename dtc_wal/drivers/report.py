@@ -1,8 +1,8 @@
-"""Format-2 transactions in the words of :mod:`dtc_wal.recovery.report`: the
+"""Folded transactions in the words of :mod:`dtc_wal.recovery.report`: the
 :class:`~dtc_wal.recovery.report.RecoveryReport` entries a recovery pass (or its dry run)
 and the in-doubt listing give for a folded :class:`~dtc_wal.protocol.Transaction`.
 
-The report keeps the vocabulary users know from the old core: an outcome is ``"commit"``
+The report keeps the vocabulary of dtc-wal 0.1 users: an outcome is ``"commit"``
 or ``"rollback"`` (the protocol's abort), an action ``"presumed abort: roll back"`` or
 ``"re-send commit"`` / ``"re-send rollback"``; states are the protocol's member states
 (``"prepared"``, ``"step-done"``, ...).

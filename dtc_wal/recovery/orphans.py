@@ -5,8 +5,8 @@ log holds a commit decision for it and rolled back otherwise (presumed abort).
 The log is asked through ``decision_of(txid)``: ``"commit"`` or ``"rollback"``, None for a
 transaction that is still undecided in the log (live, or recovered on this pass: not an
 orphan yet), or it raises :class:`~dtc_wal.errors.LogCorruptError` for a damaged one, whose
-branches are left alone and reported in doubt. The old core (format 1,
-:mod:`.engine`) and the drivers (format 2) share this loop.
+branches are left alone and reported in doubt. The drivers' recovery pass
+(:mod:`dtc_wal.drivers.recovery`) runs this loop.
 """
 
 from __future__ import annotations
