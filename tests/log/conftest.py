@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dtc_wal.log import TransactionLog
+from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.protocol.records import (
     Decided,
     Ended,
@@ -90,3 +91,22 @@ def child(*args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+MakeLog = Callable[..., LmdbLog]
+
+
+@pytest.fixture
+def make_log(log_dir: Path) -> Iterator[MakeLog]:
+    """Open LMDB logs on ``log_dir`` (or ``path=``), options passed through; all are closed
+    at the end of the test."""
+    opened_logs: list[LmdbLog] = []
+
+    def make(**options: Any) -> LmdbLog:
+        log = LmdbLog(options.pop("path", log_dir), **options)
+        opened_logs.append(log)
+        return log
+
+    yield make
+    for log in reversed(opened_logs):
+        log.close()

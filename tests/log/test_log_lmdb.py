@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +30,7 @@ from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY, TN, frame
 from dtc_wal.protocol.records import Failed, Mode, Op, Opened
 
-from .conftest import child, decided, ended, opened
-
-MakeLog = Callable[..., LmdbLog]
-
-
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
-    return tmp_path / "log"
-
-
-@pytest.fixture
-def make_log(log_dir: Path) -> Iterator[MakeLog]:
-    logs: list[LmdbLog] = []
-
-    def make(**options: object) -> LmdbLog:
-        log = LmdbLog(log_dir, **options)  # type: ignore[arg-type]
-        logs.append(log)
-        return log
-
-    yield make
-    for log in reversed(logs):
-        log.close()
+from .conftest import MakeLog, child, decided, ended, opened
 
 
 def raw_tables(log_dir: Path) -> dict[str, dict[bytes, bytes]]:

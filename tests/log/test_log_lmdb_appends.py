@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +30,7 @@ from dtc_wal.log.lmdb import LmdbLog
 from dtc_wal.log.lmdb.codec import RECORD_KEY
 from dtc_wal.protocol.records import Acked, MemberState
 
-from .conftest import decided, ended, opened
-
-MakeLog = Callable[..., LmdbLog]
-
-
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
-    return tmp_path / "log"
-
-
-@pytest.fixture
-def make_log(log_dir: Path) -> Iterator[MakeLog]:
-    opened_logs: list[LmdbLog] = []
-
-    def make(**options: Any) -> LmdbLog:
-        log = LmdbLog(options.pop("path", log_dir), **options)
-        opened_logs.append(log)
-        return log
-
-    yield make
-    for log in reversed(opened_logs):
-        log.close()
+from .conftest import MakeLog, decided, ended, opened
 
 
 def record_keys(log_dir: Path) -> list[tuple[int, int]]:
