@@ -23,7 +23,6 @@ from ..errors import (
     CoordinatorClosedError,
     InvalidOptionError,
     InvalidParticipantError,
-    LogError,
     NotRecoverableError,
     NotRecoverableWarning,
     TransactionDamagedError,
@@ -33,7 +32,6 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..log.lmdb import LmdbLog
-from ..log.lmdb.format import log_format
 from ..participant import NOT_RECOVERABLE, CallableStep
 from ..protocol import Mode, Outcome, TxState
 from ..protocol import Options as ProtocolOptions
@@ -125,7 +123,7 @@ class TransactionCoordinator:
                 "log_writer='thread' is a format-1 option; a format-2 log always commits "
                 "in groups led by the appenders: leave log_writer at 'caller'"
             )
-        _refuse_format1(log_path, opts.log_format)
+        _refuse_format1(opts.log_format)
         self.options = opts
         self.max_data_bytes = opts.max_data_bytes
         self.registry = registry if registry is not None else ParticipantRegistry()
@@ -537,27 +535,14 @@ def _not_recoverable(mode: Mode, name: str, why: str) -> str:
     )
 
 
-def _refuse_format1(log_path: str | os.PathLike[str], wanted: int | None) -> None:
-    """A format-1 log, or ``log_format=1``: UnsupportedFormatError saying what to do. Only
-    ``dtc upgrade`` converts a log (format 1 to 2), keeping the original as evidence."""
+def _refuse_format1(wanted: int | None) -> None:
+    """``log_format=1``: UnsupportedFormatError saying what to do. (A format-1 log on disk
+    is refused by :class:`~dtc_wal.log.lmdb.LmdbLog`, naming ``dtc upgrade``.)"""
     if wanted == 1:
         raise UnsupportedFormatError(
             f"log_format=1 was asked for, but this version writes only log format "
             f"{LOG_FORMAT}; leave log_format out (format 1 logs are read only by "
             "`dtc upgrade`, which converts them)"
-        )
-    if isinstance(log_path, bool) or not isinstance(log_path, str | os.PathLike):
-        return  # the log's own check says what a log path is
-    try:
-        found = log_format(log_path)
-    except (LogError, OSError):  # no log yet, or one the open below explains better
-        return
-    if found == 1:
-        raise UnsupportedFormatError(
-            f"the log at {log_path} is in format 1, written by a dtc-wal before the "
-            "redesign; this version runs format 2 only. Convert it with `dtc upgrade "
-            f"{log_path} --in-place` (the original is kept beside it as evidence; "
-            "`--dry-run` first shows what would change), then open it again"
         )
 
 
